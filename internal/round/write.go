@@ -1,0 +1,253 @@
+package round
+
+import (
+	"fmt"
+
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// Outcome is where a round stands.
+type Outcome int
+
+const (
+	// Pending: the round needs more replies.
+	Pending Outcome = iota
+	// Success: a quorum confirmed.
+	Success
+	// Failed: definite failure; nothing of this attempt was accepted.
+	Failed
+	// Unknown: an accept was sent and no quorum confirmed it.
+	Unknown
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Pending:
+		return "pending"
+	case Success:
+		return "success"
+	case Failed:
+		return "failed"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Reply classifies one acceptor's answer to a request.
+type Reply int
+
+const (
+	// Ack: the acceptor promised (prepare) or accepted (accept).
+	Ack Reply = iota + 1
+	// Nack: the acceptor definitely did not promise or accept: a ballot
+	// conflict, a stale epoch or not admitted.
+	Nack
+	// Lost: no answer (timeout, transport error, unavailable). For an accept
+	// the acceptor may have accepted.
+	Lost
+)
+
+// Phase is the step a Write is in.
+type Phase int
+
+const (
+	// Preparing: waiting for a prepare quorum.
+	Preparing Phase = iota + 1
+	// Proposing: the prepare quorum is in; the caller computes the new value
+	// from Current and calls Propose.
+	Proposing
+	// Accepting: waiting for an accept quorum.
+	Accepting
+	// Done: the outcome is final.
+	Done
+)
+
+// Write is one attempt of a change of one key under one configuration: a
+// prepare to P (skipped with a 1RTT promise), then an accept to S.
+type Write struct {
+	cfg    *membership.Config
+	ballot register.Ballot
+	phase  Phase
+
+	outcome  Outcome
+	conflict register.Ballot // highest ballot shown by a conflict
+
+	replied  map[uint64]Reply // by incarnation, for the current phase
+	best     register.Ballot  // highest accepted ballot among promises
+	current  register.Value
+	proposed register.Value
+	next     register.Ballot
+	ackedInP int
+	acks     int
+	nacks    int
+	lost     int
+	promises int
+	refusedP int
+	setSize  int
+	quorum   int
+}
+
+// NewWrite starts an attempt with a fresh ballot; the first phase is the
+// prepare, sent to PrepareTargets.
+func NewWrite(cfg *membership.Config, ballot register.Ballot) *Write {
+	w := &Write{cfg: cfg, ballot: ballot, phase: Preparing, replied: map[uint64]Reply{}}
+	w.setSize = len(cfg.PrepareSet())
+	w.quorum = cfg.PrepareQuorum
+	return w
+}
+
+// NewFastWrite starts a one-round-trip attempt (DESIGN §2.4): ballot is a
+// cached promise taken from the Cache (used exactly once) and cur the value
+// cached with it. The round starts in Proposing.
+func NewFastWrite(cfg *membership.Config, ballot register.Ballot, cur register.Value) *Write {
+	return &Write{cfg: cfg, ballot: ballot, phase: Proposing, current: cur, replied: map[uint64]Reply{}}
+}
+
+// Ballot is the attempt's ballot.
+func (w *Write) Ballot() register.Ballot { return w.ballot }
+
+// Phase is the round's current phase.
+func (w *Write) Phase() Phase { return w.phase }
+
+// Outcome is the round's outcome; Pending until Phase is Done.
+func (w *Write) Outcome() Outcome { return w.outcome }
+
+// Conflict is the highest ballot any conflict reply showed (zero if none).
+// The caller fast-forwards its clock past it.
+func (w *Write) Conflict() register.Ballot { return w.conflict }
+
+// PrepareTargets are the members to send the prepare to.
+func (w *Write) PrepareTargets() []membership.Member { return w.cfg.PrepareSet() }
+
+// AcceptTargets are the members to send the accept to.
+func (w *Write) AcceptTargets() []membership.Member { return w.cfg.AcceptSet() }
+
+// Current is the value with the highest accepted ballot in the prepare
+// quorum (or the cached value of a 1RTT attempt). Valid from Proposing on.
+func (w *Write) Current() register.Value { return w.current }
+
+// Proposed is the value passed to Propose.
+func (w *Write) Proposed() register.Value { return w.proposed }
+
+// Next is the 1RTT promise passed to Propose.
+func (w *Write) Next() register.Ballot { return w.next }
+
+func (w *Write) member(incarnation uint64, inPrepare bool) bool {
+	m, ok := w.cfg.Member(incarnation)
+	if !ok {
+		return false
+	}
+	if inPrepare {
+		return m.Prepare
+	}
+	return m.Accept
+}
+
+// OnPrepare feeds one acceptor's prepare reply. accepted and v are the
+// acceptor's accepted ballot and value (meaningful for an Ack); conflict is
+// the ballot a Nack showed. Replies from non-members, repeated replies and
+// replies that arrive after the prepare phase are ignored.
+func (w *Write) OnPrepare(incarnation uint64, r Reply, accepted register.Ballot, v register.Value, conflict register.Ballot) {
+	w.conflict = w.conflict.Max(conflict)
+	if w.phase != Preparing || !w.member(incarnation, true) {
+		return
+	}
+	if _, dup := w.replied[incarnation]; dup {
+		return
+	}
+	w.replied[incarnation] = r
+	switch r {
+	case Ack:
+		w.promises++
+		if w.promises == 1 || w.best.Less(accepted) {
+			w.best, w.current = accepted, v
+		}
+		if w.promises >= w.quorum {
+			w.phase = Proposing
+		}
+	default:
+		w.refusedP++
+		if w.setSize-w.refusedP < w.quorum {
+			w.finish(Failed)
+		}
+	}
+}
+
+// Propose moves a Proposing round to Accepting with the new value and an
+// optional 1RTT promise next (zero for none; when set it must be a ballot
+// taken from the Clock for this purpose and never used otherwise).
+func (w *Write) Propose(v register.Value, next register.Ballot) {
+	if w.phase != Proposing {
+		panic(fmt.Sprintf("round: Propose in phase %d", w.phase))
+	}
+	w.phase = Accepting
+	w.proposed = v
+	w.next = next
+	w.replied = map[uint64]Reply{}
+	w.setSize = len(w.cfg.AcceptSet())
+	w.quorum = w.cfg.AcceptQuorum
+}
+
+// OnAccept feeds one acceptor's accept reply.
+func (w *Write) OnAccept(incarnation uint64, r Reply, conflict register.Ballot) {
+	w.conflict = w.conflict.Max(conflict)
+	if w.phase != Accepting || !w.member(incarnation, false) {
+		return
+	}
+	if _, dup := w.replied[incarnation]; dup {
+		return
+	}
+	w.replied[incarnation] = r
+	switch r {
+	case Ack:
+		w.acks++
+		if w.member(incarnation, true) {
+			w.ackedInP++
+		}
+	case Nack:
+		w.nacks++
+	default:
+		w.lost++
+	}
+	w.decideAccept(false)
+}
+
+func (w *Write) decideAccept(expired bool) {
+	pending := w.setSize - w.acks - w.nacks - w.lost
+	switch {
+	case w.acks >= w.quorum:
+		w.finish(Success)
+	case w.nacks == w.setSize:
+		w.finish(Failed)
+	case w.acks+pending < w.quorum && (w.acks > 0 || w.lost > 0):
+		w.finish(Unknown)
+	case expired:
+		// Replies still missing may be accepts that landed.
+		w.finish(Unknown)
+	}
+}
+
+// Expire ends a round whose replies did not all come in time.
+func (w *Write) Expire() {
+	switch w.phase {
+	case Preparing, Proposing:
+		w.finish(Failed)
+	case Accepting:
+		w.decideAccept(true)
+	}
+}
+
+func (w *Write) finish(o Outcome) {
+	w.phase = Done
+	w.outcome = o
+}
+
+// Cacheable reports whether the 1RTT promise of a successful accept may be
+// used for the next change of the key: the accept succeeded and the
+// acceptors that acknowledged it, and so now promise Next, include a prepare
+// quorum of P (with P ≠ S an accept quorum alone is not enough).
+func (w *Write) Cacheable() bool {
+	return w.outcome == Success && !w.next.IsZero() && w.ackedInP >= w.cfg.PrepareQuorum
+}

@@ -1,0 +1,254 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Member is one acceptor of a configuration. Incarnation identifies the
+// acceptor's storage (DESIGN §4): an acceptor that lost its disk comes back
+// with a new incarnation and is a new member.
+type Member struct {
+	// ID is a stable, human-readable name (the pod name), unique within a
+	// configuration.
+	ID string
+	// Addr is the dialable host:port of the acceptor's gRPC server.
+	Addr string
+	// Incarnation is the acceptor's storage identity; never zero.
+	Incarnation uint64
+	// Prepare is true when the member is in the prepare set P.
+	Prepare bool
+	// Accept is true when the member is in the accept set S.
+	Accept bool
+}
+
+// Config is one configuration of the cluster.
+type Config struct {
+	// Epoch orders configurations; each new configuration has a higher one.
+	Epoch uint64
+	// Members are the acceptors of P ∪ S, sorted by ID.
+	Members []Member
+	// PrepareQuorum (qp) is how many members of P a prepare needs.
+	PrepareQuorum int
+	// AcceptQuorum (qa) is how many members of S an accept needs.
+	AcceptQuorum int
+}
+
+// Sentinel errors of this package.
+var (
+	// ErrInvalid is wrapped by every validation error.
+	ErrInvalid = errors.New("invalid configuration")
+	// ErrStaleEpoch: a request carries an epoch lower than the acceptor's.
+	ErrStaleEpoch = errors.New("stale configuration epoch")
+	// ErrNotAdmitted: the acceptor's configuration does not list its incarnation.
+	ErrNotAdmitted = errors.New("acceptor not admitted by its configuration")
+)
+
+// Majority returns q(n) = ⌊n/2⌋ + 1.
+func Majority(n int) int { return n/2 + 1 }
+
+// Stable returns the configuration where P = S = members with majority
+// quorums. Members are copied and sorted by ID.
+func Stable(epoch uint64, members ...Member) Config {
+	ms := make([]Member, len(members))
+	for i, m := range members {
+		m.Prepare, m.Accept = true, true
+		ms[i] = m
+	}
+	sortMembers(ms)
+	return Config{Epoch: epoch, Members: ms, PrepareQuorum: Majority(len(ms)), AcceptQuorum: Majority(len(ms))}
+}
+
+func sortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// Clone returns a deep copy of c.
+func (c Config) Clone() Config {
+	c.Members = slices.Clone(c.Members)
+	return c
+}
+
+// PrepareSet returns the members of P.
+func (c Config) PrepareSet() []Member { return c.filter(func(m Member) bool { return m.Prepare }) }
+
+// AcceptSet returns the members of S.
+func (c Config) AcceptSet() []Member { return c.filter(func(m Member) bool { return m.Accept }) }
+
+func (c Config) filter(keep func(Member) bool) []Member {
+	var out []Member
+	for _, m := range c.Members {
+		if keep(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Member returns the member with the given incarnation.
+func (c Config) Member(incarnation uint64) (Member, bool) {
+	for _, m := range c.Members {
+		if m.Incarnation == incarnation {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// MemberByID returns the member with the given ID.
+func (c Config) MemberByID(id string) (Member, bool) {
+	for _, m := range c.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// IsStable reports whether P = S = all members with majority quorums.
+func (c Config) IsStable() bool {
+	for _, m := range c.Members {
+		if !m.Prepare || !m.Accept {
+			return false
+		}
+	}
+	q := Majority(len(c.Members))
+	return c.PrepareQuorum == q && c.AcceptQuorum == q
+}
+
+// Validate reports every problem of c at once, each wrapped with ErrInvalid.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...)))
+	}
+	if c.Epoch == 0 {
+		bad("epoch must be positive")
+	}
+	ids := map[string]bool{}
+	incs := map[uint64]bool{}
+	var np, ns int
+	for i, m := range c.Members {
+		switch {
+		case m.ID == "":
+			bad("member %d has an empty ID", i)
+		case ids[m.ID]:
+			bad("member ID %q appears twice", m.ID)
+		}
+		ids[m.ID] = true
+		switch {
+		case m.Incarnation == 0:
+			bad("member %q has incarnation 0", m.ID)
+		case incs[m.Incarnation]:
+			bad("incarnation %x appears twice", m.Incarnation)
+		}
+		incs[m.Incarnation] = true
+		if m.Addr == "" {
+			bad("member %q has no address", m.ID)
+		}
+		if !m.Prepare && !m.Accept {
+			bad("member %q is in neither the prepare nor the accept set", m.ID)
+		}
+		if m.Prepare {
+			np++
+		}
+		if m.Accept {
+			ns++
+		}
+	}
+	if !slices.IsSortedFunc(c.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) }) {
+		bad("members are not sorted by ID")
+	}
+	if c.PrepareQuorum < 1 || c.PrepareQuorum > np {
+		bad("prepare quorum %d is outside 1..%d (the prepare set's size)", c.PrepareQuorum, np)
+	}
+	if c.AcceptQuorum < 1 || c.AcceptQuorum > ns {
+		bad("accept quorum %d is outside 1..%d (the accept set's size)", c.AcceptQuorum, ns)
+	}
+	if len(errs) == 0 && !Intersect(c, c) {
+		bad("some prepare quorum (%d of %d) misses some accept quorum (%d of %d)", c.PrepareQuorum, np, c.AcceptQuorum, ns)
+	}
+	return errors.Join(errs...)
+}
+
+// Intersect reports whether every prepare quorum of a intersects every accept
+// quorum of b. Members are matched by incarnation.
+//
+// With x = |Pa \ Sb|, y = |Sb \ Pa| and z = |Pa ∩ Sb|, a disjoint pair of
+// quorums exists exactly when the quorums fit beside each other:
+// max(0, qp−x) + max(0, qa−y) ≤ z.
+func Intersect(a, b Config) bool {
+	inS := map[uint64]bool{}
+	for _, m := range b.Members {
+		if m.Accept {
+			inS[m.Incarnation] = true
+		}
+	}
+	var x, z int
+	for _, m := range a.Members {
+		if !m.Prepare {
+			continue
+		}
+		if inS[m.Incarnation] {
+			z++
+		} else {
+			x++
+		}
+	}
+	y := len(inS) - z
+	return max(0, a.PrepareQuorum-x)+max(0, b.AcceptQuorum-y) > z
+}
+
+// Compatible reports whether configurations a and b may follow each other:
+// each is valid on its own and the quorums of each intersect those of the
+// other in both directions (DESIGN §3).
+func Compatible(a, b Config) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if !Intersect(a, b) || !Intersect(b, a) {
+		return fmt.Errorf("%w: quorums of epochs %d and %d do not intersect", ErrInvalid, a.Epoch, b.Epoch)
+	}
+	return nil
+}
+
+// Check is the gate an acceptor with the given incarnation and configuration
+// applies to every prepare, accept and read carrying reqEpoch (DESIGN §3–§4).
+// It returns ErrNotAdmitted when c does not list the incarnation and
+// ErrStaleEpoch when reqEpoch is lower than c's epoch. Higher epochs pass: that
+// is the paper's mixed state during a step.
+func (c *Config) Check(incarnation, reqEpoch uint64) error {
+	if c == nil || c.Epoch == 0 {
+		return ErrNotAdmitted
+	}
+	if _, ok := c.Member(incarnation); !ok {
+		return ErrNotAdmitted
+	}
+	if reqEpoch < c.Epoch {
+		return ErrStaleEpoch
+	}
+	return nil
+}
+
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d P{", c.Epoch)
+	sep := ""
+	for _, m := range c.PrepareSet() {
+		b.WriteString(sep + m.ID)
+		sep = ","
+	}
+	fmt.Fprintf(&b, "}/%d S{", c.PrepareQuorum)
+	sep = ""
+	for _, m := range c.AcceptSet() {
+		b.WriteString(sep + m.ID)
+		sep = ","
+	}
+	fmt.Fprintf(&b, "}/%d", c.AcceptQuorum)
+	return b.String()
+}

@@ -1,0 +1,3 @@
+// Package kshakav1 is the generated Go code of the Kshaka wire protocol,
+// kshaka.proto, which documents the contract. Regenerate with `make generate`.
+package kshakav1
