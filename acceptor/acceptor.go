@@ -1,0 +1,533 @@
+package acceptor
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// Acceptor is one Kshaka acceptor: the register rules of package register
+// over a Pebble store, gated by the installed configuration. Its methods are
+// safe for concurrent use.
+type Acceptor struct {
+	opts    Options
+	limits  limits
+	log     *slog.Logger
+	store   store
+	locks   *stripes
+	metrics *metrics
+	health  *health.Server
+
+	incarnation uint64
+	syncs       atomic.Uint64
+	keyCount    atomic.Int64
+	failure     atomic.Pointer[error]
+
+	// admitted and epoch mirror the installed configuration for publish;
+	// closed is set (under the gate) by Close.
+	admitted atomic.Bool
+	epoch    atomic.Uint64
+	closed   atomic.Bool
+	healthMu sync.Mutex
+
+	// gate orders requests against configuration changes and Close. Data
+	// requests and ListKeys pages hold it shared from the epoch check to the
+	// reply; SetConfig and Close hold it exclusively. So a new epoch is never
+	// acknowledged while a request checked against an older one is still in
+	// flight (the fence of DESIGN §3), and Close waits for in-flight requests.
+	gate struct {
+		sync.RWMutex
+		config membership.Config
+	}
+}
+
+// Open opens (or creates) the acceptor's store in opts.Dir. On empty storage
+// it creates a random incarnation and persists it with Sync. The acceptor
+// serves no prepare, accept or read until a configuration that lists its
+// incarnation is installed with SetConfig.
+func Open(opts Options) (*Acceptor, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Acceptor{
+		opts:   opts,
+		limits: limits{maxKey: opts.MaxKeySize, maxValue: opts.MaxValueSize, maxItems: opts.MaxBatchItems},
+		log:    opts.Logger,
+		locks:  newStripes(opts.LockStripes),
+		health: health.NewServer(),
+	}
+	m, err := newMetrics(opts.Registerer, func() float64 { return float64(a.keyCount.Load()) })
+	if err != nil {
+		return nil, fmt.Errorf("while registering metrics: %w", err)
+	}
+	a.metrics = m
+	a.store.onSync = func(d time.Duration) {
+		a.syncs.Add(1)
+		a.metrics.syncs.Inc()
+		a.metrics.syncLatency.Observe(d.Seconds())
+	}
+	if err := a.open(); err != nil {
+		a.metrics.unregister()
+		return nil, err
+	}
+	a.metrics.healthy.Set(1)
+	a.publish()
+	a.log.Info("acceptor opened", "dir", opts.Dir, "incarnation", fmt.Sprintf("%x", a.incarnation),
+		"epoch", a.gate.config.Epoch, "keys", a.keyCount.Load())
+	return a, nil
+}
+
+func (a *Acceptor) open() (err error) {
+	defer recoverFatal(&err)
+	listener := &pebble.EventListener{
+		BackgroundError: func(err error) { a.fail(fmt.Errorf("pebble background error: %w", err)) },
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			a.fail(fmt.Errorf("pebble detected corruption in %s: %w", info.Path, info.Details))
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			a.log.Warn("slow disk operation", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			a.log.Warn("write stall", "reason", info.Reason)
+		},
+	}
+	logger := pebbleLogger{log: a.log, fail: a.fail}
+	db, err := pebble.Open(a.opts.Dir, a.opts.pebbleOptions(logger, listener))
+	if err != nil {
+		return fmt.Errorf("while opening the store in %s: %w", a.opts.Dir, err)
+	}
+	a.store.db = db
+	if err := a.loadOrCreateMeta(); err != nil {
+		return errors.Join(err, a.closeDB())
+	}
+	return nil
+}
+
+func (a *Acceptor) loadOrCreateMeta() error {
+	inc, cfg, err := a.store.loadMeta()
+	if err != nil {
+		return err
+	}
+	n, err := a.store.countKeys()
+	if err != nil {
+		return err
+	}
+	if inc == 0 {
+		if n > 0 {
+			return fmt.Errorf("%w: store in %s holds %d keys but no incarnation", register.ErrCorrupt, a.opts.Dir, n)
+		}
+		if inc, err = newIncarnation(); err != nil {
+			return err
+		}
+		if err := a.store.putMeta(metaIncarnation, encodeIncarnation(inc)); err != nil {
+			return fmt.Errorf("while persisting the new incarnation: %w", err)
+		}
+		a.log.Info("created incarnation on empty storage", "incarnation", fmt.Sprintf("%x", inc))
+	}
+	a.incarnation = inc
+	a.setConfigLocked(cfg)
+	a.keyCount.Store(n)
+	return nil
+}
+
+func newIncarnation() (uint64, error) {
+	var buf [8]byte
+	for {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return 0, fmt.Errorf("while creating an incarnation: %w", err)
+		}
+		if inc := binary.BigEndian.Uint64(buf[:]); inc != 0 {
+			return inc, nil
+		}
+	}
+}
+
+// Incarnation returns the identity of this acceptor's storage (DESIGN §4).
+func (a *Acceptor) Incarnation() uint64 { return a.incarnation }
+
+// Config returns the installed configuration (epoch 0 when none).
+func (a *Acceptor) Config() membership.Config {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	return a.gate.config.Clone()
+}
+
+// Err returns the storage error that took the acceptor out of service, or
+// nil while it is healthy.
+func (a *Acceptor) Err() error {
+	if p := a.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SyncCount returns how many storage batches the acceptor has committed with
+// Sync since Open (one per request that changed state, plus metadata writes).
+func (a *Acceptor) SyncCount() uint64 { return a.syncs.Load() }
+
+// ServerOptions returns the grpc.ServerOptions the acceptor needs from the
+// server passed to Register (message size limits).
+func (a *Acceptor) ServerOptions() []grpc.ServerOption { return a.opts.ServerOptions() }
+
+// Close stops serving, waits for the requests in flight and closes the store.
+// It is idempotent. Stop the gRPC server (GracefulStop) before Close so that
+// requests finish instead of failing with UNAVAILABLE.
+func (a *Acceptor) Close() error {
+	a.gate.Lock()
+	if a.closed.Swap(true) {
+		a.gate.Unlock()
+		return nil
+	}
+	a.gate.Unlock()
+	a.publish()
+	a.health.Shutdown()
+	a.metrics.unregister()
+	err := a.closeDB()
+	a.log.Info("acceptor closed", "incarnation", fmt.Sprintf("%x", a.incarnation))
+	return err
+}
+
+func (a *Acceptor) closeDB() (err error) {
+	defer recoverFatal(&err)
+	if err := a.store.db.Close(); err != nil {
+		return fmt.Errorf("while closing the store: %w", err)
+	}
+	return nil
+}
+
+// fail takes the acceptor out of service for good (until restart). It is
+// called on every storage error, from any goroutine, with or without the
+// gate held; only the first error is kept.
+func (a *Acceptor) fail(err error) {
+	a.metrics.storageErrors.Inc()
+	wrapped := fmt.Errorf("%w: %w", ErrOutOfService, err)
+	if !a.failure.CompareAndSwap(nil, &wrapped) {
+		return
+	}
+	a.log.Error("storage error: acceptor out of service", "err", err)
+	a.metrics.healthy.Set(0)
+	a.publish()
+}
+
+// storageErr takes the acceptor out of service after err and returns the
+// error to answer with.
+func (a *Acceptor) storageErr(err error) error {
+	a.fail(err)
+	return a.Err()
+}
+
+// Health service names set by publish: the server as a whole and the data
+// path.
+var healthServices = []string{"", "kshaka.v1.Acceptor"}
+
+// publish sets the health status and gauges from admitted, closed and
+// failure. It takes no gate (fail runs under it), only healthMu, inside which
+// it reads the latest state, so the last publisher always publishes the
+// truth.
+func (a *Acceptor) publish() {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	admitted := a.admitted.Load()
+	a.metrics.admitted.Set(boolGauge(admitted))
+	a.metrics.epoch.Set(float64(a.epoch.Load()))
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if admitted && a.Err() == nil && !a.closed.Load() {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, svc := range healthServices {
+		a.health.SetServingStatus(svc, status)
+	}
+}
+
+// setConfigLocked installs cfg in memory; the caller holds the gate
+// exclusively (or has not shared the acceptor yet).
+func (a *Acceptor) setConfigLocked(cfg membership.Config) {
+	a.gate.config = cfg
+	_, member := cfg.Member(a.incarnation)
+	a.admitted.Store(member && cfg.Epoch > 0)
+	a.epoch.Store(cfg.Epoch)
+}
+
+// admit checks a request's epoch against the installed configuration. The
+// caller holds the gate shared.
+func (a *Acceptor) admit(epoch uint64) error {
+	if a.closed.Load() {
+		return ErrClosed
+	}
+	if err := a.Err(); err != nil {
+		return err
+	}
+	cfg := &a.gate.config
+	switch err := cfg.Check(a.incarnation, epoch); {
+	case errors.Is(err, membership.ErrStaleEpoch):
+		return &StaleEpochError{RequestEpoch: epoch, Config: cfg.Clone()}
+	case err != nil:
+		return fmt.Errorf("%w: incarnation %x is not listed by the installed configuration (epoch %d); "+
+			"install one that lists it with Admin.SetConfig", err, a.incarnation, cfg.Epoch)
+	}
+	return nil
+}
+
+// apply runs one data-path request: admission, the stripe locks of all keys,
+// the records' states, step for each key (which returns the new state and
+// whether to write it), one batch with one Sync for all changed records, and
+// a final health check, all before the caller replies.
+func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st register.State) (register.State, bool)) error {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if err := a.admit(epoch); err != nil {
+		return err
+	}
+	unlock := a.locks.lock(keys)
+	defer unlock()
+
+	b := a.store.db.NewBatch()
+	defer b.Close()
+	var (
+		skey    []byte
+		rec     []byte
+		created int64
+	)
+	for i, k := range keys {
+		skey = storageKey(skey, k)
+		st, found, err := a.store.get(skey)
+		if err != nil {
+			return a.storageErr(err)
+		}
+		next, write := step(i, st)
+		if !write {
+			continue
+		}
+		if !found {
+			created++
+		}
+		rec = register.AppendState(rec[:0], next)
+		if err := b.Set(skey, rec, nil); err != nil {
+			return a.storageErr(fmt.Errorf("while preparing the batch: %w", err))
+		}
+	}
+	if b.Count() > 0 {
+		if err := a.store.commit(b); err != nil {
+			return a.storageErr(err)
+		}
+		a.keyCount.Add(created)
+	}
+	// A record this request read may have been written by a request whose
+	// sync failed after it let go of the stripe; never answer from it.
+	return a.Err()
+}
+
+func (a *Acceptor) prepare(epoch uint64, ops []prepareOp) ([]prepareOutcome, error) {
+	if err := a.limits.checkPrepare(ops); err != nil {
+		return nil, err
+	}
+	out := make([]prepareOutcome, len(ops))
+	keys := make([][]byte, len(ops))
+	for i, op := range ops {
+		keys[i] = op.Key
+	}
+	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
+		next, ok := st.Prepare(ops[i].Ballot)
+		out[i] = prepareOutcome{OK: ok, Accepted: st.Accepted, Value: st.Value}
+		if !ok {
+			out[i].Conflict = st.Highest()
+		}
+		return next, ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error) {
+	if err := a.limits.checkAccept(ops); err != nil {
+		return nil, err
+	}
+	out := make([]acceptOutcome, len(ops))
+	keys := make([][]byte, len(ops))
+	for i, op := range ops {
+		keys[i] = op.Key
+	}
+	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
+		op := ops[i]
+		next, ok := st.Accept(op.Ballot, op.Value, op.Next)
+		out[i] = acceptOutcome{OK: ok}
+		if !ok {
+			out[i].Conflict = st.Highest()
+		}
+		return next, ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]readOutcome, error) {
+	if err := a.limits.checkRead(keys); err != nil {
+		return nil, err
+	}
+	out := make([]readOutcome, len(keys))
+	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
+		out[i] = readOutcome{Accepted: st.Accepted, Value: st.Value}
+		return st, false
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetConfig installs cfg (DESIGN §3): cfg must be valid; a higher epoch is
+// persisted with Sync before SetConfig returns; the installed configuration
+// again is a no-op; a lower epoch, or the installed epoch with a different
+// configuration, fails with ErrConfigConflict. It returns the configuration
+// installed afterwards.
+func (a *Acceptor) SetConfig(cfg membership.Config) (membership.Config, error) {
+	if err := cfg.Validate(); err != nil {
+		return membership.Config{}, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	a.gate.Lock()
+	defer a.gate.Unlock()
+	if a.closed.Load() {
+		return membership.Config{}, ErrClosed
+	}
+	if err := a.Err(); err != nil {
+		return membership.Config{}, err
+	}
+	cur := a.gate.config
+	switch {
+	case cfg.Epoch == cur.Epoch && configsEqual(cfg, cur):
+		return cur.Clone(), nil
+	case cfg.Epoch == cur.Epoch:
+		return membership.Config{}, fmt.Errorf("%w: epoch %d is installed with different contents (installed %v, got %v)",
+			ErrConfigConflict, cur.Epoch, cur, cfg)
+	case cfg.Epoch < cur.Epoch:
+		return membership.Config{}, fmt.Errorf("%w: epoch %d is lower than the installed epoch %d",
+			ErrConfigConflict, cfg.Epoch, cur.Epoch)
+	}
+	rec, err := encodeConfig(cfg)
+	if err != nil {
+		return membership.Config{}, err
+	}
+	if err := a.store.putMeta(metaConfig, rec); err != nil {
+		return membership.Config{}, a.storageErr(fmt.Errorf("while persisting the configuration: %w", err))
+	}
+	a.setConfigLocked(cfg.Clone())
+	a.log.Info("configuration installed", "epoch", cfg.Epoch, "config", cfg.String(), "admitted", a.admitted.Load())
+	a.publish()
+	return cfg.Clone(), nil
+}
+
+func configsEqual(a, b membership.Config) bool {
+	return a.Epoch == b.Epoch && a.PrepareQuorum == b.PrepareQuorum && a.AcceptQuorum == b.AcceptQuorum &&
+		slices.Equal(a.Members, b.Members)
+}
+
+// Status is a snapshot of the acceptor's identity and health.
+type Status struct {
+	Incarnation uint64
+	Config      membership.Config
+	// Admitted: Config lists Incarnation.
+	Admitted bool
+	// Healthy is false after a storage error or Close.
+	Healthy bool
+	// KeyCount is the number of stored keys.
+	KeyCount uint64
+	// Reason explains, in words, why the acceptor is not serving ("" when it is).
+	Reason string
+}
+
+// Status returns the acceptor's current status.
+func (a *Acceptor) Status() Status {
+	a.gate.RLock()
+	cfg, closed := a.gate.config.Clone(), a.closed.Load()
+	a.gate.RUnlock()
+	_, admitted := cfg.Member(a.incarnation)
+	s := Status{
+		Incarnation: a.incarnation,
+		Config:      cfg,
+		Admitted:    admitted && cfg.Epoch > 0,
+		Healthy:     a.Err() == nil && !closed,
+		KeyCount:    uint64(max(a.keyCount.Load(), 0)),
+	}
+	switch err := a.Err(); {
+	case err != nil:
+		s.Reason = err.Error()
+	case closed:
+		s.Reason = ErrClosed.Error()
+	case cfg.Epoch == 0:
+		s.Reason = fmt.Sprintf("not admitted: no configuration installed; install one that lists incarnation %x", a.incarnation)
+	case !s.Admitted:
+		s.Reason = fmt.Sprintf("not admitted: the configuration of epoch %d does not list incarnation %x", cfg.Epoch, a.incarnation)
+	}
+	return s
+}
+
+// listKeys calls page with the stored keys greater than after, in ascending
+// order, pageSize at a time, at most limit in all (0: no limit). Each page is
+// read under the gate and handed to page after the gate is released, so a
+// slow reader holds up neither configuration changes nor Close.
+func (a *Acceptor) listKeys(after []byte, limit uint64, pageSize int, page func([][]byte) error) error {
+	var sent uint64
+	for {
+		n := pageSize
+		if limit > 0 {
+			n = int(min(uint64(n), limit-sent))
+		}
+		if n == 0 {
+			return nil
+		}
+		keys, err := a.readPage(after, n)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		if err := page(keys); err != nil {
+			return err
+		}
+		sent += uint64(len(keys))
+		if len(keys) < n {
+			return nil
+		}
+		after = keys[len(keys)-1]
+	}
+}
+
+func (a *Acceptor) readPage(after []byte, n int) ([][]byte, error) {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if a.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := a.Err(); err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, 0, n)
+	err := a.store.scan(after, func(k []byte) bool {
+		keys = append(keys, slices.Clone(k))
+		return len(keys) < n
+	})
+	if err != nil {
+		return nil, a.storageErr(err)
+	}
+	return keys, nil
+}

@@ -1,0 +1,239 @@
+package acceptor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// Defaults of Options. Sizes are in bytes.
+const (
+	DefaultMaxKeySize     = 1 << 10 // 1 KiB
+	DefaultMaxValueSize   = 1 << 20 // 1 MiB
+	DefaultMaxBatchItems  = 4096
+	DefaultMaxMessageSize = 64 << 20 // 64 MiB
+	DefaultLockStripes    = 4096
+
+	DefaultCacheSize                   = 64 << 20
+	DefaultMemTableSize                = 64 << 20
+	DefaultMemTableStopWritesThreshold = 4
+	DefaultL0CompactionThreshold       = 2
+	DefaultL0StopWritesThreshold       = 1000
+	DefaultLBaseMaxBytes               = 64 << 20
+	DefaultMaxOpenFiles                = 4096
+	DefaultBytesPerSync                = 512 << 10
+
+	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
+	// storage key adds a prefix byte.
+	maxKeySizeLimit = 64 << 10
+)
+
+// Options configure an Acceptor. The zero value of every field means "use
+// the default"; EnsureDefaults fills them in and Validate reports every
+// problem at once. Sizes are in bytes.
+//
+// The Pebble tuning defaults follow Pebble's own benchmark settings for small,
+// write-heavy values (research/perf-reliability.md §3.3): a large memtable so
+// that it rotates rarely, an eager L0 compaction trigger and no hard write
+// stall on L0 (rely on compaction pacing instead).
+type Options struct {
+	// Dir is the data directory. Required.
+	Dir string
+	// FS performs all file I/O of the store. nil: vfs.Default (the OS). Tests
+	// use vfs.NewMem, vfs.NewCrashableMem or vfs/errorfs.
+	FS vfs.FS
+
+	// MaxKeySize is the largest accepted key. Default 1 KiB, at most 64 KiB.
+	MaxKeySize int
+	// MaxValueSize is the largest accepted value data. Default 1 MiB.
+	MaxValueSize int
+	// MaxBatchItems is the most items (or keys) one request may carry.
+	// Default 4096.
+	MaxBatchItems int
+	// MaxMessageSize is the largest gRPC message the acceptor receives or
+	// sends (see ServerOptions). Default 64 MiB; at least MaxValueSize plus
+	// MaxKeySize plus 1 KiB of framing.
+	MaxMessageSize int
+
+	// AdminToken, when set, must be presented by every Admin RPC as the
+	// metadata `authorization: Bearer <token>`. Data-path RPCs never need it.
+	AdminToken string
+
+	// Registerer receives the acceptor's Prometheus metrics. nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives the acceptor's and Pebble's log lines. nil: discard.
+	Logger *slog.Logger
+
+	// LockStripes is the number of striped per-key locks. Default 4096.
+	LockStripes int
+
+	// CacheSize is Pebble's block cache. Default 64 MiB.
+	CacheSize int64
+	// MemTableSize is the size of one Pebble memtable. Default 64 MiB.
+	MemTableSize uint64
+	// MemTableStopWritesThreshold is how many queued memtables stop writes.
+	// Default 4.
+	MemTableStopWritesThreshold int
+	// L0CompactionThreshold is the L0 read amplification that triggers a
+	// compaction. Default 2.
+	L0CompactionThreshold int
+	// L0StopWritesThreshold is the L0 read amplification that stops writes.
+	// Default 1000 (effectively never; compaction pacing keeps up).
+	L0StopWritesThreshold int
+	// LBaseMaxBytes is the target size of Pebble's base level. Default 64 MiB.
+	LBaseMaxBytes int64
+	// MaxOpenFiles bounds Pebble's open file descriptors. Default 4096.
+	MaxOpenFiles int
+	// MaxConcurrentCompactions is the most compactions Pebble runs at once.
+	// Default min(3, GOMAXPROCS).
+	MaxConcurrentCompactions int
+	// BytesPerSync makes Pebble sync sstables incrementally every so many
+	// bytes, smoothing write-back. Default 512 KiB.
+	BytesPerSync int
+	// WALDir puts the write-ahead log in its own directory (ideally its own
+	// volume, so WAL fsyncs don't wait for compaction writes). "": inside Dir.
+	WALDir string
+	// WALMinSyncInterval is a minimum gap between WAL fsyncs; more requests
+	// then share one fsync (useful on IOPS-billed cloud disks, e.g. 250µs to
+	// 500µs). Default 0: sync as soon as asked.
+	WALMinSyncInterval time.Duration
+}
+
+// EnsureDefaults fills in the zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	setDefault(&o.MaxKeySize, DefaultMaxKeySize)
+	setDefault(&o.MaxValueSize, DefaultMaxValueSize)
+	setDefault(&o.MaxBatchItems, DefaultMaxBatchItems)
+	setDefault(&o.MaxMessageSize, max(DefaultMaxMessageSize, o.MaxValueSize+o.MaxKeySize+minFraming))
+	setDefault(&o.LockStripes, DefaultLockStripes)
+	setDefault(&o.CacheSize, DefaultCacheSize)
+	setDefault(&o.MemTableSize, DefaultMemTableSize)
+	setDefault(&o.MemTableStopWritesThreshold, DefaultMemTableStopWritesThreshold)
+	setDefault(&o.L0CompactionThreshold, DefaultL0CompactionThreshold)
+	setDefault(&o.L0StopWritesThreshold, DefaultL0StopWritesThreshold)
+	setDefault(&o.LBaseMaxBytes, DefaultLBaseMaxBytes)
+	setDefault(&o.MaxOpenFiles, DefaultMaxOpenFiles)
+	setDefault(&o.MaxConcurrentCompactions, min(3, runtime.GOMAXPROCS(0)))
+	setDefault(&o.BytesPerSync, DefaultBytesPerSync)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// minFraming is the room a message needs beyond one key and one value.
+const minFraming = 1 << 10
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// ErrOptions is wrapped by every error Validate returns.
+var ErrOptions = errors.New("invalid acceptor options")
+
+// Validate reports every problem of o at once, each wrapped with ErrOptions.
+// Call it after EnsureDefaults (Open does both).
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, args...)))
+	}
+	if o.Dir == "" {
+		bad("Dir (the data directory) is required")
+	}
+	if o.MaxKeySize < 1 || o.MaxKeySize > maxKeySizeLimit {
+		bad("MaxKeySize %d is outside 1..%d", o.MaxKeySize, maxKeySizeLimit)
+	}
+	if o.MaxValueSize < 0 {
+		bad("MaxValueSize %d is negative", o.MaxValueSize)
+	}
+	if o.MaxBatchItems < 1 {
+		bad("MaxBatchItems %d must be at least 1", o.MaxBatchItems)
+	}
+	if need := o.MaxValueSize + o.MaxKeySize + minFraming; o.MaxMessageSize < need {
+		bad("MaxMessageSize %d cannot carry one item: need at least %d (MaxValueSize + MaxKeySize + 1 KiB)", o.MaxMessageSize, need)
+	}
+	if o.LockStripes < 1 || o.LockStripes > 1<<20 {
+		bad("LockStripes %d is outside 1..%d", o.LockStripes, 1<<20)
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"CacheSize", o.CacheSize},
+		{"MemTableStopWritesThreshold", int64(o.MemTableStopWritesThreshold)},
+		{"L0CompactionThreshold", int64(o.L0CompactionThreshold)},
+		{"L0StopWritesThreshold", int64(o.L0StopWritesThreshold)},
+		{"LBaseMaxBytes", o.LBaseMaxBytes},
+		{"MaxOpenFiles", int64(o.MaxOpenFiles)},
+		{"MaxConcurrentCompactions", int64(o.MaxConcurrentCompactions)},
+		{"BytesPerSync", int64(o.BytesPerSync)},
+	}
+	for _, p := range positive {
+		if p.v < 1 {
+			bad("%s %d must be positive", p.name, p.v)
+		}
+	}
+	if o.MemTableSize < 1<<20 || o.MemTableSize >= 4<<30 {
+		bad("MemTableSize %d is outside 1 MiB..4 GiB", o.MemTableSize)
+	}
+	if o.L0StopWritesThreshold < o.L0CompactionThreshold {
+		bad("L0StopWritesThreshold %d is below L0CompactionThreshold %d", o.L0StopWritesThreshold, o.L0CompactionThreshold)
+	}
+	if o.WALMinSyncInterval < 0 {
+		bad("WALMinSyncInterval %v is negative", o.WALMinSyncInterval)
+	}
+	return errors.Join(errs...)
+}
+
+// ServerOptions returns the grpc.ServerOptions the acceptor needs from the
+// server it is registered on: message size limits that admit the largest
+// valid request.
+func (o *Options) ServerOptions() []grpc.ServerOption {
+	n := o.MaxMessageSize
+	if n == 0 {
+		n = max(DefaultMaxMessageSize, o.MaxValueSize+o.MaxKeySize+minFraming)
+	}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(n), grpc.MaxSendMsgSize(n)}
+}
+
+// pebbleOptions translates o (after EnsureDefaults) into Pebble's options.
+func (o *Options) pebbleOptions(logger pebble.Logger, listener *pebble.EventListener) *pebble.Options {
+	po := &pebble.Options{
+		FS:                          o.FS,
+		CacheSize:                   o.CacheSize,
+		FormatMajorVersion:          pebble.FormatNewest,
+		MemTableSize:                o.MemTableSize,
+		MemTableStopWritesThreshold: o.MemTableStopWritesThreshold,
+		L0CompactionThreshold:       o.L0CompactionThreshold,
+		L0StopWritesThreshold:       o.L0StopWritesThreshold,
+		LBaseMaxBytes:               o.LBaseMaxBytes,
+		MaxOpenFiles:                o.MaxOpenFiles,
+		BytesPerSync:                o.BytesPerSync,
+		WALDir:                      o.WALDir,
+		Logger:                      logger,
+		EventListener:               listener,
+	}
+	compactions := o.MaxConcurrentCompactions
+	po.CompactionConcurrencyRange = func() (int, int) { return 1, compactions }
+	if d := o.WALMinSyncInterval; d > 0 {
+		po.WALMinSyncInterval = func() time.Duration { return d }
+	}
+	for i := range po.Levels {
+		po.Levels[i].BlockSize = 32 << 10
+		po.Levels[i].IndexBlockSize = 256 << 10
+	}
+	return po
+}

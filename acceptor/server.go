@@ -1,0 +1,229 @@
+package acceptor
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/kshaka-io/kshaka/membership"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+)
+
+// Register registers the Acceptor, Admin and gRPC health services on s. The
+// server should be created with ServerOptions.
+func (a *Acceptor) Register(s *grpc.Server) {
+	kshakav1.RegisterAcceptorServer(s, acceptorServer{a: a})
+	kshakav1.RegisterAdminServer(s, adminServer{a: a})
+	healthgrpc.RegisterHealthServer(s, a.health)
+}
+
+// statusErr maps the acceptor's errors to gRPC status codes. It is the only
+// place where codes are chosen.
+func statusErr(err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, ErrInvalidRequest):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrOutOfService), errors.Is(err, ErrClosed):
+		code = codes.Unavailable
+	case errors.Is(err, membership.ErrNotAdmitted), errors.Is(err, ErrConfigConflict):
+		code = codes.FailedPrecondition
+	}
+	return status.Error(code, err.Error())
+}
+
+// result names an RPC outcome for metrics: "ok", "stale" or a code name.
+func result(err error, stale bool) string {
+	switch {
+	case err != nil:
+		return status.Code(err).String()
+	case stale:
+		return "stale"
+	}
+	return "ok"
+}
+
+// track records an RPC's outcome and latency; use as
+// `defer a.track("Prepare", time.Now(), &err, &stale)`.
+func (a *Acceptor) track(rpc string, start time.Time, err *error, stale *bool) {
+	a.metrics.observe(rpc, result(*err, *stale), time.Since(start))
+}
+
+// staleConfig splits a StaleEpochError off err.
+func staleConfig(err error) (*kshakav1.Config, error) {
+	var se *StaleEpochError
+	if errors.As(err, &se) {
+		return configToProto(se.Config), nil
+	}
+	return nil, err
+}
+
+type acceptorServer struct {
+	kshakav1.UnimplementedAcceptorServer
+	a *Acceptor
+}
+
+func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest) (resp *kshakav1.PrepareResponse, err error) {
+	var stale bool
+	defer s.a.track("Prepare", time.Now(), &err, &stale)
+	s.a.metrics.batchItems.WithLabelValues("Prepare").Observe(float64(len(req.GetItems())))
+	out, err := s.a.prepare(req.GetEpoch(), prepareOpsFromProto(req.GetItems()))
+	resp = &kshakav1.PrepareResponse{}
+	if resp.StaleConfig, err = staleConfig(err); err != nil {
+		return nil, statusErr(err)
+	}
+	stale = resp.StaleConfig != nil
+	for _, o := range out {
+		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: ballotToProto(o.Accepted), Value: valueToProto(o.Value)}
+		if !o.OK {
+			r.Conflict = ballotToProto(o.Conflict)
+		}
+		resp.Results = append(resp.Results, r)
+	}
+	return resp, nil
+}
+
+func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (resp *kshakav1.AcceptResponse, err error) {
+	var stale bool
+	defer s.a.track("Accept", time.Now(), &err, &stale)
+	s.a.metrics.batchItems.WithLabelValues("Accept").Observe(float64(len(req.GetItems())))
+	out, err := s.a.accept(req.GetEpoch(), acceptOpsFromProto(req.GetItems()))
+	resp = &kshakav1.AcceptResponse{}
+	if resp.StaleConfig, err = staleConfig(err); err != nil {
+		return nil, statusErr(err)
+	}
+	stale = resp.StaleConfig != nil
+	for _, o := range out {
+		r := &kshakav1.AcceptResult{Ok: o.OK}
+		if !o.OK {
+			r.Conflict = ballotToProto(o.Conflict)
+		}
+		resp.Results = append(resp.Results, r)
+	}
+	return resp, nil
+}
+
+func (s acceptorServer) Read(_ context.Context, req *kshakav1.ReadRequest) (resp *kshakav1.ReadResponse, err error) {
+	var stale bool
+	defer s.a.track("Read", time.Now(), &err, &stale)
+	s.a.metrics.batchItems.WithLabelValues("Read").Observe(float64(len(req.GetKeys())))
+	out, err := s.a.read(req.GetEpoch(), req.GetKeys())
+	resp = &kshakav1.ReadResponse{}
+	if resp.StaleConfig, err = staleConfig(err); err != nil {
+		return nil, statusErr(err)
+	}
+	stale = resp.StaleConfig != nil
+	for _, o := range out {
+		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: ballotToProto(o.Accepted), Value: valueToProto(o.Value)})
+	}
+	return resp, nil
+}
+
+type adminServer struct {
+	kshakav1.UnimplementedAdminServer
+	a *Acceptor
+}
+
+// authorize checks the admin token, when one is configured.
+func (a *Acceptor) authorize(ctx context.Context) error {
+	if a.opts.AdminToken == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return status.Error(codes.Unauthenticated, "admin token required: send metadata `authorization: Bearer <token>`")
+	}
+	want := "Bearer " + a.opts.AdminToken
+	for _, v := range vals {
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(v)), []byte(want)) == 1 {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "invalid admin token")
+}
+
+func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest) (resp *kshakav1.GetConfigResponse, err error) {
+	var stale bool
+	defer s.a.track("GetConfig", time.Now(), &err, &stale)
+	if err := s.a.authorize(ctx); err != nil {
+		return nil, err
+	}
+	return &kshakav1.GetConfigResponse{Config: configToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
+}
+
+func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigRequest) (resp *kshakav1.SetConfigResponse, err error) {
+	var stale bool
+	defer s.a.track("SetConfig", time.Now(), &err, &stale)
+	if err := s.a.authorize(ctx); err != nil {
+		return nil, err
+	}
+	if req.GetConfig() == nil {
+		return nil, status.Error(codes.InvalidArgument, "config is missing")
+	}
+	cfg, err := s.a.SetConfig(configFromProto(req.GetConfig()))
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	return &kshakav1.SetConfigResponse{Config: configToProto(cfg)}, nil
+}
+
+func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (resp *kshakav1.StatusResponse, err error) {
+	var stale bool
+	defer s.a.track("Status", time.Now(), &err, &stale)
+	if err := s.a.authorize(ctx); err != nil {
+		return nil, err
+	}
+	st := s.a.Status()
+	return &kshakav1.StatusResponse{
+		Incarnation: st.Incarnation,
+		Epoch:       st.Config.Epoch,
+		Admitted:    st.Admitted,
+		Healthy:     st.Healthy,
+		KeyCount:    st.KeyCount,
+		Reason:      st.Reason,
+		Config:      configToProto(st.Config),
+	}, nil
+}
+
+// defaultPageSize and maxPageSize bound ListKeys pages.
+const (
+	defaultPageSize = 1000
+	maxPageSize     = 10000
+)
+
+func (s adminServer) ListKeys(req *kshakav1.ListKeysRequest, stream grpc.ServerStreamingServer[kshakav1.ListKeysResponse]) (err error) {
+	var stale bool
+	defer s.a.track("ListKeys", time.Now(), &err, &stale)
+	if err := s.a.authorize(stream.Context()); err != nil {
+		return err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	err = s.a.listKeys(req.GetStartAfter(), req.GetLimit(), size, func(keys [][]byte) error {
+		if err := stream.Context().Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		return stream.Send(&kshakav1.ListKeysResponse{Keys: keys})
+	})
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return statusErr(err)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kshaka-io/kshaka/acceptor"
+)
+
+// config is everything the command line and the environment can set.
+type config struct {
+	dataDir         string
+	walDir          string
+	listen          string
+	metricsListen   string
+	maxKeySize      int
+	maxValueSize    int
+	maxBatchItems   int
+	maxMessageSize  int
+	adminToken      string
+	adminTokenFile  string
+	tlsCertFile     string
+	tlsKeyFile      string
+	tlsClientCAFile string
+	cacheSize       int64
+	memTableSize    uint64
+	walMinSyncIntv  time.Duration
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+}
+
+const usageHeader = `kshaka-acceptor runs one Kshaka acceptor: a CASPaxos register store on Pebble,
+served over gRPC (Acceptor, Admin and health services) with Prometheus metrics.
+
+Every flag can also be set through the environment variable shown with it;
+a flag on the command line wins over the environment.
+
+Usage: kshaka-acceptor [flags]
+
+Flags:
+`
+
+// envVars maps each flag to the environment variable that sets it.
+var envVars = map[string]string{
+	"data-dir":              "KSHAKA_DATA_DIR",
+	"wal-dir":               "KSHAKA_WAL_DIR",
+	"listen":                "KSHAKA_LISTEN",
+	"metrics-listen":        "KSHAKA_METRICS_LISTEN",
+	"max-key-size":          "KSHAKA_MAX_KEY_SIZE",
+	"max-value-size":        "KSHAKA_MAX_VALUE_SIZE",
+	"max-batch-items":       "KSHAKA_MAX_BATCH_ITEMS",
+	"max-message-size":      "KSHAKA_MAX_MESSAGE_SIZE",
+	"admin-token":           "KSHAKA_ADMIN_TOKEN",
+	"admin-token-file":      "KSHAKA_ADMIN_TOKEN_FILE",
+	"tls-cert-file":         "KSHAKA_TLS_CERT_FILE",
+	"tls-key-file":          "KSHAKA_TLS_KEY_FILE",
+	"tls-client-ca-file":    "KSHAKA_TLS_CLIENT_CA_FILE",
+	"cache-size":            "KSHAKA_CACHE_SIZE",
+	"memtable-size":         "KSHAKA_MEMTABLE_SIZE",
+	"wal-min-sync-interval": "KSHAKA_WAL_MIN_SYNC_INTERVAL",
+	"shutdown-timeout":      "KSHAKA_SHUTDOWN_TIMEOUT",
+	"log-level":             "KSHAKA_LOG_LEVEL",
+	"log-format":            "KSHAKA_LOG_FORMAT",
+}
+
+// parseConfig reads flags from args over environment values from getenv.
+// It returns flag.ErrHelp after writing usage for -h/--help.
+func parseConfig(args []string, getenv func(string) (string, bool), out io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("kshaka-acceptor", flag.ContinueOnError)
+	fs.SetOutput(out)
+
+	fs.StringVar(&c.dataDir, "data-dir", "", "Directory of the acceptor's store (created if missing). Required.")
+	fs.StringVar(&c.walDir, "wal-dir", "", "Directory of the write-ahead log, ideally on its own volume. Empty: inside --data-dir.")
+	fs.StringVar(&c.listen, "listen", ":7400", "host:port of the gRPC server.")
+	fs.StringVar(&c.metricsListen, "metrics-listen", ":9400", "host:port of the HTTP server with /metrics (Prometheus). Empty: disabled.")
+	fs.IntVar(&c.maxKeySize, "max-key-size", acceptor.DefaultMaxKeySize, "Largest accepted key, in bytes.")
+	fs.IntVar(&c.maxValueSize, "max-value-size", acceptor.DefaultMaxValueSize, "Largest accepted value, in bytes.")
+	fs.IntVar(&c.maxBatchItems, "max-batch-items", acceptor.DefaultMaxBatchItems, "Most items one Prepare, Accept or Read may carry.")
+	fs.IntVar(&c.maxMessageSize, "max-message-size", 0, "Largest gRPC message, in bytes. 0: max(64 MiB, one max-size item).")
+	fs.StringVar(&c.adminToken, "admin-token", "", "Token Admin RPCs must present as `authorization: Bearer <token>`. Empty: no token required.")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "File holding the admin token (e.g. a mounted Secret); surrounding whitespace is trimmed.")
+	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "PEM certificate of the gRPC server. With --tls-key-file it enables TLS.")
+	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
+	fs.StringVar(&c.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).")
+	fs.Int64Var(&c.cacheSize, "cache-size", acceptor.DefaultCacheSize, "Pebble block cache, in bytes.")
+	fs.Uint64Var(&c.memTableSize, "memtable-size", acceptor.DefaultMemTableSize, "Pebble memtable size, in bytes.")
+	fs.DurationVar(&c.walMinSyncIntv, "wal-min-sync-interval", 0, "Minimum gap between WAL fsyncs (e.g. 500us on IOPS-billed disks). 0: sync at once.")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled.")
+	fs.StringVar(&c.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	fs.StringVar(&c.logFormat, "log-format", "json", "Log format: json or text.")
+
+	fs.Usage = func() { usage(fs, out) }
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envVars[f.Name]
+		if v, ok := getenv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid value %q for environment variable %s: %v", v, env, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, c.check()
+}
+
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprint(out, usageHeader)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(out, "  --%s (env %s, default %s)\n      %s\n", f.Name, envVars[f.Name], def, f.Usage)
+	})
+}
+
+// check reports every problem of c at once (options the acceptor validates
+// itself are checked by acceptor.Open).
+func (c *config) check() error {
+	var errs []error
+	if c.dataDir == "" {
+		errs = append(errs, errors.New("--data-dir (KSHAKA_DATA_DIR) is required"))
+	}
+	if c.listen == "" {
+		errs = append(errs, errors.New("--listen (KSHAKA_LISTEN) must not be empty"))
+	}
+	if (c.tlsCertFile == "") != (c.tlsKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if c.tlsClientCAFile != "" && c.tlsCertFile == "" {
+		errs = append(errs, errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file"))
+	}
+	if c.adminToken != "" && c.adminTokenFile != "" {
+		errs = append(errs, errors.New("set --admin-token or --admin-token-file, not both"))
+	}
+	if c.shutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %v must be positive", c.shutdownTimeout))
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.logFormat != "json" && c.logFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q must be json or text", c.logFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.logLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// token returns the admin token, reading --admin-token-file if set.
+func (c *config) token() (string, error) {
+	if c.adminTokenFile == "" {
+		return c.adminToken, nil
+	}
+	buf, err := os.ReadFile(c.adminTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("while reading --admin-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(buf))
+	if tok == "" {
+		return "", fmt.Errorf("--admin-token-file %s is empty", c.adminTokenFile)
+	}
+	return tok, nil
+}
