@@ -1,0 +1,285 @@
+package proposer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kshaka-io/kshaka/internal/round"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// method is the kind of request a batcher sends.
+type method int
+
+const (
+	methodPrepare method = iota
+	methodAccept
+	methodRead
+)
+
+func (m method) String() string {
+	switch m {
+	case methodPrepare:
+		return "prepare"
+	case methodAccept:
+		return "accept"
+	case methodRead:
+		return "read"
+	}
+	return fmt.Sprintf("method(%d)", int(m))
+}
+
+// phase collects the replies to one phase of one round: one item per target,
+// one reply per item. ch has room for every reply, so senders never block.
+// Once the phase is over, dead is set and items not yet sent are dropped,
+// unless keep is set (accepts: they bring slow acceptors up to date, and an
+// accept that was handed to a batcher counts as sent anyway).
+type phase struct {
+	ch   chan memberReply
+	keep bool
+	dead atomic.Bool
+}
+
+func (p *phase) dropped() bool { return !p.keep && p.dead.Load() }
+
+func newPhase(targets int) *phase { return &phase{ch: make(chan memberReply, targets)} }
+
+// memberReply is one acceptor's answer for one key.
+type memberReply struct {
+	inc      uint64
+	reply    round.Reply
+	accepted register.Ballot
+	value    register.Value
+	conflict register.Ballot
+	err      error
+}
+
+// item is one key's request to one acceptor.
+type item struct {
+	epoch  uint64
+	key    []byte
+	ballot register.Ballot // prepare, accept
+	next   register.Ballot // accept
+	value  register.Value  // accept
+	inc    uint64          // the member's incarnation, for the reply
+	ph     *phase
+}
+
+func (it *item) size() int { return len(it.key) + len(it.value.Data) + 64 }
+
+// takeBatch picks the next batch from a queue, in order: items of the first
+// live item's epoch (a request carries one epoch), at most one per key (the
+// acceptor refuses duplicates), at most maxItems items and maxBytes bytes
+// (a single item always goes). Items of ended phases are dropped; the rest
+// stay queued in order.
+func takeBatch(q []*item, maxItems, maxBytes int) (batch, rest []*item) {
+	var (
+		epoch uint64
+		bytes int
+		keys  = map[string]struct{}{}
+	)
+	for i, it := range q {
+		if it.ph.dropped() {
+			continue
+		}
+		if len(batch) == maxItems {
+			for _, it := range q[i:] {
+				if !it.ph.dropped() {
+					rest = append(rest, it)
+				}
+			}
+			break
+		}
+		if len(batch) == 0 {
+			epoch = it.epoch
+		}
+		_, dup := keys[string(it.key)]
+		if it.epoch != epoch || dup || (len(batch) > 0 && bytes+it.size() > maxBytes) {
+			rest = append(rest, it)
+			continue
+		}
+		batch = append(batch, it)
+		keys[string(it.key)] = struct{}{}
+		bytes += it.size()
+	}
+	return batch, rest
+}
+
+// batcher sends one kind of request to one acceptor. It is self-clocked: at
+// most one request is in flight, and while it is, the next batch fills up.
+type batcher struct {
+	c      *Client
+	addr   string
+	method method
+	api    kshakav1.AcceptorClient // nil when the address could not be dialled
+	dial   error
+
+	mu struct {
+		sync.Mutex
+		q    []*item
+		busy bool
+	}
+}
+
+// add queues it and starts a sender if none is running.
+func (b *batcher) add(it *item) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mu.q = append(b.mu.q, it)
+	if !b.mu.busy {
+		b.mu.busy = true
+		b.c.wg.Add(1)
+		go b.run()
+	}
+}
+
+func (b *batcher) run() {
+	defer b.c.wg.Done()
+	for {
+		b.mu.Lock()
+		var batch []*item
+		batch, b.mu.q = takeBatch(b.mu.q, b.c.cfg.MaxBatch, maxBatchBytes)
+		if len(batch) == 0 {
+			b.mu.busy = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.send(batch)
+	}
+}
+
+func (b *batcher) send(batch []*item) {
+	start := time.Now()
+	replies, err := b.call(batch)
+	if f := b.c.cfg.Events.RPCDone; f != nil {
+		f(RPCInfo{Addr: b.addr, Method: b.method.String(), Items: len(batch), Duration: time.Since(start), Err: err})
+	}
+	for i, it := range batch {
+		r := replies[i]
+		r.inc = it.inc
+		it.ph.ch <- r
+	}
+}
+
+// call sends batch and classifies each item's reply.
+func (b *batcher) call(batch []*item) ([]memberReply, error) {
+	if b.api == nil {
+		return failAll(len(batch), round.Lost, b.dial), b.dial
+	}
+	ctx, cancel := context.WithTimeout(b.c.ctx, b.c.cfg.RequestTimeout)
+	defer cancel()
+	epoch := batch[0].epoch
+	switch b.method {
+	case methodPrepare:
+		req := &kshakav1.PrepareRequest{Epoch: epoch, Items: make([]*kshakav1.PrepareItem, len(batch))}
+		for i, it := range batch {
+			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: ballotToProto(it.ballot)}
+		}
+		resp, err := b.api.Prepare(ctx, req)
+		if out, err, done := b.check(len(batch), err, resp.GetStaleConfig(), len(resp.GetResults())); done {
+			return out, err
+		}
+		out := make([]memberReply, len(batch))
+		for i, r := range resp.GetResults() {
+			out[i] = memberReply{
+				reply:    round.Nack,
+				accepted: ballotFromProto(r.GetAccepted()),
+				value:    valueFromProto(r.GetValue()),
+				conflict: ballotFromProto(r.GetConflict()),
+			}
+			if r.GetOk() {
+				out[i].reply = round.Ack
+			}
+		}
+		return out, nil
+	case methodAccept:
+		req := &kshakav1.AcceptRequest{Epoch: epoch, Items: make([]*kshakav1.AcceptItem, len(batch))}
+		for i, it := range batch {
+			req.Items[i] = &kshakav1.AcceptItem{
+				Key: it.key, Ballot: ballotToProto(it.ballot), Value: valueToProto(it.value),
+			}
+			if !it.next.IsZero() {
+				req.Items[i].Next = ballotToProto(it.next)
+			}
+		}
+		resp, err := b.api.Accept(ctx, req)
+		if out, err, done := b.check(len(batch), err, resp.GetStaleConfig(), len(resp.GetResults())); done {
+			return out, err
+		}
+		out := make([]memberReply, len(batch))
+		for i, r := range resp.GetResults() {
+			out[i] = memberReply{reply: round.Nack, conflict: ballotFromProto(r.GetConflict())}
+			if r.GetOk() {
+				out[i].reply = round.Ack
+			}
+		}
+		return out, nil
+	default:
+		req := &kshakav1.ReadRequest{Epoch: epoch, Keys: make([][]byte, len(batch))}
+		for i, it := range batch {
+			req.Keys[i] = it.key
+		}
+		resp, err := b.api.Read(ctx, req)
+		if out, err, done := b.check(len(batch), err, resp.GetStaleConfig(), len(resp.GetResults())); done {
+			return out, err
+		}
+		out := make([]memberReply, len(batch))
+		for i, r := range resp.GetResults() {
+			out[i] = memberReply{reply: round.Ack, accepted: ballotFromProto(r.GetAccepted()), value: valueFromProto(r.GetValue())}
+		}
+		return out, nil
+	}
+}
+
+// check handles what a whole response can say: an RPC error, a stale epoch
+// (the configuration is adopted and every item counts as refused), or a
+// malformed response. done reports that out holds the replies.
+func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (out []memberReply, _ error, done bool) {
+	switch {
+	case err != nil:
+		return failAll(n, classify(err), err), err, true
+	case stale != nil:
+		err := fmt.Errorf("acceptor %s: stale configuration epoch", b.addr)
+		if cfg, cerr := configFromProto(stale); cerr == nil {
+			b.c.adopt(cfg)
+		} else {
+			err = fmt.Errorf("%w; its configuration is invalid: %w", err, cerr)
+		}
+		return failAll(n, round.Nack, err), err, true
+	case results != n:
+		err := fmt.Errorf("acceptor %s: %d results for %d items", b.addr, results, n)
+		return failAll(n, round.Lost, err), err, true
+	}
+	return nil, nil, false
+}
+
+func failAll(n int, r round.Reply, err error) []memberReply {
+	out := make([]memberReply, n)
+	for i := range out {
+		out[i] = memberReply{reply: r, err: err}
+	}
+	return out
+}
+
+// classify maps an RPC error to a reply. Codes that say the request was
+// refused before anything was written are Nack; everything else (timeouts,
+// unavailable, transport errors) is Lost: an accept may have landed.
+func classify(err error) round.Reply {
+	switch status.Code(err) {
+	case codes.FailedPrecondition, // not admitted (DESIGN §4)
+		codes.InvalidArgument, // refused, nothing written
+		codes.PermissionDenied,
+		codes.Unauthenticated,
+		codes.Unimplemented:
+		return round.Nack
+	}
+	return round.Lost
+}

@@ -1,0 +1,412 @@
+package proposer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// Value is a key's data and version. Version counts the changes applied to
+// the key: every successful Put, CompareAndSwap, Change or Delete adds one,
+// and versions are never reused, even across a delete.
+type Value struct {
+	Data    []byte
+	Version uint64
+}
+
+// Resolution is what Client.Resolve found out about an unknown outcome.
+type Resolution int
+
+const (
+	// Undecided: other writers changed the key in a way that hides whether
+	// the change took effect. It will not take effect later.
+	Undecided Resolution = iota
+	// Applied: the change took effect, exactly once.
+	Applied
+	// NotApplied: the change did not take effect and never will.
+	NotApplied
+)
+
+func (r Resolution) String() string {
+	switch r {
+	case Undecided:
+		return "undecided"
+	case Applied:
+		return "applied"
+	case NotApplied:
+		return "not applied"
+	}
+	return fmt.Sprintf("Resolution(%d)", int(r))
+}
+
+// Client is a CASPaxos proposer. It is safe for concurrent use; one client
+// per process is the intended use (its caches and batches are shared).
+type Client struct {
+	cfg      Config
+	dialOpts []grpc.DialOption
+	ctx      context.Context // ended by Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine and public call in progress
+	// roundTime is a moving average of successful rounds, in nanoseconds.
+	roundTime atomic.Int64
+
+	life struct {
+		sync.Mutex
+		closed bool
+	}
+	clock struct {
+		sync.Mutex
+		c *round.Clock
+	}
+	cache struct {
+		sync.Mutex
+		c *round.Cache
+	}
+	conf struct {
+		sync.RWMutex
+		cfg membership.Config
+	}
+	net struct {
+		sync.Mutex
+		conns    map[string]*grpc.ClientConn
+		batchers map[batcherKey]*batcher
+	}
+	keys struct {
+		sync.Mutex
+		m map[string]*keyQueue
+	}
+}
+
+// New creates a client: it reads the configuration from the first endpoint
+// that answers (Admin.GetConfig), then talks to its members directly.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	for cfg.ID == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("while picking a proposer ID: %w", err)
+		}
+		cfg.ID = binary.LittleEndian.Uint64(b[:])
+	}
+	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg)}
+	mc, err := discover(ctx, cfg, c.dialOpts)
+	if err != nil {
+		return nil, err
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.clock.c = round.NewClock(cfg.ID)
+	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
+	c.conf.cfg = mc
+	c.net.conns = map[string]*grpc.ClientConn{}
+	c.net.batchers = map[batcherKey]*batcher{}
+	c.keys.m = map[string]*keyQueue{}
+	return c, nil
+}
+
+// Config returns the configuration the client uses now.
+func (c *Client) Config() membership.Config { return c.config().Clone() }
+
+// Close ends every operation in progress (an operation whose change may
+// have been sent returns an *UnknownOutcomeError, others ErrClosed), waits
+// for the client's goroutines and closes the connections. Later calls
+// return ErrClosed.
+func (c *Client) Close() error {
+	c.life.Lock()
+	if c.life.closed {
+		c.life.Unlock()
+		return nil
+	}
+	c.life.closed = true
+	c.life.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.net.Lock()
+	defer c.net.Unlock()
+	var errs []error
+	for _, conn := range c.net.conns {
+		errs = append(errs, conn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// enter registers a public call; it fails once the client is closed.
+func (c *Client) enter() error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.life.closed {
+		return ErrClosed
+	}
+	c.wg.Add(1)
+	return nil
+}
+
+// Get returns the key's value, or ErrNotFound. It is linearizable: a quorum
+// read that falls back to an identity change (a write) when the acceptors
+// do not agree (DESIGN §2.5).
+func (c *Client) Get(ctx context.Context, key []byte) (Value, error) {
+	if err := checkKey(key); err != nil {
+		return Value{}, err
+	}
+	if err := c.enter(); err != nil {
+		return Value{}, err
+	}
+	defer c.wg.Done()
+	key = clone(key)
+	for i := 0; ; i++ {
+		cfg := c.config()
+		v, ok, err := c.read(ctx, &cfg, key)
+		if err != nil {
+			return Value{}, err
+		}
+		if ok {
+			return found(v)
+		}
+		if c.config().Epoch == cfg.Epoch || i >= c.cfg.MaxRetries {
+			break
+		}
+	}
+	r := c.do(ctx, key, &op{change: round.Identity, identity: true})
+	if r.err != nil {
+		return Value{}, r.err
+	}
+	return found(r.value)
+}
+
+// read runs one quorum read. ok is false when the acceptors did not agree.
+func (c *Client) read(ctx context.Context, cfg *membership.Config, key []byte) (v register.Value, ok bool, err error) {
+	start := time.Now()
+	r := round.NewRead(cfg)
+	targets := r.Targets()
+	ph := newPhase(len(targets))
+	for _, t := range targets {
+		c.batcher(t.Addr, methodRead).add(&item{epoch: cfg.Epoch, key: key, inc: t.Incarnation, ph: ph})
+	}
+	c.await(ctx, ph, len(targets), func(mr memberReply) bool {
+		r.OnRead(mr.inc, mr.reply == round.Ack, mr.accepted, mr.value)
+		return r.Outcome() != round.Pending
+	}, r.Expire)
+	if f := c.cfg.Events.RoundDone; f != nil {
+		f(RoundInfo{Key: key, Read: true, Outcome: r.Outcome().String(), Duration: time.Since(start)})
+	}
+	if err := ctx.Err(); err != nil {
+		return register.Value{}, false, err
+	}
+	if err := c.ctx.Err(); err != nil {
+		return register.Value{}, false, ErrClosed
+	}
+	return r.Value(), r.Outcome() == round.Success, nil
+}
+
+// Put sets the key's data and returns the new value.
+func (c *Client) Put(ctx context.Context, key, data []byte) (Value, error) {
+	if err := checkValue(data); err != nil {
+		return Value{}, err
+	}
+	data = clone(data)
+	return c.run(ctx, key, func(cur register.Value) (register.Value, error) {
+		return cur.Put(data), nil
+	})
+}
+
+// CompareAndSwap sets the key's data if its version is version, where 0
+// means "only if the key does not exist" (never written, or deleted). On a
+// mismatch it returns a *VersionMismatchError with the current value; that
+// answer is authoritative.
+func (c *Client) CompareAndSwap(ctx context.Context, key []byte, version uint64, data []byte) (Value, error) {
+	if err := checkValue(data); err != nil {
+		return Value{}, err
+	}
+	data = clone(data)
+	k := clone(key)
+	return c.run(ctx, key, func(cur register.Value) (register.Value, error) {
+		uv := userValue(cur)
+		if uv.Version != version {
+			return cur, &VersionMismatchError{Key: k, Expected: version, Current: cloneValue(uv), Exists: cur.Exists()}
+		}
+		return cur.Put(data), nil
+	})
+}
+
+// Delete removes the key. The key keeps a tombstone, so versions are never
+// reused; deleting a key that does not exist changes nothing.
+func (c *Client) Delete(ctx context.Context, key []byte) error {
+	_, err := c.run(ctx, key, func(cur register.Value) (register.Value, error) {
+		if !cur.Exists() {
+			return cur, nil
+		}
+		return cur.Delete(), nil
+	})
+	return err
+}
+
+// Change sets the key's data to fn's result, computed from the current
+// value (Version 0 and exists false when the key does not exist). When fn
+// returns an error nothing changes, and that error is returned once the
+// unchanged value has been confirmed by a quorum.
+//
+// fn may be called several times (retries, combining) and from another
+// goroutine; it must not modify cur.Data, keep it, or call the client for
+// the same key. A panic in fn is raised again in the caller's goroutine.
+func (c *Client) Change(ctx context.Context, key []byte, fn func(cur Value, exists bool) ([]byte, error)) (Value, error) {
+	return c.run(ctx, key, func(cur register.Value) (nv register.Value, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				nv, err = cur, &panicError{p}
+			}
+		}()
+		data, err := fn(cloneValue(userValue(cur)), cur.Exists())
+		if err != nil {
+			return cur, err
+		}
+		if err := checkValue(data); err != nil {
+			return cur, err
+		}
+		return cur.Put(clone(data)), nil
+	})
+}
+
+// run applies one change to a key and returns the value right after it.
+func (c *Client) run(ctx context.Context, key []byte, ch round.Change) (Value, error) {
+	if err := checkKey(key); err != nil {
+		return Value{}, err
+	}
+	if err := c.enter(); err != nil {
+		return Value{}, err
+	}
+	defer c.wg.Done()
+	r := c.do(ctx, clone(key), &op{change: ch})
+	if r.err != nil {
+		var p *panicError
+		if errors.As(r.err, &p) {
+			panic(p.v)
+		}
+		return Value{}, r.err
+	}
+	return cloneValue(userValue(r.value)), nil
+}
+
+// do submits o and waits for its answer.
+func (c *Client) do(ctx context.Context, key []byte, o *op) opResult {
+	if err := ctx.Err(); err != nil {
+		return opResult{err: err}
+	}
+	o.res = make(chan opResult, 1)
+	c.submit(key, o)
+	return c.wait(ctx, o)
+}
+
+// touchConcurrency bounds the keys one Touch call has in flight.
+const touchConcurrency = 1024
+
+// Touch runs an identity change with a fresh ballot (a full prepare, never
+// the 1RTT cache) on every key: the rescan of a membership change (DESIGN
+// §5). Keys are processed concurrently and batched; the errors of the keys
+// that failed are joined.
+func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.wg.Done()
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, touchConcurrency)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := c.do(ctx, clone(k), &op{change: round.Identity, identity: true, fresh: true})
+			if r.err != nil {
+				errs[i] = fmt.Errorf("while touching key %q: %w", k, r.err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Resolve settles an unknown outcome (err must be or wrap an
+// *UnknownOutcomeError). It runs an identity change with a fresh ballot;
+// once that succeeds, the change that ended unknown can no longer take
+// effect later, and Resolve reports whether it did (Applied, NotApplied) or
+// that other writers hid it (Undecided). The value returned is the key's
+// value confirmed by that round (Version 0 when it does not exist).
+func (c *Client) Resolve(ctx context.Context, err error) (Resolution, Value, error) {
+	var u *UnknownOutcomeError
+	if !errors.As(err, &u) {
+		return Undecided, Value{}, invalidf("Resolve needs an *UnknownOutcomeError, got %v", err)
+	}
+	if err := checkKey(u.Key); err != nil {
+		return Undecided, Value{}, err
+	}
+	if err := c.enter(); err != nil {
+		return Undecided, Value{}, err
+	}
+	defer c.wg.Done()
+	if len(u.pending) == 0 {
+		// Nothing this client sent can land: the change did not happen.
+		r := c.do(ctx, clone(u.Key), &op{change: round.Identity, identity: true, fresh: true})
+		if r.err != nil {
+			return Undecided, Value{}, r.err
+		}
+		return NotApplied, cloneValue(userValue(r.value)), nil
+	}
+	r := c.do(ctx, clone(u.Key), &op{resolve: u, identity: true})
+	if r.err != nil {
+		return Undecided, Value{}, r.err
+	}
+	return r.resolution, cloneValue(userValue(r.value)), nil
+}
+
+// userValue is what callers see of a register: nothing when it does not
+// exist.
+func userValue(v register.Value) Value {
+	if !v.Exists() {
+		return Value{}
+	}
+	return Value{Data: v.Data, Version: v.Version}
+}
+
+func found(v register.Value) (Value, error) {
+	if !v.Exists() {
+		return Value{}, ErrNotFound
+	}
+	return cloneValue(userValue(v)), nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func cloneValue(v Value) Value {
+	v.Data = clone(v.Data)
+	return v
+}

@@ -1,0 +1,161 @@
+package proposer
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kshaka-io/kshaka/membership"
+)
+
+// Limits the acceptors enforce by default. The client refuses larger input
+// before sending anything.
+const (
+	// MaxKeySize is the largest key, in bytes. Keys must not be empty.
+	MaxKeySize = 1 << 10
+	// MaxValueSize is the largest value, in bytes.
+	MaxValueSize = 1 << 20
+)
+
+// Defaults of Config.
+const (
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultCacheSize      = 1 << 16
+	DefaultMaxBatch       = 256
+	DefaultMaxRetries     = 10
+)
+
+// Backoff between retries of definite failures: full jitter over a window
+// that starts at the average round time (at least backoffBase) and doubles
+// up to backoffMax.
+const (
+	backoffBase = 2 * time.Millisecond
+	backoffMax  = 500 * time.Millisecond
+)
+
+// maxBatchBytes bounds the keys and values of one batched request. A single
+// item always goes alone, so a request never exceeds what an acceptor at its
+// smallest message limit (one key, one value and framing) receives.
+const maxBatchBytes = 1 << 20
+
+// Config configures a Client. The zero value of every field but Endpoints
+// means its default.
+type Config struct {
+	// Endpoints are bootstrap acceptor addresses (host:port); any one that
+	// answers suffices. The client learns the members from it.
+	Endpoints []string
+	// TLS secures the connections to the acceptors; nil means plaintext.
+	TLS *tls.Config
+	// DialTimeout bounds the discovery of the configuration in New and each
+	// connection attempt. Default 5s.
+	DialTimeout time.Duration
+	// RequestTimeout bounds each round trip to the acceptors (one phase of a
+	// round). Default 2s.
+	RequestTimeout time.Duration
+	// CacheSize is the number of keys the one-round-trip cache holds
+	// (DESIGN §2.4). Default 65536; negative disables the cache.
+	CacheSize int
+	// MaxBatch is the largest number of items in one request to one
+	// acceptor. Default 256.
+	MaxBatch int
+	// MaxRetries is how many times a change is retried after a definite
+	// failure (nothing was accepted). Default 10; negative means no retries.
+	MaxRetries int
+	// ID is the proposer ID in every ballot. It must be unique to this
+	// process incarnation: reusing an ID after a restart can reuse a ballot,
+	// which CASPaxos does not survive. 0 (the default) picks a random ID.
+	ID uint64
+	// AdminToken, if set, is sent as a bearer token with GetConfig.
+	AdminToken string
+	// Events receives optional callbacks for metrics and tracing.
+	Events Events
+}
+
+// Events are optional callbacks, each called synchronously from the
+// client's goroutines; they must be fast and safe for concurrent use. A nil
+// callback is skipped. The library never logs.
+type Events struct {
+	// RoundDone is called after every attempt of a round.
+	RoundDone func(RoundInfo)
+	// RPCDone is called after every request to an acceptor.
+	RPCDone func(RPCInfo)
+	// ConfigChanged is called when the client adopts a configuration with a
+	// higher epoch.
+	ConfigChanged func(membership.Config)
+}
+
+// RoundInfo describes one attempt of a round.
+type RoundInfo struct {
+	Key []byte
+	// Read is true for a quorum read, false for a change (prepare, accept).
+	Read bool
+	// FastPath is true for a change that skipped the prepare (1RTT cache).
+	FastPath bool
+	// Changes is the number of combined changes the round applied.
+	Changes int
+	// Outcome is "success", "failed" or "unknown".
+	Outcome  string
+	Duration time.Duration
+}
+
+// RPCInfo describes one request to one acceptor.
+type RPCInfo struct {
+	Addr string
+	// Method is "prepare", "accept" or "read".
+	Method string
+	// Items is the number of keys in the batch.
+	Items    int
+	Duration time.Duration
+	// Err is the transport or status error, if any.
+	Err error
+}
+
+func (c Config) withDefaults() Config {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	return c
+}
+
+// validate reports every problem of a Config with defaults applied.
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Endpoints) == 0 {
+		errs = append(errs, errors.New("no endpoints"))
+	}
+	for i, e := range c.Endpoints {
+		if e == "" {
+			errs = append(errs, fmt.Errorf("endpoint %d is empty", i))
+		}
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("negative dial timeout %v", c.DialTimeout))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("negative request timeout %v", c.RequestTimeout))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("negative max batch %d", c.MaxBatch))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+// Package proposer is the Kshaka client library: a CASPaxos proposer that
+// applications link and that talks to the acceptors directly over gRPC
+// (DESIGN §2–§3).
+//
+// A Client is created from a few bootstrap addresses; it reads the cluster's
+// configuration from any of them and then sends every request to the
+// members. Every key is an independent register; every operation is
+// linearizable.
+//
+//	c, err := proposer.New(ctx, proposer.Config{Endpoints: []string{"kshaka:7000"}})
+//	v, err := c.Put(ctx, []byte("k"), []byte("v1"))
+//	v, err = c.CompareAndSwap(ctx, []byte("k"), v.Version, []byte("v2"))
+//
+// # Outcomes
+//
+// An operation either succeeds, fails definitely (it did not take effect
+// and never will: ErrNoQuorum, ErrVersionMismatch, a change function's
+// error, a context error returned before anything was sent), or ends with
+// an unknown outcome: an *UnknownOutcomeError (errors.Is ErrUnknownOutcome)
+// says the change may or may not have taken effect, possibly later. The
+// client retries only definite failures (with jittered exponential backoff,
+// MaxRetries times). After an unknown outcome it first tries to settle it
+// itself: its next attempt's prepare shows whether the earlier proposal is
+// the newest value (it is then completed) or certainly not part of it (the
+// change is then applied afresh, exactly once). Only when other writers
+// changed the key in a way that hides the answer is the error returned;
+// Client.Resolve and the guidance on UnknownOutcomeError settle it.
+//
+// A failed compare-and-swap is answered only after the unchanged value was
+// accepted by a quorum, so the mismatch, and the current value it reports,
+// are authoritative.
+//
+// # Versions
+//
+// Every applied change adds one to the key's version; versions are never
+// reused, even across a delete. CompareAndSwap compares versions, and
+// version 0 means "the key does not exist". Delete leaves a tombstone.
+//
+// # Engine
+//
+//   - Ballots: one clock per client, (counter, ID); every attempt uses a
+//     ballot never used before, and the clock fast-forwards past every
+//     conflict (DESIGN §2.1).
+//   - One round trip: a successful accept carries a promise of the next
+//     ballot; the next change of that key from this client skips the
+//     prepare. The cache is bounded (LRU), each promise is used once, and a
+//     key's promise is dropped after any result other than full success
+//     (DESIGN §2.4).
+//   - Quorum reads: Get reads P ∪ S and answers in one round trip when the
+//     replies agree; otherwise it runs an identity change (DESIGN §2.5).
+//   - Combining: while a round of a key is in flight, new changes of that
+//     key queue up and go into the next round together, each caller getting
+//     the value right after its own change (DESIGN §2.6).
+//   - Batching: one connection and, per method, at most one request in
+//     flight per acceptor; while it is in flight the next batch fills up
+//     (up to MaxBatch items).
+//   - Configurations: requests carry the client's epoch; an acceptor with a
+//     higher epoch refuses them and returns its configuration, which the
+//     client adopts (the highest epoch seen wins) before retrying (DESIGN §3).
+//     P ≠ S and qp ≠ qa are supported throughout.
+//
+// The library does not log; Config.Events has optional callbacks for
+// metrics.
+package proposer

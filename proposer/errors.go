@@ -1,0 +1,135 @@
+package proposer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// Sentinel errors. Test with errors.Is.
+var (
+	// ErrNotFound: Get of a key that was never written or was deleted.
+	ErrNotFound = errors.New("kshaka: key not found")
+	// ErrVersionMismatch: a CompareAndSwap whose version was not the current
+	// one. The error is a *VersionMismatchError with the current value.
+	ErrVersionMismatch = errors.New("kshaka: version mismatch")
+	// ErrUnknownOutcome: the change may or may not have taken effect. The
+	// error is an *UnknownOutcomeError; see Client.Resolve.
+	ErrUnknownOutcome = errors.New("kshaka: outcome unknown")
+	// ErrNoQuorum: the operation definitely did not take effect, after
+	// MaxRetries retries, because no quorum of acceptors agreed (they were
+	// unreachable, or other proposers kept winning).
+	ErrNoQuorum = errors.New("kshaka: no quorum")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("kshaka: client closed")
+	// ErrInvalidArgument: the input was refused before anything was sent
+	// (empty or oversized key, oversized value, bad Config).
+	ErrInvalidArgument = errors.New("kshaka: invalid argument")
+)
+
+// VersionMismatchError is returned by CompareAndSwap when the key's version
+// was not the expected one. The answer is authoritative: the unchanged value
+// was accepted by a quorum before it was reported (DESIGN §2.3).
+type VersionMismatchError struct {
+	Key []byte
+	// Expected is the version the caller passed.
+	Expected uint64
+	// Current is the key's value; Version 0 when it does not exist.
+	Current Value
+	// Exists reports whether the key exists.
+	Exists bool
+}
+
+func (e *VersionMismatchError) Error() string {
+	if !e.Exists {
+		return fmt.Sprintf("kshaka: version mismatch on key %q: expected %d, key does not exist", e.Key, e.Expected)
+	}
+	return fmt.Sprintf("kshaka: version mismatch on key %q: expected %d, current %d", e.Key, e.Expected, e.Current.Version)
+}
+
+// Is makes errors.Is(err, ErrVersionMismatch) true.
+func (e *VersionMismatchError) Is(target error) bool { return target == ErrVersionMismatch }
+
+// UnknownOutcomeError says a change may or may not have taken effect: an
+// accept was sent and no quorum confirmed it, and the client could not tell
+// what became of it. The change is never re-applied blindly.
+//
+// To settle it, call Client.Resolve with the error: it runs a round with a
+// fresh ballot, after which the change can no longer take effect later, and
+// reports Applied, NotApplied or, when other writers changed the key in a
+// way that hides it, Undecided with the current value. Applications that
+// must always know can make their changes recognisable in the value (a
+// writer tag, or per-writer counters) and inspect the value Resolve returns.
+// The idiomatic alternative is a CAS loop: re-read, and CompareAndSwap from
+// the version read, never from a version guessed before the failure.
+type UnknownOutcomeError struct {
+	Key []byte
+	// Intended is the value the change would have produced (Version and
+	// Data; Data is nil for a delete). Zero when the change was rejected
+	// in every attempt that may have landed.
+	Intended Value
+	// Cause is what ended the attempt (a timeout, cancellation, lost replies).
+	Cause error
+
+	pending []proposal
+}
+
+func (e *UnknownOutcomeError) Error() string {
+	msg := fmt.Sprintf("kshaka: outcome unknown for key %q", e.Key)
+	if e.Intended.Version != 0 {
+		msg += fmt.Sprintf(" (intended version %d)", e.Intended.Version)
+	}
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnknownOutcome) true.
+func (e *UnknownOutcomeError) Is(target error) bool { return target == ErrUnknownOutcome }
+
+// Unwrap returns the cause, so errors.Is(err, context.DeadlineExceeded) works.
+func (e *UnknownOutcomeError) Unwrap() error { return e.Cause }
+
+// proposal is an accept this client sent that may have landed: its ballot,
+// the value proposed, and the changes it carried with their results.
+type proposal struct {
+	ballot  register.Ballot
+	value   register.Value
+	ops     []*op
+	applied []changeResult
+}
+
+// changeResult is one change's result within a proposal.
+type changeResult struct {
+	value register.Value
+	err   error
+}
+
+// panicError carries a panic of a change function from the round to the
+// caller's goroutine, where it is raised again.
+type panicError struct{ v any }
+
+func (p *panicError) Error() string { return fmt.Sprintf("kshaka: change function panicked: %v", p.v) }
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
+
+func checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return invalidf("empty key")
+	case len(key) > MaxKeySize:
+		return invalidf("key is %d bytes, the limit is %d", len(key), MaxKeySize)
+	}
+	return nil
+}
+
+func checkValue(data []byte) error {
+	if len(data) > MaxValueSize {
+		return invalidf("value is %d bytes, the limit is %d", len(data), MaxValueSize)
+	}
+	return nil
+}

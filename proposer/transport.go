@@ -1,0 +1,192 @@
+package proposer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/kshaka-io/kshaka/membership"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+func dialOptions(cfg Config) []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// Reconnect soon after an acceptor restarts; the per-RPC deadline,
+		// not the connection, bounds how long a round waits.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: cfg.DialTimeout,
+		}),
+		// Prepare and read responses of a full batch can carry many values.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	}
+}
+
+type batcherKey struct {
+	addr   string
+	method method
+}
+
+// batcher returns the batcher of one method to one acceptor, dialling the
+// acceptor on first use. One connection per acceptor serves all methods.
+func (c *Client) batcher(addr string, m method) *batcher {
+	c.net.Lock()
+	defer c.net.Unlock()
+	k := batcherKey{addr, m}
+	if b := c.net.batchers[k]; b != nil {
+		return b
+	}
+	conn, ok := c.net.conns[addr]
+	var dialErr error
+	if !ok {
+		conn, dialErr = grpc.NewClient(addr, c.dialOpts...)
+		if dialErr != nil {
+			dialErr = fmt.Errorf("while dialling acceptor %s: %w", addr, dialErr)
+			conn = nil
+		} else {
+			c.net.conns[addr] = conn
+		}
+	}
+	b := &batcher{c: c, addr: addr, method: m, dial: dialErr}
+	if conn != nil {
+		b.api = kshakav1.NewAcceptorClient(conn)
+	}
+	if dialErr == nil {
+		c.net.batchers[k] = b // a failed dial is retried on next use
+	}
+	return b
+}
+
+// config returns the current configuration; callers must not modify it.
+func (c *Client) config() membership.Config {
+	c.conf.RLock()
+	defer c.conf.RUnlock()
+	return c.conf.cfg
+}
+
+// adopt installs cfg if its epoch is higher than the current one (DESIGN §3:
+// always adopt the highest epoch seen).
+func (c *Client) adopt(cfg membership.Config) bool {
+	c.conf.Lock()
+	if cfg.Epoch <= c.conf.cfg.Epoch {
+		c.conf.Unlock()
+		return false
+	}
+	c.conf.cfg = cfg
+	c.conf.Unlock()
+	if f := c.cfg.Events.ConfigChanged; f != nil {
+		f(cfg.Clone())
+	}
+	return true
+}
+
+// discover asks every endpoint for its configuration and returns the one
+// with the highest epoch among those that answered.
+func discover(ctx context.Context, cfg Config, opts []grpc.DialOption) (membership.Config, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	type result struct {
+		cfg membership.Config
+		err error
+	}
+	results := make(chan result, len(cfg.Endpoints))
+	for _, ep := range cfg.Endpoints {
+		go func() {
+			c, err := fetchConfig(ctx, ep, cfg.AdminToken, opts)
+			results <- result{c, err}
+		}()
+	}
+	var (
+		best membership.Config
+		errs []error
+	)
+	for range cfg.Endpoints {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		if r.cfg.Epoch > best.Epoch {
+			best = r.cfg
+		}
+		cancel() // one answer suffices; the others finish at once
+	}
+	if best.Epoch == 0 {
+		return best, fmt.Errorf("while discovering the configuration: %w", errors.Join(errs...))
+	}
+	return best, nil
+}
+
+func fetchConfig(ctx context.Context, addr, token string, opts []grpc.DialOption) (membership.Config, error) {
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return membership.Config{}, fmt.Errorf("while dialling %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	resp, err := kshakav1.NewAdminClient(conn).GetConfig(ctx, &kshakav1.GetConfigRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return membership.Config{}, fmt.Errorf("while getting the configuration from %s: %w", addr, err)
+	}
+	if resp.GetConfig().GetEpoch() == 0 {
+		return membership.Config{}, fmt.Errorf("acceptor %s has no configuration yet", addr)
+	}
+	c, err := configFromProto(resp.GetConfig())
+	if err != nil {
+		return membership.Config{}, fmt.Errorf("configuration from %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func configFromProto(p *kshakav1.Config) (membership.Config, error) {
+	c := membership.Config{
+		Epoch:         p.GetEpoch(),
+		PrepareQuorum: int(p.GetPrepareQuorum()),
+		AcceptQuorum:  int(p.GetAcceptQuorum()),
+	}
+	for _, m := range p.GetMembers() {
+		c.Members = append(c.Members, membership.Member{
+			ID: m.GetId(), Addr: m.GetAddr(), Incarnation: m.GetIncarnation(),
+			Prepare: m.GetPrepare(), Accept: m.GetAccept(),
+		})
+	}
+	slices.SortFunc(c.Members, func(a, b membership.Member) int { return strings.Compare(a.ID, b.ID) })
+	if err := c.Validate(); err != nil {
+		return membership.Config{}, err
+	}
+	return c, nil
+}
+
+func ballotToProto(b register.Ballot) *kshakav1.Ballot {
+	return &kshakav1.Ballot{Counter: b.Counter, Proposer: b.Proposer}
+}
+
+func ballotFromProto(b *kshakav1.Ballot) register.Ballot {
+	return register.Ballot{Counter: b.GetCounter(), Proposer: b.GetProposer()}
+}
+
+func valueToProto(v register.Value) *kshakav1.Value {
+	return &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
+}
+
+func valueFromProto(v *kshakav1.Value) register.Value {
+	return register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
+}

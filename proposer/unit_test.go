@@ -1,0 +1,207 @@
+package proposer
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+func TestBackoff(t *testing.T) {
+	base, limit := 2*time.Millisecond, 500*time.Millisecond
+	for _, tc := range []struct {
+		n    int
+		r    float64
+		want time.Duration
+	}{
+		{n: 0, r: 0.99, want: 0},
+		{n: 1, r: 0, want: 0},
+		{n: 1, r: 0.5, want: time.Millisecond},
+		{n: 2, r: 0.5, want: 2 * time.Millisecond},
+		{n: 3, r: 0.5, want: 4 * time.Millisecond},
+		{n: 8, r: 0.5, want: 128 * time.Millisecond},
+		{n: 9, r: 0.5, want: 250 * time.Millisecond}, // 512ms window capped at 500ms
+		{n: 1000, r: 0.5, want: 250 * time.Millisecond},
+		{n: 64, r: 0.999, want: time.Duration(0.999 * float64(limit))},
+	} {
+		if got := backoff(tc.n, base, limit, tc.r); got != tc.want {
+			t.Errorf("backoff(%d, r=%v) = %v, want %v", tc.n, tc.r, got, tc.want)
+		}
+	}
+	// The window never exceeds the limit and grows monotonically.
+	prev := time.Duration(0)
+	for n := 1; n < 100; n++ {
+		w := backoff(n, base, limit, 0.999999)
+		if w > limit || w < prev {
+			t.Fatalf("backoff(%d) = %v after %v (limit %v)", n, w, prev, limit)
+		}
+		prev = w
+	}
+}
+
+func mkItem(epoch uint64, key string, data int, ph *phase) *item {
+	return &item{epoch: epoch, key: []byte(key), value: register.Value{Data: make([]byte, data)}, ph: ph}
+}
+
+func keysOf(items []*item) string {
+	s := ""
+	for _, it := range items {
+		s += fmt.Sprintf("%d/%s ", it.epoch, it.key)
+	}
+	return s
+}
+
+func TestTakeBatch(t *testing.T) {
+	live := newPhase(100)
+	dead := newPhase(100)
+	dead.dead.Store(true)
+	kept := newPhase(100)
+	kept.keep = true
+	kept.dead.Store(true)
+	for _, tc := range []struct {
+		name        string
+		q           []*item
+		max, bytes  int
+		batch, rest string
+	}{
+		{name: "empty", max: 10, bytes: 1 << 20},
+		{
+			name: "all fit", max: 10, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, live), mkItem(1, "b", 0, live)},
+			batch: "1/a 1/b ",
+		},
+		{
+			name: "max items keeps order", max: 2, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, live), mkItem(1, "b", 0, live), mkItem(1, "c", 0, live), mkItem(1, "d", 0, live)},
+			batch: "1/a 1/b ", rest: "1/c 1/d ",
+		},
+		{
+			name: "one epoch per request", max: 10, bytes: 1 << 20,
+			q:     []*item{mkItem(2, "a", 0, live), mkItem(3, "b", 0, live), mkItem(2, "c", 0, live)},
+			batch: "2/a 2/c ", rest: "3/b ",
+		},
+		{
+			name: "duplicate keys wait", max: 10, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, live), mkItem(1, "a", 0, live), mkItem(1, "b", 0, live)},
+			batch: "1/a 1/b ", rest: "1/a ",
+		},
+		{
+			name: "dead phases dropped, accepts kept", max: 10, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, dead), mkItem(1, "b", 0, kept), mkItem(1, "c", 0, dead)},
+			batch: "1/b ",
+		},
+		{
+			name: "dead dropped from the rest too", max: 1, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, live), mkItem(1, "b", 0, dead), mkItem(1, "c", 0, live)},
+			batch: "1/a ", rest: "1/c ",
+		},
+		{
+			name: "bytes bound, a big item goes alone", max: 10, bytes: 1000,
+			q:     []*item{mkItem(1, "a", 5000, live), mkItem(1, "b", 10, live)},
+			batch: "1/a ", rest: "1/b ",
+		},
+		{
+			name: "bytes bound skips a big item but takes small ones", max: 10, bytes: 1000,
+			q:     []*item{mkItem(1, "a", 10, live), mkItem(1, "b", 5000, live), mkItem(1, "c", 10, live)},
+			batch: "1/a 1/c ", rest: "1/b ",
+		},
+		{
+			name: "first live item sets the epoch", max: 10, bytes: 1 << 20,
+			q:     []*item{mkItem(1, "a", 0, dead), mkItem(2, "b", 0, live), mkItem(1, "c", 0, live)},
+			batch: "2/b ", rest: "1/c ",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			batch, rest := takeBatch(tc.q, tc.max, tc.bytes)
+			if got := keysOf(batch); got != tc.batch {
+				t.Errorf("batch = %q, want %q", got, tc.batch)
+			}
+			if got := keysOf(rest); got != tc.rest {
+				t.Errorf("rest = %q, want %q", got, tc.rest)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want round.Reply
+	}{
+		{status.Error(codes.FailedPrecondition, "not admitted"), round.Nack},
+		{status.Error(codes.InvalidArgument, "bad"), round.Nack},
+		{status.Error(codes.Unauthenticated, "token"), round.Nack},
+		{status.Error(codes.Unavailable, "down"), round.Lost},
+		{status.Error(codes.DeadlineExceeded, "slow"), round.Lost},
+		{status.Error(codes.Internal, "?"), round.Lost},
+		{status.Error(codes.ResourceExhausted, "too big"), round.Lost},
+		{errors.New("transport"), round.Lost},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func bal(c uint64) register.Ballot { return register.Ballot{Counter: c, Proposer: 7} }
+
+func val(version uint64, data string) register.Value {
+	return register.Value{Version: version, Data: []byte(data)}
+}
+
+// TestSettle checks the rules that decide what an attempt may do after
+// earlier attempts of the same changes ended unknown.
+func TestSettle(t *testing.T) {
+	// Our unknown proposal: version 5 "x" at ballot 10, made from version 4.
+	ours := []proposal{{ballot: bal(10), value: val(5, "x")}}
+	two := append(ours, proposal{ballot: bal(20), value: val(6, "y")})
+	for _, tc := range []struct {
+		name      string
+		pending   []proposal
+		m         register.Ballot
+		cur       register.Value
+		own       int
+		ambiguous bool
+	}{
+		{name: "ours is the newest value", pending: ours, m: bal(10), cur: val(5, "x"), own: 0},
+		{name: "second of two is newest", pending: two, m: bal(20), cur: val(6, "y"), own: 1},
+		{name: "older ballot: ours never reached the quorum", pending: ours, m: bal(9), cur: val(4, "w"), own: -1},
+		{name: "older ballot, even with a high version", pending: ours, m: bal(9), cur: val(9, "z"), own: -1},
+		{name: "newer ballot, lower version: not derived", pending: ours, m: bal(11), cur: val(4, "w"), own: -1},
+		{name: "newer ballot, same version, other data: a rival", pending: ours, m: bal(11), cur: val(5, "r"), own: -1},
+		{name: "newer ballot, same value: may be ours re-accepted", pending: ours, m: bal(11), cur: val(5, "x"), own: -1, ambiguous: true},
+		{name: "newer ballot, higher version: may build on ours", pending: ours, m: bal(11), cur: val(6, "q"), own: -1, ambiguous: true},
+		{name: "tombstone with the same version is not ours", pending: ours, m: bal(11), cur: register.Value{Version: 5, Tombstone: true}, own: -1},
+		{name: "ambiguous about the second proposal", pending: two, m: bal(21), cur: val(7, "q"), own: -1, ambiguous: true},
+		{name: "between the two: not derived from either", pending: two, m: bal(15), cur: val(5, "r"), own: -1},
+		{name: "between the two: may derive from the first", pending: two, m: bal(15), cur: val(5, "x"), own: -1, ambiguous: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			own, amb := settle(tc.pending, tc.m, tc.cur)
+			if own != tc.own || amb != tc.ambiguous {
+				t.Errorf("settle = (%d, %v), want (%d, %v)", own, amb, tc.own, tc.ambiguous)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Endpoints: []string{"x:1"}, MaxRetries: -1, CacheSize: -1}.withDefaults()
+	if c.DialTimeout != DefaultDialTimeout || c.RequestTimeout != DefaultRequestTimeout ||
+		c.MaxBatch != DefaultMaxBatch || c.MaxRetries != 0 || c.CacheSize != -1 {
+		t.Errorf("withDefaults = %+v", c)
+	}
+	if err := c.validate(); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	err := Config{Endpoints: []string{""}, RequestTimeout: -1}.withDefaults().validate()
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("validate = %v, want ErrInvalidArgument", err)
+	}
+}
