@@ -102,6 +102,7 @@ also be set through the environment variables named in their help.
 		newDeleteCmd(g),
 		newStatusCmd(g),
 		newLocalCmd(g),
+		newBenchCmd(g),
 		newVersionCmd(g),
 	)
 	// Wrap argument validation so a wrong number of arguments is a usage

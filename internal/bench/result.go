@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one (target, workload) run. Its JSON form is the `--json` line
+// format of `kshaka bench`.
+type Result struct {
+	Target    string  `json:"target"`
+	Workload  string  `json:"workload"`
+	Clients   int     `json:"clients"`
+	ValueSize int     `json:"value_size"`
+	Keys      int     `json:"keys"`
+	DurationS float64 `json:"duration_s"`
+	Ops       int64   `json:"ops"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50us     float64 `json:"p50_us"`
+	P99us     float64 `json:"p99_us"`
+	P999us    float64 `json:"p999_us"`
+	Errors    int64   `json:"errors"`
+	Unknown   int64   `json:"unknown"`
+	// Conflicts counts CAS retries (cas-hot only).
+	Conflicts int64 `json:"conflicts,omitempty"`
+	// FirstError describes the first definite error, if any.
+	FirstError string `json:"first_error,omitempty"`
+
+	// Latencies of the successful operations, sorted (not in JSON).
+	Latencies []time.Duration `json:"-"`
+}
+
+func summarize(target string, o Options, elapsed time.Duration, ws []*worker) Result {
+	r := Result{
+		Target: target, Workload: o.Workload, Clients: o.Clients,
+		ValueSize: o.ValueSize, Keys: o.Keys, DurationS: elapsed.Seconds(),
+	}
+	for _, w := range ws {
+		r.Latencies = append(r.Latencies, w.lat...)
+		r.Errors += w.errors
+		r.Unknown += w.unknown
+		r.Conflicts += w.conflicts
+		if r.FirstError == "" && w.firstErr != nil {
+			r.FirstError = w.firstErr.Error()
+		}
+	}
+	slices.Sort(r.Latencies)
+	r.Ops = int64(len(r.Latencies))
+	r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
+	r.P50us = us(Percentile(r.Latencies, 0.50))
+	r.P99us = us(Percentile(r.Latencies, 0.99))
+	r.P999us = us(Percentile(r.Latencies, 0.999))
+	return r
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// Percentile returns the q-quantile (0..1) of sorted, by nearest rank.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// WriteTable writes results as an aligned table. When a pair of results
+// shares workload and clients, a ratio row compares the first target with
+// the second.
+func WriteTable(w io.Writer, rs []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\ttarget\tclients\tops/s\tp50 µs\tp99 µs\tp99.9 µs\terrors\tunknown\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t\n",
+			r.Workload, r.Target, r.Clients, r.OpsPerSec, r.P50us, r.P99us, r.P999us, r.Errors, r.Unknown)
+	}
+	return tw.Flush()
+}
