@@ -100,7 +100,7 @@ func (c *Client) wait(ctx context.Context, o *op) opResult {
 		return opResult{err: ctx.Err()}
 	}
 	o.state = opAbandoned
-	var err error = ctx.Err()
+	err := ctx.Err()
 	if !o.identity && o.resolve == nil {
 		if u := q.unknownLocked(o, ctx.Err()); u != nil {
 			err = u
@@ -452,18 +452,12 @@ func (c *Client) prepare(cfg *membership.Config, g *group) (w *round.Write, fast
 	for _, t := range targets {
 		c.batcher(t.Addr, methodPrepare).add(&item{epoch: cfg.Epoch, key: q.key, ballot: w.Ballot(), inc: t.Incarnation, ph: ph})
 	}
-	seen := false
-	c.await(nil, ph, len(targets), func(r memberReply) bool {
-		// Mirror the round's choice of Current to learn its ballot, which
-		// settling unknown outcomes needs (round.Write does not export it).
-		if w.Phase() == round.Preparing && r.reply == round.Ack && (!seen || m.Less(r.accepted)) {
-			m, seen = r.accepted, true
-		}
+	c.await(context.Background(), ph, len(targets), func(r memberReply) bool {
 		g.noteErr(r)
 		w.OnPrepare(r.inc, r.reply, r.accepted, r.value, r.conflict)
 		return w.Phase() != round.Preparing
 	}, w.Expire)
-	return w, false, m
+	return w, false, w.CurrentBallot()
 }
 
 func (c *Client) accept(cfg *membership.Config, g *group, w *round.Write) {
@@ -476,7 +470,7 @@ func (c *Client) accept(cfg *membership.Config, g *group, w *round.Write) {
 			inc: t.Incarnation, ph: ph,
 		})
 	}
-	c.await(nil, ph, len(targets), func(r memberReply) bool {
+	c.await(context.Background(), ph, len(targets), func(r memberReply) bool {
 		g.noteErr(r)
 		w.OnAccept(r.inc, r.reply, r.conflict)
 		return w.Phase() == round.Done
@@ -494,16 +488,13 @@ func (g *group) noteErr(r memberReply) {
 
 // await feeds a phase's replies to feed until it reports the phase over, and
 // calls expire when the replies do not all come within RequestTimeout, when
-// ctx (may be nil) ends or when the client closes. Then the phase is dead:
+// ctx ends or when the client closes. Then the phase is dead:
 // its items not yet sent are dropped.
 func (c *Client) await(ctx context.Context, ph *phase, n int, feed func(memberReply) bool, expire func()) {
 	defer ph.dead.Store(true)
 	t := time.NewTimer(c.cfg.RequestTimeout)
 	defer t.Stop()
-	var ctxDone <-chan struct{}
-	if ctx != nil {
-		ctxDone = ctx.Done()
-	}
+	ctxDone := ctx.Done()
 	for range n {
 		select {
 		case r := <-ph.ch:

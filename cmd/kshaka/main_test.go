@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +45,8 @@ func run(m *testing.M) (int, error) {
 	binDir = dir
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "the go command is needed to build the binaries under test:", err)
+		os.Exit(1)
 	}
 	for _, pkg := range []string{"kshaka", "kshaka-acceptor"} {
 		out, err := exec.Command(goBin, "build", "-o", filepath.Join(dir, pkg),

@@ -31,7 +31,7 @@ func NewEtcd(ctx context.Context, endpoints []string, conns int) (*Etcd, error) 
 			Logger:      zap.NewNop(),
 		})
 		if err != nil {
-			e.Close()
+			_ = e.Close()
 			return nil, fmt.Errorf("while connecting to etcd at %v: %w", endpoints, err)
 		}
 		e.clients = append(e.clients, c)

@@ -24,7 +24,7 @@ func NewKshaka(ctx context.Context, endpoints []string, conns int) (*Kshaka, err
 	for range max(conns, 1) {
 		c, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints})
 		if err != nil {
-			k.Close()
+			_ = k.Close()
 			return nil, fmt.Errorf("while connecting to kshaka at %v: %w", endpoints, err)
 		}
 		k.clients = append(k.clients, c)

@@ -144,7 +144,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 	targets := map[string]bench.Target{}
 	defer func() {
 		for _, t := range targets {
-			t.Close()
+			_ = t.Close()
 		}
 	}()
 	for _, name := range o.targets {

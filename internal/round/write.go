@@ -128,6 +128,10 @@ func (w *Write) AcceptTargets() []membership.Member { return w.cfg.AcceptSet() }
 // quorum (or the cached value of a 1RTT attempt). Valid from Proposing on.
 func (w *Write) Current() register.Value { return w.current }
 
+// CurrentBallot is the accepted ballot of Current as the prepare quorum
+// reported it; zero for a 1RTT attempt, which skipped the prepare.
+func (w *Write) CurrentBallot() register.Ballot { return w.best }
+
 // Proposed is the value passed to Propose.
 func (w *Write) Proposed() register.Value { return w.proposed }
 
