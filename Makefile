@@ -1,0 +1,106 @@
+# Kshaka — build, test and generate. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+REPO      := $(shell pwd)
+BIN       := $(REPO)/bin
+KUBE_BIN  := $(BIN)/k8s
+GO        ?= go
+GOTEST    ?= $(GO) test
+# Extra flags for `go test`, e.g. `make test TESTFLAGS=-v`.
+TESTFLAGS ?=
+PKGS      ?= ./...
+
+export PATH := $(BIN):$(PATH)
+# envtest finds etcd and kube-apiserver here; hack/build-kube-binaries.sh builds them.
+export KUBEBUILDER_ASSETS := $(KUBE_BIN)
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Run
+
+.PHONY: run
+run: build ## Start a local three-acceptor cluster, show it working, keep it running (Ctrl-C stops it).
+	$(BIN)/kshaka local --demo --dir $(REPO)/tmp/local
+
+##@ Development
+
+.PHONY: build
+build: ## Build kshaka, kshaka-acceptor and kshaka-operator into bin/.
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: fmt
+fmt: ## Run gofmt on the module.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: tools ## Run golangci-lint.
+	$(BIN)/golangci-lint run ./...
+
+.PHONY: generate
+generate: tools ## Generate protobuf/gRPC code and deepcopy functions.
+	protoc --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		proto/kshaka/v1/kshaka.proto
+	@if [ -d api ]; then $(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...; fi
+
+.PHONY: manifests
+manifests: tools ## Generate the CRD and RBAC manifests under config/.
+	@if [ -d api ]; then $(BIN)/controller-gen rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd/bases; fi
+
+.PHONY: verify-generated
+verify-generated: generate manifests ## Fail if generated files are out of date.
+	@if [ -n "$$(git status --porcelain -- proto api config)" ]; then \
+		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
+		git status --porcelain -- proto api config; git --no-pager diff --stat -- proto api config; exit 1; fi
+
+##@ Test
+
+.PHONY: test
+test: kube-binaries ## Run every test: unit, integration, simulation, envtest.
+	$(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
+
+.PHONY: test-race
+test-race: ## Run the data-path packages under the race detector.
+	$(GOTEST) -race -count=1 -timeout 20m ./acceptor/... ./proposer/... ./internal/...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $$t $$f"; $(GOTEST) -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} $$t; \
+		done; done
+
+.PHONY: soak
+soak: ## Run the simulation over SEEDS seeds (default 100000).
+	$(GOTEST) -count=1 -timeout 0 ./test/sim -run 'TestSim' -args -sim.seeds=$${SEEDS:-100000}
+
+.PHONY: ci
+ci: verify-generated lint test ## What CI runs: generated files fresh, lint, all tests.
+
+##@ Tools
+
+.PHONY: tools
+tools: ## Build the pinned developer tools into bin/ (hack/tools).
+	hack/install-tools.sh
+
+.PHONY: kube-binaries
+kube-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl into bin/k8s (minutes the first time).
+	hack/build-kube-binaries.sh
+
+.PHONY: clean
+clean: ## Remove build output (keeps the cached Kubernetes binaries).
+	rm -rf $(BIN)/kshaka $(BIN)/kshaka-acceptor $(BIN)/kshaka-operator dist tmp
