@@ -55,17 +55,36 @@ generate: tools ## Generate protobuf/gRPC code and deepcopy functions.
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		proto/kshaka/v1/kshaka.proto
-	@if [ -d api ]; then $(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...; fi
+	$(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
 manifests: tools ## Generate the CRD and RBAC manifests under config/.
-	@if [ -d api ]; then $(BIN)/controller-gen rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd/bases; fi
+	$(BIN)/controller-gen rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/kshaka.io_kshakaclusters.yaml charts/kshaka-operator/files/crds/
+	cp config/rbac/role.yaml charts/kshaka-operator/files/manager-role.yaml
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if generated files are out of date.
-	@if [ -n "$$(git status --porcelain -- proto api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- proto api config charts)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- proto api config; git --no-pager diff --stat -- proto api config; exit 1; fi
+		git status --porcelain -- proto api config charts; git --no-pager diff --stat -- proto api config charts; exit 1; fi
+
+##@ Deployment
+
+# The operator image the installer and the chart refer to.
+IMG ?= ghcr.io/kshaka-io/kshaka-operator:v0.1.0
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (apply with kubectl apply --server-side).
+	@mkdir -p dist
+	cd config/manager && $(BIN)/kustomize edit set image controller=$(IMG)
+	$(BIN)/kustomize build config/default > dist/install.yaml
+	@echo "wrote dist/install.yaml"
+
+.PHONY: helm-lint
+helm-lint: tools ## Lint and render the Helm chart.
+	$(BIN)/helm lint charts/kshaka-operator
+	$(BIN)/helm template kshaka charts/kshaka-operator > /dev/null
 
 ##@ Test
 

@@ -1,0 +1,418 @@
+/*
+Copyright 2026 The Kshaka Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AddressMode says how members' addresses, which proposers dial, are formed.
+// +kubebuilder:validation:Enum=DNS;PodIP
+type AddressMode string
+
+const (
+	// AddressModeDNS: <pod>.<cluster>-peers.<namespace>.svc:<port>. Stable
+	// across pod restarts; needs cluster DNS.
+	AddressModeDNS AddressMode = "DNS"
+	// AddressModePodIP: <podIP>:<port>. No DNS needed; an address changes
+	// when its pod is recreated, and the operator then installs a new epoch.
+	AddressModePodIP AddressMode = "PodIP"
+)
+
+// KshakaClusterSpec is the desired state of a KshakaCluster.
+type KshakaClusterSpec struct {
+	// Replicas is the number of acceptors. The operator changes membership
+	// one acceptor at a time (DESIGN §5), so a change from 3 to 5 runs two
+	// full add procedures.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=15
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Image is the acceptor image repository, without a tag.
+	// +kubebuilder:default="ghcr.io/kshaka-io/kshaka-acceptor"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Version is the acceptor image tag.
+	// +kubebuilder:default="v0.1.0"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// ImagePullPolicy of the acceptor container.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for the acceptor pods.
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Storage is each acceptor's persistent volume. It cannot be changed
+	// after creation.
+	// +kubebuilder:default={size: "1Gi"}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// Resources of the acceptor container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Affinity of the acceptor pods. When unset, the operator adds a
+	// preferred anti-affinity that spreads acceptors across nodes.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// Tolerations of the acceptor pods.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// NodeSelector of the acceptor pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// TopologySpreadConstraints of the acceptor pods. A constraint without a
+	// labelSelector gets the cluster's pod selector.
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// PriorityClassName of the acceptor pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// PodSecurityContext of the acceptor pods. When unset, a context
+	// compatible with the "restricted" Pod Security Standard is used.
+	// +optional
+	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext,omitempty"`
+
+	// SecurityContext of the acceptor container. When unset, a context
+	// compatible with the "restricted" Pod Security Standard is used.
+	// +optional
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
+
+	// Service is the client Service proposers bootstrap from.
+	// +kubebuilder:default={}
+	// +optional
+	Service ServiceSpec `json:"service,omitempty"`
+
+	// Paused freezes every change the operator makes to the cluster's
+	// objects and membership; the status keeps being refreshed.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// AddressMode says how member addresses are formed. It cannot be
+	// changed after creation.
+	// +kubebuilder:default=DNS
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="addressMode is immutable: members' addresses are part of the installed configuration"
+	// +optional
+	AddressMode AddressMode `json:"addressMode,omitempty"`
+}
+
+// StorageSpec is the persistent volume of each acceptor.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage is immutable: storageClassName and size cannot change after the cluster is created"
+type StorageSpec struct {
+	// StorageClassName of the volume claims; unset: the cluster default.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Size of each acceptor's volume.
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.size must be positive"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// ServiceSpec is the client Service.
+type ServiceSpec struct {
+	// Port of the acceptors' gRPC server, on the pods and on both Services.
+	// It cannot be changed after creation: it is part of every member's
+	// address.
+	// +kubebuilder:default=7400
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="service.port is immutable: it is part of every member's address"
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// Type of the client Service.
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+}
+
+// Condition types of a KshakaCluster.
+const (
+	// ConditionAvailable: a prepare quorum and an accept quorum of the
+	// current configuration are serving.
+	ConditionAvailable = "Available"
+	// ConditionProgressing: the operator is moving the cluster towards the
+	// spec (creating objects, changing membership).
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded: something needs attention — a member is
+	// unreachable, lost its disk, or a step is blocked.
+	ConditionDegraded = "Degraded"
+	// ConditionMembershipChanging: a membership transition is in progress.
+	ConditionMembershipChanging = "MembershipChanging"
+)
+
+// Quorum health, shown as a printer column.
+const (
+	// QuorumHealthy: every member of the current configuration is serving.
+	QuorumHealthy = "Healthy"
+	// QuorumDegraded: quorums are available but some member is not serving.
+	QuorumDegraded = "Degraded"
+	// QuorumLost: no quorum of the current configuration is serving.
+	QuorumLost = "Lost"
+	// QuorumUnknown: there is no configuration yet.
+	QuorumUnknown = "Unknown"
+)
+
+// Configuration is a membership configuration (DESIGN §3) as recorded in
+// status: the epoch, the members, and the quorums of the prepare set P and
+// the accept set S.
+type Configuration struct {
+	// Epoch orders configurations.
+	Epoch int64 `json:"epoch"`
+	// Members of P ∪ S, sorted by ID.
+	// +listType=atomic
+	// +optional
+	Members []ConfigMember `json:"members,omitempty"`
+	// PrepareQuorum (qp) is how many members of P a prepare needs.
+	PrepareQuorum int32 `json:"prepareQuorum"`
+	// AcceptQuorum (qa) is how many members of S an accept needs.
+	AcceptQuorum int32 `json:"acceptQuorum"`
+}
+
+// ConfigMember is one member of a configuration.
+type ConfigMember struct {
+	// ID is the member's pod name.
+	ID string `json:"id"`
+	// Address is the host:port proposers dial.
+	Address string `json:"address"`
+	// Incarnation is the acceptor's storage identity: 16 lowercase hex
+	// digits.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{16}$`
+	// +optional
+	Incarnation string `json:"incarnation,omitempty"`
+	// Prepare: the member is in the prepare set P.
+	// +optional
+	Prepare bool `json:"prepare,omitempty"`
+	// Accept: the member is in the accept set S.
+	// +optional
+	Accept bool `json:"accept,omitempty"`
+}
+
+// MemberStatus is what the operator last observed of one acceptor pod.
+type MemberStatus struct {
+	// Ordinal of the pod in the StatefulSet.
+	Ordinal int32 `json:"ordinal"`
+	// PodName of the acceptor.
+	PodName string `json:"podName"`
+	// Address the operator dials (and proposers dial when it is a member).
+	// +optional
+	Address string `json:"address,omitempty"`
+	// Incarnation the acceptor reports (16 hex digits); empty when it could
+	// not be reached.
+	// +optional
+	Incarnation string `json:"incarnation,omitempty"`
+	// AcknowledgedEpoch is the epoch of the configuration the acceptor has
+	// installed.
+	// +optional
+	AcknowledgedEpoch int64 `json:"acknowledgedEpoch,omitempty"`
+	// Ready: the pod is Ready.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+	// Reachable: the operator reached the acceptor's Admin API.
+	// +optional
+	Reachable bool `json:"reachable,omitempty"`
+	// Admitted: the acceptor's configuration lists its incarnation.
+	// +optional
+	Admitted bool `json:"admitted,omitempty"`
+	// Message explains a member that is not serving.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// TransitionKind is the kind of a membership transition.
+// +kubebuilder:validation:Enum=Bootstrap;Add;Remove;Readdress
+type TransitionKind string
+
+const (
+	// TransitionBootstrap installs the first configuration.
+	TransitionBootstrap TransitionKind = "Bootstrap"
+	// TransitionAdd adds one member (DESIGN §5 "Add x").
+	TransitionAdd TransitionKind = "Add"
+	// TransitionRemove removes one member (DESIGN §5 "Remove x").
+	TransitionRemove TransitionKind = "Remove"
+	// TransitionReaddress installs the same membership with updated
+	// addresses (PodIP mode, after a pod got a new IP).
+	TransitionReaddress TransitionKind = "Readdress"
+)
+
+// TransitionReason says why a transition was started.
+// +kubebuilder:validation:Enum=Bootstrap;ScaleUp;ScaleDown;Replace;AddressChanged
+type TransitionReason string
+
+// Reasons of a transition.
+const (
+	ReasonBootstrap      TransitionReason = "Bootstrap"
+	ReasonScaleUp        TransitionReason = "ScaleUp"
+	ReasonScaleDown      TransitionReason = "ScaleDown"
+	ReasonReplace        TransitionReason = "Replace"
+	ReasonAddressChanged TransitionReason = "AddressChanged"
+)
+
+// TransitionStep is the step a transition is at. Steps are recorded before
+// they are carried out; each one checks live state, so repeating it is
+// harmless.
+// +kubebuilder:validation:Enum=StartMember;InstallJoint;Rescan;InstallFinal;RemovePod;DeleteVolume
+type TransitionStep string
+
+const (
+	// StepStartMember: the new member's pod is being created; waiting for
+	// it to report its incarnation.
+	StepStartMember TransitionStep = "StartMember"
+	// StepInstallJoint: installing the joint configuration (epoch e+1) and
+	// waiting for its fence.
+	StepInstallJoint TransitionStep = "InstallJoint"
+	// StepRescan: running the identity change on every key under the joint
+	// configuration, from RescanCursor on.
+	StepRescan TransitionStep = "Rescan"
+	// StepInstallFinal: installing the final configuration and waiting for
+	// its fence.
+	StepInstallFinal TransitionStep = "InstallFinal"
+	// StepRemovePod: the removed member is retired; waiting for its pod to
+	// be gone.
+	StepRemovePod TransitionStep = "RemovePod"
+	// StepDeleteVolume: deleting the removed member's PersistentVolumeClaim.
+	StepDeleteVolume TransitionStep = "DeleteVolume"
+)
+
+// Transition is the membership change in progress.
+type Transition struct {
+	// Kind of the change.
+	Kind TransitionKind `json:"kind"`
+	// Reason the change was started.
+	Reason TransitionReason `json:"reason"`
+	// Member being added or removed (its incarnation is empty until a new
+	// member reports one).
+	// +optional
+	Member *ConfigMember `json:"member,omitempty"`
+	// Step the change is at.
+	Step TransitionStep `json:"step"`
+	// From is the stable configuration the change started from (none for a
+	// bootstrap).
+	// +optional
+	From *Configuration `json:"from,omitempty"`
+	// RescanCursor is the last key whose rescan is complete; the rescan
+	// resumes after it.
+	// +optional
+	RescanCursor []byte `json:"rescanCursor,omitempty"`
+	// KeysRescanned counts the keys rescanned so far.
+	// +optional
+	KeysRescanned int64 `json:"keysRescanned,omitempty"`
+	// StartedAt is when the change was started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+}
+
+// KshakaClusterStatus is the observed state of a KshakaCluster and the
+// operator's record of the membership procedure.
+type KshakaClusterStatus struct {
+	// ObservedGeneration is the generation of the spec last acted upon.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Available, Progressing, Degraded, MembershipChanging.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Replicas is the number of members of the current configuration.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is the number of members that are serving.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Selector is the label selector of the acceptor pods (for the scale
+	// subresource).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+	// Quorum summarises quorum health: Healthy, Degraded, Lost or Unknown.
+	// +optional
+	Quorum string `json:"quorum,omitempty"`
+
+	// Configuration is the configuration the operator installed last (or is
+	// installing: see Transition).
+	// +optional
+	Configuration *Configuration `json:"configuration,omitempty"`
+	// Members is what the operator observed of each acceptor pod.
+	// +listType=atomic
+	// +optional
+	Members []MemberStatus `json:"members,omitempty"`
+	// RetiredIncarnations are incarnations whose storage is gone; they are
+	// never admitted again (DESIGN §4).
+	// +listType=set
+	// +optional
+	RetiredIncarnations []string `json:"retiredIncarnations,omitempty"`
+	// Transition is the membership change in progress, if any.
+	// +optional
+	Transition *Transition `json:"transition,omitempty"`
+}
+
+// KshakaCluster is a CASPaxos store: a StatefulSet of acceptors whose
+// membership the operator changes one member at a time.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=kc;kshaka,categories=kshaka
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Epoch",type=integer,JSONPath=`.status.configuration.epoch`
+// +kubebuilder:printcolumn:name="Quorum",type=string,JSONPath=`.status.quorum`
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
+// +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.transition.step`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KshakaCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:default={}
+	// +optional
+	Spec KshakaClusterSpec `json:"spec,omitempty"`
+	// +optional
+	Status KshakaClusterStatus `json:"status,omitempty"`
+}
+
+// KshakaClusterList contains a list of KshakaCluster.
+//
+// +kubebuilder:object:root=true
+type KshakaClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KshakaCluster `json:"items"`
+}

@@ -1,0 +1,257 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/proposer"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+)
+
+// Acceptors is how the operator talks to acceptors: the Admin RPCs and the
+// rescan's proposer. GRPCAcceptors is the implementation; tests may wrap it
+// to inject failures.
+type Acceptors interface {
+	// Status asks the acceptor at addr for its identity, epoch and health.
+	// A failure is reported in AcceptorInfo.Err.
+	Status(ctx context.Context, addr string) AcceptorInfo
+	// SetConfig installs cfg on the acceptor at addr.
+	SetConfig(ctx context.Context, addr string, cfg membership.Config) error
+	// ListKeys returns up to limit keys stored at addr after the key after,
+	// in ascending order.
+	ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error)
+	// Touch runs the identity change on every key with a proposer that
+	// bootstraps from endpoints.
+	Touch(ctx context.Context, endpoints []string, keys [][]byte) error
+}
+
+// GRPCAcceptors talks to acceptors over gRPC. Connections are cached per
+// address. The zero value is ready to use (plaintext, no admin token).
+type GRPCAcceptors struct {
+	// DialOptions are added to every Admin connection; tests use
+	// grpc.WithContextDialer to reach in-process acceptors.
+	DialOptions []grpc.DialOption
+	// AdminToken is sent as `authorization: Bearer <token>` when set.
+	AdminToken string
+	// Timeout bounds each Admin call. Default 2s.
+	Timeout time.Duration
+
+	mu struct {
+		sync.Mutex
+		conns map[string]*grpc.ClientConn
+	}
+}
+
+var _ Acceptors = (*GRPCAcceptors)(nil)
+
+func (g *GRPCAcceptors) admin(addr string) (kshakav1.AdminClient, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cc, ok := g.mu.conns[addr]; ok {
+		return kshakav1.NewAdminClient(cc), nil
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, g.DialOptions...)
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("while connecting to %s: %w", addr, err)
+	}
+	if g.mu.conns == nil {
+		g.mu.conns = map[string]*grpc.ClientConn{}
+	}
+	g.mu.conns[addr] = cc
+	return kshakav1.NewAdminClient(cc), nil
+}
+
+func (g *GRPCAcceptors) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := g.Timeout
+	if t == 0 {
+		t = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	if g.AdminToken != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.AdminToken)
+	}
+	return ctx, cancel
+}
+
+// Status implements Acceptors.
+func (g *GRPCAcceptors) Status(ctx context.Context, addr string) AcceptorInfo {
+	c, err := g.admin(addr)
+	if err != nil {
+		return AcceptorInfo{Err: err.Error()}
+	}
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	r, err := c.Status(ctx, &kshakav1.StatusRequest{})
+	if err != nil {
+		return AcceptorInfo{Err: status.Convert(err).Message()}
+	}
+	if r.GetIncarnation() == 0 {
+		return AcceptorInfo{Err: "the acceptor reported incarnation 0"}
+	}
+	return AcceptorInfo{
+		Incarnation: r.GetIncarnation(),
+		Epoch:       r.GetEpoch(),
+		Admitted:    r.GetAdmitted(),
+		Healthy:     r.GetHealthy(),
+		Reason:      r.GetReason(),
+	}
+}
+
+// SetConfig implements Acceptors.
+func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membership.Config) error {
+	c, err := g.admin(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: ConfigToProto(cfg)}); err != nil {
+		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, addr, err)
+	}
+	return nil
+}
+
+// ListKeys implements Acceptors.
+func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error) {
+	c, err := g.admin(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	stream, err := c.ListKeys(ctx, &kshakav1.ListKeysRequest{StartAfter: after, Limit: uint64(limit), PageSize: uint32(min(limit, 1000))})
+	if err != nil {
+		return nil, fmt.Errorf("while listing keys of %s: %w", addr, err)
+	}
+	var keys [][]byte
+	for {
+		page, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("while listing keys of %s: %w", addr, err)
+		}
+		keys = append(keys, page.GetKeys()...)
+	}
+}
+
+// Touch implements Acceptors with a proposer.Client that lives for one call.
+func (g *GRPCAcceptors) Touch(ctx context.Context, endpoints []string, keys [][]byte) error {
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, AdminToken: g.AdminToken})
+	if err != nil {
+		return fmt.Errorf("while starting the rescan's proposer: %w", err)
+	}
+	defer func() { _ = p.Close() }()
+	return p.Touch(ctx, keys...)
+}
+
+// Close closes the cached connections.
+func (g *GRPCAcceptors) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for addr, cc := range g.mu.conns {
+		errs = append(errs, cc.Close())
+		delete(g.mu.conns, addr)
+	}
+	return errors.Join(errs...)
+}
+
+// MergeKeyPages merges what each acceptor listed after the same cursor, each
+// page holding up to limit keys in ascending order. An acceptor that
+// returned fewer than limit keys has no more; one that returned limit keys
+// may have more after its last one, so the merged batch stops at the
+// smallest such last key: every key up to there is listed by every acceptor
+// that holds it. It returns the sorted, deduplicated keys of the batch, the
+// new cursor, and whether the listing is complete.
+func MergeKeyPages(pages [][][]byte, limit int) (keys [][]byte, cursor []byte, done bool) {
+	var bound []byte
+	done = true
+	for _, p := range pages {
+		if len(p) >= limit && limit > 0 {
+			last := p[len(p)-1]
+			if done || bytes.Compare(last, bound) < 0 {
+				bound = last
+			}
+			done = false
+		}
+	}
+	for _, p := range pages {
+		for _, k := range p {
+			if done || bytes.Compare(k, bound) <= 0 {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	keys = slices.CompactFunc(keys, bytes.Equal)
+	switch {
+	case !done:
+		cursor = bound
+	case len(keys) > 0:
+		cursor = keys[len(keys)-1]
+	}
+	return keys, cursor, done
+}
+
+// RescanBatch carries out an ActionRescan: it checks that each source is
+// still the expected incarnation, lists up to batch keys after the cursor
+// from every source, and touches the merged batch under a.Config.
+func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (RescanResult, error) {
+	pages := make([][][]byte, len(a.Targets))
+	for i, t := range a.Targets {
+		if info := acc.Status(ctx, t.Addr); info.Err != "" || info.Incarnation != t.Incarnation || info.Epoch < a.Config.Epoch {
+			return RescanResult{}, fmt.Errorf("while rescanning: %s is not incarnation %s at epoch %d any more (%+v)",
+				t.PodName, FormatIncarnation(t.Incarnation), a.Config.Epoch, info)
+		}
+		keys, err := acc.ListKeys(ctx, t.Addr, a.Cursor, batch)
+		if err != nil {
+			return RescanResult{}, fmt.Errorf("while rescanning: %w", err)
+		}
+		pages[i] = keys
+	}
+	keys, cursor, done := MergeKeyPages(pages, batch)
+	if len(keys) > 0 {
+		if err := acc.Touch(ctx, a.Endpoints, keys); err != nil {
+			return RescanResult{}, fmt.Errorf("while rescanning %d keys: %w", len(keys), err)
+		}
+	}
+	return RescanResult{Cursor: cursor, Keys: len(keys), Done: done}, nil
+}
+
+// Install carries out an ActionInstall: on each target in order, check its
+// incarnation, then install the configuration. It stops at the first
+// failure.
+func Install(ctx context.Context, acc Acceptors, a Action) error {
+	for _, t := range a.Targets {
+		info := acc.Status(ctx, t.Addr)
+		if info.Err != "" {
+			return fmt.Errorf("while installing epoch %d: %s is unreachable: %s", a.Config.Epoch, t.PodName, info.Err)
+		}
+		if info.Incarnation != t.Incarnation {
+			return fmt.Errorf("while installing epoch %d: %s reports incarnation %s, want %s",
+				a.Config.Epoch, t.PodName, FormatIncarnation(info.Incarnation), FormatIncarnation(t.Incarnation))
+		}
+		if info.Epoch >= a.Config.Epoch {
+			continue
+		}
+		if err := acc.SetConfig(ctx, t.Addr, a.Config); err != nil {
+			return err
+		}
+	}
+	return nil
+}

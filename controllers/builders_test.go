@@ -1,0 +1,249 @@
+package controllers
+
+import (
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
+)
+
+func TestNamesAndAddresses(t *testing.T) {
+	c := newCluster(3)
+	pod := &corev1.Pod{}
+	pod.Name = PodName(c, 2)
+	pod.Status.PodIP = "10.1.2.3"
+	for _, tc := range []struct{ name, got, want string }{
+		{"pod", PodName(c, 2), "kc-2"},
+		{"pvc", PVCName(c, 2), "data-kc-2"},
+		{"peers", PeerServiceName(c), "kc-peers"},
+		{"dns address", Address(c, pod), "kc-2.kc-peers.ns.svc:7400"},
+		{"image", Image(c), "example.com/kshaka-acceptor:v1"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+	c.Spec.AddressMode = kshakav1alpha1.AddressModePodIP
+	if got := Address(c, pod); got != "10.1.2.3:7400" {
+		t.Errorf("pod IP address %q", got)
+	}
+	pod.Status.PodIP = "fd00::1"
+	if got := Address(c, pod); got != "[fd00::1]:7400" {
+		t.Errorf("IPv6 pod IP address %q", got)
+	}
+	pod.Status.PodIP = ""
+	if got := Address(c, pod); got != "" {
+		t.Errorf("address without a pod IP %q", got)
+	}
+}
+
+func TestOrdinal(t *testing.T) {
+	c := newCluster(3)
+	for _, tc := range []struct {
+		name string
+		ord  int32
+		ok   bool
+	}{
+		{"kc-0", 0, true}, {"kc-12", 12, true}, {"kc-", 0, false}, {"kc-01", 0, false},
+		{"kc-x", 0, false}, {"other-1", 0, false}, {"kc-peers-1", 0, false}, {"kc--1", 0, false},
+	} {
+		ord, ok := Ordinal(c, tc.name)
+		if ord != tc.ord || ok != tc.ok {
+			t.Errorf("Ordinal(%q) = %d, %v; want %d, %v", tc.name, ord, ok, tc.ord, tc.ok)
+		}
+	}
+}
+
+func TestStatefulSet(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(c *kshakav1alpha1.KshakaCluster)
+		check  func(t *testing.T, s *appsv1.StatefulSet)
+	}{{
+		name: "defaults",
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			if *s.Spec.Replicas != 4 || s.Spec.PodManagementPolicy != appsv1.ParallelPodManagement ||
+				s.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType || s.Spec.ServiceName != "kc-peers" {
+				t.Fatalf("spec %+v", s.Spec)
+			}
+			if p := s.Spec.PersistentVolumeClaimRetentionPolicy; p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType || p.WhenDeleted != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
+				t.Fatalf("retention %+v: the operator deletes claims itself, last", p)
+			}
+			if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != "uid-1" || !*s.OwnerReferences[0].Controller {
+				t.Fatalf("owner %+v", s.OwnerReferences)
+			}
+			vct := s.Spec.VolumeClaimTemplates[0]
+			if vct.Name != "data" || !vct.Spec.Resources.Requests.Storage().Equal(resource.MustParse("1Gi")) || vct.Labels[LabelClusterUID] != "uid-1" {
+				t.Fatalf("claim template %+v", vct)
+			}
+			pod := s.Spec.Template
+			if pod.Labels[LabelClusterUID] != "uid-1" || pod.Labels[LabelInstance] != "kc" {
+				t.Fatalf("pod labels %v", pod.Labels)
+			}
+			ctr := pod.Spec.Containers[0]
+			if ctr.Image != "example.com/kshaka-acceptor:v1" {
+				t.Fatalf("image %q", ctr.Image)
+			}
+			if !slices.Equal(ctr.Args, []string{"--data-dir=/var/lib/kshaka", "--listen=:7400", "--metrics-listen=:9400"}) {
+				t.Fatalf("args %v", ctr.Args)
+			}
+			if ctr.ReadinessProbe.GRPC == nil || ctr.ReadinessProbe.GRPC.Port != 7400 {
+				t.Fatalf("readiness %+v: want the gRPC health check (SERVING once admitted)", ctr.ReadinessProbe)
+			}
+			if ctr.LivenessProbe.TCPSocket == nil || ctr.LivenessProbe.TCPSocket.Port.StrVal != "grpc" {
+				t.Fatalf("liveness %+v: must not kill a live acceptor that is not admitted yet", ctr.LivenessProbe)
+			}
+			if ctr.VolumeMounts[0].MountPath != "/var/lib/kshaka" {
+				t.Fatalf("mounts %+v", ctr.VolumeMounts)
+			}
+			// Restricted Pod Security Standard.
+			psc, csc := pod.Spec.SecurityContext, ctr.SecurityContext
+			if !*psc.RunAsNonRoot || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || *psc.FSGroup != nonRootUID {
+				t.Fatalf("pod security context %+v", psc)
+			}
+			if *csc.AllowPrivilegeEscalation || !*csc.ReadOnlyRootFilesystem || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Fatalf("container security context %+v", csc)
+			}
+			aff := pod.Spec.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+			if len(aff) != 1 || aff[0].PodAffinityTerm.TopologyKey != corev1.LabelHostname || aff[0].PodAffinityTerm.LabelSelector.MatchLabels[LabelInstance] != "kc" {
+				t.Fatalf("anti-affinity %+v", aff)
+			}
+			if pod.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+				t.Fatal("required anti-affinity leaves pods Pending on small clusters")
+			}
+		},
+	}, {
+		name: "user scheduling and security settings win",
+		modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
+			c.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+			c.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+			c.Spec.PriorityClassName = "high"
+			c.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: corev1.DoNotSchedule}}
+			c.Spec.PodSecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)}
+			c.Spec.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(false)}
+			c.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}}
+			c.Spec.Storage.StorageClassName = ptr.To("fast")
+		},
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			p := s.Spec.Template.Spec
+			if p.Affinity.NodeAffinity == nil || p.Affinity.PodAntiAffinity != nil || p.NodeSelector["disk"] != "ssd" ||
+				p.PriorityClassName != "high" || len(p.Tolerations) != 1 || *p.SecurityContext.RunAsUser != 1000 ||
+				p.Containers[0].SecurityContext.Privileged == nil || p.Containers[0].Resources.Requests.Cpu().String() != "250m" {
+				t.Fatalf("pod spec %+v", p)
+			}
+			if tsc := p.TopologySpreadConstraints[0]; tsc.LabelSelector == nil || tsc.LabelSelector.MatchLabels[LabelInstance] != "kc" {
+				t.Fatalf("spread constraint without the cluster's selector: %+v", tsc)
+			}
+			if *s.Spec.VolumeClaimTemplates[0].Spec.StorageClassName != "fast" {
+				t.Fatal("storage class not used")
+			}
+		},
+	}, {
+		name:   "PodIP mode changes nothing in the pods",
+		modify: func(c *kshakav1alpha1.KshakaCluster) { c.Spec.AddressMode = kshakav1alpha1.AddressModePodIP },
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			if s.Spec.ServiceName != "kc-peers" {
+				t.Fatalf("service name %q", s.Spec.ServiceName)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(3)
+			if tc.modify != nil {
+				tc.modify(c)
+			}
+			tc.check(t, StatefulSet(c, 4))
+		})
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	c := newCluster(3)
+	a, b := StatefulSet(c, 3), StatefulSet(c, 5)
+	if a.Annotations[AnnotationSpecHash] != b.Annotations[AnnotationSpecHash] {
+		t.Error("the size changes the StatefulSet's hash; it must not (the operator sizes it)")
+	}
+	c.Spec.Version = "v2"
+	if StatefulSet(c, 3).Annotations[AnnotationSpecHash] == a.Annotations[AnnotationSpecHash] {
+		t.Error("a new version does not change the hash")
+	}
+}
+
+func TestServices(t *testing.T) {
+	c := newCluster(3)
+	peers := PeerService(c)
+	if peers.Spec.ClusterIP != corev1.ClusterIPNone || !peers.Spec.PublishNotReadyAddresses {
+		t.Fatalf("peer service %+v: must be headless and publish not-ready (not yet admitted) acceptors", peers.Spec)
+	}
+	if len(peers.Spec.Ports) != 2 || peers.Spec.Ports[0].Port != 7400 || peers.Spec.Ports[1].Name != "metrics" {
+		t.Fatalf("peer ports %+v", peers.Spec.Ports)
+	}
+	cl := ClientService(c)
+	if cl.Name != "kc" || cl.Spec.Type != corev1.ServiceTypeClusterIP || cl.Spec.PublishNotReadyAddresses || cl.Spec.Selector[LabelInstance] != "kc" {
+		t.Fatalf("client service %+v", cl.Spec)
+	}
+	c.Spec.Service = kshakav1alpha1.ServiceSpec{Port: 9000, Type: corev1.ServiceTypeLoadBalancer}
+	cl = ClientService(c)
+	if cl.Spec.Type != corev1.ServiceTypeLoadBalancer || cl.Spec.Ports[0].Port != 9000 || cl.Spec.Ports[0].TargetPort.StrVal != "grpc" {
+		t.Fatalf("client service %+v", cl.Spec)
+	}
+}
+
+func TestPodDisruptionBudget(t *testing.T) {
+	for _, tc := range []struct {
+		replicas int32
+		want     bool
+	}{{1, false}, {2, false}, {3, true}, {4, true}, {7, true}} {
+		pdb := PodDisruptionBudget(newCluster(tc.replicas))
+		if (pdb != nil) != tc.want {
+			t.Errorf("replicas %d: PDB %v, want one: %v", tc.replicas, pdb, tc.want)
+			continue
+		}
+		if pdb != nil && (pdb.Spec.MaxUnavailable.IntVal != 1 || pdb.Spec.MinAvailable != nil || pdb.Spec.Selector.MatchLabels[LabelInstance] != "kc") {
+			t.Errorf("replicas %d: PDB spec %+v", tc.replicas, pdb.Spec)
+		}
+	}
+}
+
+func TestMergeKeyPages(t *testing.T) {
+	k := func(ss ...string) [][]byte {
+		var out [][]byte
+		for _, s := range ss {
+			out = append(out, []byte(s))
+		}
+		return out
+	}
+	str := func(bs [][]byte) []string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, string(b))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		pages      [][][]byte
+		limit      int
+		want       []string
+		wantCursor string
+		wantDone   bool
+	}{
+		{"empty", [][][]byte{nil, nil}, 3, nil, "", true},
+		{"all short: union, done", [][][]byte{k("a", "c"), k("b", "c")}, 3, []string{"a", "b", "c"}, "c", true},
+		{"a full page bounds the batch", [][][]byte{k("a", "b", "c"), k("a", "d")}, 3, []string{"a", "b", "c"}, "c", false},
+		{"smallest last key of the full pages", [][][]byte{k("a", "b", "e"), k("c", "d", "f"), k("b")}, 3, []string{"a", "b", "c", "d", "e"}, "e", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keys, cursor, done := MergeKeyPages(tc.pages, tc.limit)
+			if !slices.Equal(str(keys), tc.want) || string(cursor) != tc.wantCursor || done != tc.wantDone {
+				t.Fatalf("got %v, %q, %v; want %v, %q, %v", str(keys), cursor, done, tc.want, tc.wantCursor, tc.wantDone)
+			}
+		})
+	}
+}

@@ -1,0 +1,33 @@
+// Package controllers is the Kshaka operator: it reconciles KshakaCluster
+// objects into a StatefulSet of acceptors and carries out the membership
+// procedure of DESIGN §5 on them.
+//
+// The package is layered the way DESIGN §6 describes:
+//
+//   - builders.go: pure functions that build every owned object (the
+//     Services, the StatefulSet and the PodDisruptionBudget) from the spec.
+//   - decide.go: the pure decision function. Decide takes everything observed
+//     in one pass (the KshakaCluster with its recorded status, the
+//     StatefulSet, the pods, the volume claims and each acceptor's Admin
+//     status) and returns the status to record, the StatefulSet size, and at
+//     most one action: install a configuration, rescan one batch of keys,
+//     recycle a member, or delete a volume claim.
+//   - reconciler.go: observe → Decide → write status → act. The status (the
+//     intent) is written before the action, with optimistic concurrency, so a
+//     stale read cannot act and an operator restart resumes the recorded
+//     step. Every action checks live state and is harmless to repeat.
+//   - acceptors.go: the Admin RPC client and the rescan's proposer, behind
+//     the Acceptors interface so tests can point members at in-process
+//     acceptors.
+//
+// Invariants kept here (DESIGN §3–§5):
+//   - One membership change at a time; configurations come only from
+//     membership.Steps (or membership.Stable for the first one).
+//   - No rescan and no next epoch before the current epoch is fenced: every
+//     non-retired member of the previous and the new configuration has
+//     acknowledged it. An unreachable member blocks the change.
+//   - A member whose pod reports a different, empty incarnation lost its
+//     disk: it is retired (never admitted again), removed, and its pod joins
+//     again as a new member. An unreachable member is never retired.
+//   - Scale down: membership removal first, pod second, volume claim last.
+package controllers

@@ -1,0 +1,441 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
+)
+
+// AddressResolver returns the address a pod's acceptor is dialled at, by the
+// operator and (once it is a member) by proposers; "" while it has none.
+// The default is Address (spec.addressMode).
+type AddressResolver func(c *kshakav1alpha1.KshakaCluster, pod *corev1.Pod) string
+
+// EventRecorder is the part of the events.k8s.io recorder the reconciler
+// uses (manager.GetEventRecorder).
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Reconciler reconciles KshakaCluster objects: observe → Decide → record
+// status → apply objects → act (see the package documentation).
+type Reconciler struct {
+	client.Client
+	Scheme *runtime.Scheme
+	// Recorder receives an Event for every membership step; nil: none.
+	Recorder EventRecorder
+	// Acceptors talks to the acceptors. Required.
+	Acceptors Acceptors
+	// Resolver forms acceptor addresses; nil: Address.
+	Resolver AddressResolver
+	// RescanBatch is the number of keys listed per acceptor and touched per
+	// rescan step. Default 1000.
+	RescanBatch int
+	// IdleInterval, WaitInterval and NowInterval are how soon the cluster is
+	// looked at again when it is stable, when it waits for something, and
+	// after a step. Defaults 30s, 2s, 100ms.
+	IdleInterval, WaitInterval, NowInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler. Pods and volume claims are
+// watched through the StatefulSet's and the cluster's labels.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kshakav1alpha1.KshakaCluster{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Pod{}, enqueueByInstanceLabel()).
+		Named("kshakacluster").
+		Complete(r)
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) resolve(c *kshakav1alpha1.KshakaCluster, pod *corev1.Pod) string {
+	if r.Resolver != nil {
+		return r.Resolver(c, pod)
+	}
+	return Address(c, pod)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (r *Reconciler) after(p Pace) ctrl.Result {
+	switch p {
+	case PaceNow:
+		return ctrl.Result{RequeueAfter: orDefault(r.NowInterval, 100*time.Millisecond)}
+	case PaceWait:
+		return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}
+	}
+	return ctrl.Result{RequeueAfter: orDefault(r.IdleInterval, 30*time.Second)}
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	var c kshakav1alpha1.KshakaCluster
+	if err := r.Get(ctx, req.NamespacedName, &c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		// Owned objects go with it (owner references); volume claims stay.
+		return ctrl.Result{}, nil
+	}
+
+	o, err := r.observe(ctx, &c)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := Decide(o)
+
+	// Intent first: the status carries the step about to be taken. The
+	// update is conditional on the resourceVersion observed, so a stale
+	// read cannot act.
+	if plan.Action.Kind != ActionNone || !apiequality.Semantic.DeepEqual(c.Status, plan.Status) {
+		c.Status = plan.Status
+		if err := r.Status().Update(ctx, &c); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: orDefault(r.NowInterval, 100*time.Millisecond)}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("while recording status: %w", err)
+		}
+	}
+	r.emit(&c, plan.Events)
+	if c.Spec.Paused {
+		return r.after(plan.Pace), nil
+	}
+
+	if err := r.applyObjects(ctx, &c, plan.StatefulSetReplicas); err != nil {
+		return ctrl.Result{}, err
+	}
+	err = r.act(ctx, &c, plan.Action)
+	if plan.Action.Kind != ActionNone {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		actionsTotal.WithLabelValues(string(plan.Action.Kind), result).Inc()
+	}
+	if err != nil {
+		logger.Info("step failed; will retry", "action", plan.Action.Kind, "error", err.Error())
+		r.emit(&c, []Event{{Type: corev1.EventTypeWarning, Reason: EventBlocked, Message: err.Error()}})
+		return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}, nil
+	}
+	if plan.Action.Kind != ActionNone {
+		logger.V(1).Info("step taken", "action", plan.Action.Kind, "epoch", plan.Action.Config.Epoch)
+	}
+	return r.after(plan.Pace), nil
+}
+
+func (r *Reconciler) emit(c *kshakav1alpha1.KshakaCluster, events []Event) {
+	for _, e := range events {
+		stepsTotal.WithLabelValues(e.Reason).Inc()
+		if r.Recorder != nil {
+			r.Recorder.Eventf(c, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+		}
+	}
+}
+
+// observe gathers the live state once.
+func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluster) (Observed, error) {
+	o := Observed{
+		Cluster:   c,
+		Pods:      map[int32]PodInfo{},
+		PVCs:      map[int32]bool{},
+		Acceptors: map[int32]AcceptorInfo{},
+		Now:       r.now(),
+	}
+	sts := &appsv1.StatefulSet{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: StatefulSetName(c)}, sts); {
+	case apierrors.IsNotFound(err):
+		sts = nil
+	case err != nil:
+		return o, fmt.Errorf("while reading the StatefulSet: %w", err)
+	case !metav1.IsControlledBy(sts, c):
+		return o, reconcile.TerminalError(fmt.Errorf("StatefulSet %s/%s exists and is not controlled by this KshakaCluster", c.Namespace, sts.Name))
+	}
+	o.StatefulSet = sts
+
+	sel := client.MatchingLabels(SelectorLabels(c))
+	uid := client.MatchingLabels{LabelClusterUID: string(c.UID)}
+	var pods corev1.PodList
+	if sts != nil {
+		if err := r.List(ctx, &pods, client.InNamespace(c.Namespace), sel, uid); err != nil {
+			return o, fmt.Errorf("while listing pods: %w", err)
+		}
+	}
+	var addrs []string
+	var ords []int32
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		ord, ok := Ordinal(c, pod.Name)
+		if !ok || !metav1.IsControlledBy(pod, sts) {
+			continue
+		}
+		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero()}
+		o.Pods[ord] = info
+		if info.Address != "" && !info.Terminating {
+			addrs = append(addrs, info.Address)
+			ords = append(ords, ord)
+		}
+	}
+	infos := make([]AcceptorInfo, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() { infos[i] = r.Acceptors.Status(ctx, addr) })
+	}
+	wg.Wait()
+	for i, ord := range ords {
+		o.Acceptors[ord] = infos[i]
+	}
+
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := r.List(ctx, &pvcs, client.InNamespace(c.Namespace), sel, uid); err != nil {
+		return o, fmt.Errorf("while listing volume claims: %w", err)
+	}
+	for _, pvc := range pvcs.Items {
+		rest, ok := strings.CutPrefix(pvc.Name, volumeName+"-")
+		if !ok || !pvc.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if ord, ok := Ordinal(c, rest); ok {
+			o.PVCs[ord] = true
+		}
+	}
+	return o, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// applyObjects creates or updates the owned objects.
+func (r *Reconciler) applyObjects(ctx context.Context, c *kshakav1alpha1.KshakaCluster, replicas int32) error {
+	if err := apply(ctx, r.Client, c, PeerService(c), &corev1.Service{}, copyService); err != nil {
+		return err
+	}
+	if err := apply(ctx, r.Client, c, ClientService(c), &corev1.Service{}, copyService); err != nil {
+		return err
+	}
+	if err := apply(ctx, r.Client, c, StatefulSet(c, replicas), &appsv1.StatefulSet{}, copyStatefulSet); err != nil {
+		return err
+	}
+	if pdb := PodDisruptionBudget(c); pdb != nil {
+		return apply(ctx, r.Client, c, pdb, &policyv1.PodDisruptionBudget{}, copyPDB)
+	}
+	old := &policyv1.PodDisruptionBudget{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: PDBName(c)}, old); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("while reading the PodDisruptionBudget: %w", err)
+	case metav1.IsControlledBy(old, c):
+		return client.IgnoreNotFound(r.Delete(ctx, old, client.Preconditions{UID: &old.UID}))
+	}
+	return nil
+}
+
+// apply creates want, or updates the existing object when its spec hash or
+// size differs. An object of the same name that c does not control is an
+// error: it is never adopted or changed.
+func apply[T client.Object](ctx context.Context, cl client.Client, c *kshakav1alpha1.KshakaCluster, want T, have T, copyInto func(want, have T) bool) error {
+	kind := fmt.Sprintf("%T", want)
+	err := cl.Get(ctx, client.ObjectKeyFromObject(want), have)
+	if apierrors.IsNotFound(err) {
+		if err := cl.Create(ctx, want); err != nil {
+			return fmt.Errorf("while creating %s %s: %w", kind, want.GetName(), err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("while reading %s %s: %w", kind, want.GetName(), err)
+	}
+	if !metav1.IsControlledBy(have, c) {
+		return reconcile.TerminalError(fmt.Errorf("%s %s/%s exists and is not controlled by this KshakaCluster", kind, c.Namespace, want.GetName()))
+	}
+	if !copyInto(want, have) {
+		return nil
+	}
+	if err := cl.Update(ctx, have); err != nil {
+		return fmt.Errorf("while updating %s %s: %w", kind, want.GetName(), err)
+	}
+	return nil
+}
+
+func sameHash(want, have metav1.Object) bool {
+	return have.GetAnnotations()[AnnotationSpecHash] == want.GetAnnotations()[AnnotationSpecHash]
+}
+
+func copyMeta(want, have metav1.Object) {
+	have.SetLabels(want.GetLabels())
+	a := have.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[AnnotationSpecHash] = want.GetAnnotations()[AnnotationSpecHash]
+	have.SetAnnotations(a)
+}
+
+func copyService(want, have *corev1.Service) bool {
+	if sameHash(want, have) {
+		return false
+	}
+	copyMeta(want, have)
+	// clusterIP and the node ports the API server picked are kept.
+	ports := want.Spec.Ports
+	for i := range ports {
+		for _, hp := range have.Spec.Ports {
+			if hp.Name == ports[i].Name && want.Spec.Type != corev1.ServiceTypeClusterIP {
+				ports[i].NodePort = hp.NodePort
+			}
+		}
+	}
+	have.Spec.Type = want.Spec.Type
+	have.Spec.Selector = want.Spec.Selector
+	have.Spec.Ports = ports
+	have.Spec.PublishNotReadyAddresses = want.Spec.PublishNotReadyAddresses
+	return true
+}
+
+func copyStatefulSet(want, have *appsv1.StatefulSet) bool {
+	same := sameHash(want, have) && have.Spec.Replicas != nil && *have.Spec.Replicas == *want.Spec.Replicas
+	if same {
+		return false
+	}
+	copyMeta(want, have)
+	// The selector, service name and claim templates are immutable (storage
+	// is immutable in the CRD too); everything else follows the spec.
+	have.Spec.Replicas = want.Spec.Replicas
+	have.Spec.Template = want.Spec.Template
+	have.Spec.UpdateStrategy = want.Spec.UpdateStrategy
+	have.Spec.PersistentVolumeClaimRetentionPolicy = want.Spec.PersistentVolumeClaimRetentionPolicy
+	return true
+}
+
+func copyPDB(want, have *policyv1.PodDisruptionBudget) bool {
+	if sameHash(want, have) {
+		return false
+	}
+	copyMeta(want, have)
+	have.Spec = want.Spec
+	return true
+}
+
+// act carries out the plan's one action.
+func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a Action) error {
+	switch a.Kind {
+	case ActionInstall:
+		return Install(ctx, r.Acceptors, a)
+	case ActionRescan:
+		batch := r.RescanBatch
+		if batch <= 0 {
+			batch = 1000
+		}
+		res, err := RescanBatch(ctx, r.Acceptors, a, batch)
+		if err != nil {
+			return err
+		}
+		rescannedKeysTotal.Add(float64(res.Keys))
+		events, err := AfterRescan(c, &c.Status, res)
+		if err != nil {
+			return err
+		}
+		if err := r.Status().Update(ctx, c); err != nil {
+			// The batch is touched again next time; an identity change is
+			// harmless to repeat.
+			return fmt.Errorf("while recording rescan progress: %w", err)
+		}
+		r.emit(c, events)
+		return nil
+	case ActionRecycle:
+		if err := r.deletePVC(ctx, c, a.PVCName); err != nil {
+			return err
+		}
+		return r.deletePod(ctx, c, a.PodName)
+	case ActionDeletePVC:
+		return r.deletePVC(ctx, c, a.PVCName)
+	}
+	return nil
+}
+
+// deletePVC deletes a volume claim of c's, identified by name, labels and
+// UID (a precondition: a claim recreated meanwhile is not deleted).
+func (r *Reconciler) deletePVC(ctx context.Context, c *kshakav1alpha1.KshakaCluster, name string) error {
+	var pvc corev1.PersistentVolumeClaim
+	if err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &pvc); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if pvc.Labels[LabelClusterUID] != string(c.UID) {
+		return fmt.Errorf("volume claim %s does not belong to this cluster (label %s=%q)", name, LabelClusterUID, pvc.Labels[LabelClusterUID])
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, &pvc, client.Preconditions{UID: &pvc.UID}))
+}
+
+func (r *Reconciler) deletePod(ctx context.Context, c *kshakav1alpha1.KshakaCluster, name string) error {
+	var pod corev1.Pod
+	if err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &pod); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if pod.Labels[LabelClusterUID] != string(c.UID) {
+		return fmt.Errorf("pod %s does not belong to this cluster", name)
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID}))
+}
+
+// enqueueByInstanceLabel maps an acceptor pod to its KshakaCluster (pods are
+// owned by the StatefulSet, not by the cluster).
+func enqueueByInstanceLabel() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		l := o.GetLabels()
+		if l[LabelName] != appName || l[LabelComponent] != componentName || l[LabelInstance] == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[LabelInstance]}}}
+	})
+}
