@@ -531,3 +531,13 @@ func (a *Acceptor) readPage(after []byte, n int) ([][]byte, error) {
 	}
 	return keys, nil
 }
+
+// addressedTo checks that a request meant for incarnation inc (0: any) has
+// reached this acceptor, and not another one now at the same address.
+func (a *Acceptor) addressedTo(inc uint64) error {
+	if inc != 0 && inc != a.incarnation {
+		return fmt.Errorf("%w: the request is meant for incarnation %016x, this acceptor is incarnation %016x "+
+			"(its address now belongs to another acceptor)", membership.ErrNotAdmitted, inc, a.incarnation)
+	}
+	return nil
+}

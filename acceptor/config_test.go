@@ -201,3 +201,30 @@ func TestRestartKeepsEverything(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestForAnotherIncarnation checks that a request addressed to another
+// incarnation (the member that used to be at this address) is refused and
+// writes nothing, while requests for this incarnation, or for any, are served.
+func TestRequestForAnotherIncarnation(t *testing.T) {
+	n := startAdmitted(t, testOptions(t))
+	ctx := context.Background()
+	other := n.acc.Incarnation() + 1
+	_, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Incarnation: other, Items: []*kshakav1.PrepareItem{prep("x", b(1, 1))}})
+	wantCode(t, err, codes.FailedPrecondition)
+	if !strings.Contains(err.Error(), "meant for incarnation") {
+		t.Errorf("unclear message: %v", err)
+	}
+	_, err = n.data.Accept(ctx, &kshakav1.AcceptRequest{Epoch: 1, Incarnation: other, Items: []*kshakav1.AcceptItem{acc("x", b(1, 1), val(1, "a"), nil)}})
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = n.data.Read(ctx, &kshakav1.ReadRequest{Epoch: 1, Incarnation: other, Keys: [][]byte{[]byte("x")}})
+	wantCode(t, err, codes.FailedPrecondition)
+	if got := n.contents(); len(got) != 0 {
+		t.Fatalf("refused requests wrote %v", got)
+	}
+	for i, inc := range []uint64{0, n.acc.Incarnation()} {
+		resp, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Incarnation: inc, Items: []*kshakav1.PrepareItem{prep("x", b(uint64(i)+2, 1))}})
+		if err != nil || !resp.Results[0].Ok {
+			t.Fatalf("prepare for incarnation %x: %v %v", inc, resp, err)
+		}
+	}
+}

@@ -75,6 +75,9 @@ func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest)
 	var stale bool
 	defer s.a.track("Prepare", time.Now(), &err, &stale)
 	s.a.metrics.batchItems.WithLabelValues("Prepare").Observe(float64(len(req.GetItems())))
+	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
+		return nil, statusErr(err)
+	}
 	out, err := s.a.prepare(req.GetEpoch(), prepareOpsFromProto(req.GetItems()))
 	resp = &kshakav1.PrepareResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
@@ -95,6 +98,9 @@ func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (
 	var stale bool
 	defer s.a.track("Accept", time.Now(), &err, &stale)
 	s.a.metrics.batchItems.WithLabelValues("Accept").Observe(float64(len(req.GetItems())))
+	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
+		return nil, statusErr(err)
+	}
 	out, err := s.a.accept(req.GetEpoch(), acceptOpsFromProto(req.GetItems()))
 	resp = &kshakav1.AcceptResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
@@ -115,6 +121,9 @@ func (s acceptorServer) Read(_ context.Context, req *kshakav1.ReadRequest) (resp
 	var stale bool
 	defer s.a.track("Read", time.Now(), &err, &stale)
 	s.a.metrics.batchItems.WithLabelValues("Read").Observe(float64(len(req.GetKeys())))
+	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
+		return nil, statusErr(err)
+	}
 	out, err := s.a.read(req.GetEpoch(), req.GetKeys())
 	resp = &kshakav1.ReadResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {

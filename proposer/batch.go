@@ -75,13 +75,14 @@ type item struct {
 func (it *item) size() int { return len(it.key) + len(it.value.Data) + 64 }
 
 // takeBatch picks the next batch from a queue, in order: items of the first
-// live item's epoch (a request carries one epoch), at most one per key (the
+// live item's epoch and member incarnation (a request carries one of each), at most one per key (the
 // acceptor refuses duplicates), at most maxItems items and maxBytes bytes
 // (a single item always goes). Items of ended phases are dropped; the rest
 // stay queued in order.
 func takeBatch(q []*item, maxItems, maxBytes int) (batch, rest []*item) {
 	var (
 		epoch uint64
+		inc   uint64
 		bytes int
 		keys  = map[string]struct{}{}
 	)
@@ -98,10 +99,10 @@ func takeBatch(q []*item, maxItems, maxBytes int) (batch, rest []*item) {
 			break
 		}
 		if len(batch) == 0 {
-			epoch = it.epoch
+			epoch, inc = it.epoch, it.inc
 		}
 		_, dup := keys[string(it.key)]
-		if it.epoch != epoch || dup || (len(batch) > 0 && bytes+it.size() > maxBytes) {
+		if it.epoch != epoch || it.inc != inc || dup || (len(batch) > 0 && bytes+it.size() > maxBytes) {
 			rest = append(rest, it)
 			continue
 		}
@@ -176,10 +177,10 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 	}
 	ctx, cancel := context.WithTimeout(b.c.ctx, b.c.cfg.RequestTimeout)
 	defer cancel()
-	epoch := batch[0].epoch
+	epoch, inc := batch[0].epoch, batch[0].inc
 	switch b.method {
 	case methodPrepare:
-		req := &kshakav1.PrepareRequest{Epoch: epoch, Items: make([]*kshakav1.PrepareItem, len(batch))}
+		req := &kshakav1.PrepareRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.PrepareItem, len(batch))}
 		for i, it := range batch {
 			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: ballotToProto(it.ballot)}
 		}
@@ -201,7 +202,7 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		}
 		return out, nil
 	case methodAccept:
-		req := &kshakav1.AcceptRequest{Epoch: epoch, Items: make([]*kshakav1.AcceptItem, len(batch))}
+		req := &kshakav1.AcceptRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.AcceptItem, len(batch))}
 		for i, it := range batch {
 			req.Items[i] = &kshakav1.AcceptItem{
 				Key: it.key, Ballot: ballotToProto(it.ballot), Value: valueToProto(it.value),
@@ -223,7 +224,7 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		}
 		return out, nil
 	default:
-		req := &kshakav1.ReadRequest{Epoch: epoch, Keys: make([][]byte, len(batch))}
+		req := &kshakav1.ReadRequest{Epoch: epoch, Incarnation: inc, Keys: make([][]byte, len(batch))}
 		for i, it := range batch {
 			req.Keys[i] = it.key
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/kshaka-io/kshaka/membership"
 )
 
@@ -71,6 +73,10 @@ type Config struct {
 	AdminToken string
 	// Events receives optional callbacks for metrics and tracing.
 	Events Events
+	// DialOptions are added to the client's own gRPC dial options, after
+	// them: a custom dialer or resolver (the operator's tests reach
+	// acceptors behind DNS names this way), interceptors, keepalives.
+	DialOptions []grpc.DialOption
 }
 
 // Events are optional callbacks, each called synchronously from the

@@ -25,7 +25,7 @@ func dialOptions(cfg Config) []grpc.DialOption {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	return []grpc.DialOption{
+	return append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		// Reconnect soon after an acceptor restarts; the per-RPC deadline,
 		// not the connection, bounds how long a round waits.
@@ -35,7 +35,7 @@ func dialOptions(cfg Config) []grpc.DialOption {
 		}),
 		// Prepare and read responses of a full batch can carry many values.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
-	}
+	}, cfg.DialOptions...)
 }
 
 type batcherKey struct {

@@ -87,6 +87,15 @@ func TestTakeBatch(t *testing.T) {
 			batch: "2/a 2/c ", rest: "3/b ",
 		},
 		{
+			name: "one incarnation per request", max: 10, bytes: 1 << 20,
+			q: func() []*item {
+				a, b, c := mkItem(2, "a", 0, live), mkItem(2, "b", 0, live), mkItem(2, "c", 0, live)
+				a.inc, b.inc, c.inc = 7, 8, 7
+				return []*item{a, b, c}
+			}(),
+			batch: "2/a 2/c ", rest: "2/b ",
+		},
+		{
 			name: "duplicate keys wait", max: 10, bytes: 1 << 20,
 			q:     []*item{mkItem(1, "a", 0, live), mkItem(1, "a", 0, live), mkItem(1, "b", 0, live)},
 			batch: "1/a 1/b ", rest: "1/a ",

@@ -10,6 +10,11 @@
 //   - An acceptor serves Prepare, Accept and Read only when its installed
 //     configuration lists its incarnation; otherwise it answers
 //     FAILED_PRECONDITION (DESIGN §4).
+//   - A data-path request may name the incarnation it is meant for (the
+//     member's incarnation in the sender's configuration). An acceptor with
+//     another incarnation answers FAILED_PRECONDITION, so an address that now
+//     belongs to a different acceptor (a reused pod IP, a replaced disk) is
+//     never counted as the member it used to be.
 //   - Malformed input (empty or oversized keys or values, invalid ballots,
 //     oversized batches, duplicate keys in one batch) is refused with
 //     INVALID_ARGUMENT and nothing is written.
@@ -156,9 +161,11 @@ func (x *Value) GetTombstone() bool {
 }
 
 type PrepareRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Items         []*PrepareItem         `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Items []*PrepareItem         `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// The incarnation the request is meant for; 0: any.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +212,13 @@ func (x *PrepareRequest) GetItems() []*PrepareItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *PrepareRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 type PrepareItem struct {
@@ -385,9 +399,11 @@ func (x *PrepareResult) GetValue() *Value {
 }
 
 type AcceptRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Items         []*AcceptItem          `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Items []*AcceptItem          `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// The incarnation the request is meant for; 0: any.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,12 +452,20 @@ func (x *AcceptRequest) GetItems() []*AcceptItem {
 	return nil
 }
 
+func (x *AcceptRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 type AcceptItem struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Key    []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Ballot *Ballot                `protobuf:"bytes,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Value  *Value                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	// Optional one-round-trip promise (DESIGN §2.4); must be higher than ballot.
+	// Optional one-round-trip promise (DESIGN §2.4); must be higher than
+	// ballot. Absent or zero: none.
 	Next          *Ballot `protobuf:"bytes,4,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -610,9 +634,11 @@ func (x *AcceptResult) GetConflict() *Ballot {
 }
 
 type ReadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Keys  [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// The incarnation the request is meant for; 0: any.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -659,6 +685,13 @@ func (x *ReadRequest) GetKeys() [][]byte {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *ReadRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 type ReadResponse struct {
@@ -1337,10 +1370,11 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\x05Value\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1c\n" +
-	"\ttombstone\x18\x03 \x01(\bR\ttombstone\"T\n" +
+	"\ttombstone\x18\x03 \x01(\bR\ttombstone\"v\n" +
 	"\x0ePrepareRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12,\n" +
-	"\x05items\x18\x02 \x03(\v2\x16.kshaka.v1.PrepareItemR\x05items\"J\n" +
+	"\x05items\x18\x02 \x03(\v2\x16.kshaka.v1.PrepareItemR\x05items\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"J\n" +
 	"\vPrepareItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12)\n" +
 	"\x06ballot\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\x06ballot\"{\n" +
@@ -1351,10 +1385,11 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12-\n" +
 	"\bconflict\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\bconflict\x12-\n" +
 	"\baccepted\x18\x03 \x01(\v2\x11.kshaka.v1.BallotR\baccepted\x12&\n" +
-	"\x05value\x18\x04 \x01(\v2\x10.kshaka.v1.ValueR\x05value\"R\n" +
+	"\x05value\x18\x04 \x01(\v2\x10.kshaka.v1.ValueR\x05value\"t\n" +
 	"\rAcceptRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12+\n" +
-	"\x05items\x18\x02 \x03(\v2\x15.kshaka.v1.AcceptItemR\x05items\"\x98\x01\n" +
+	"\x05items\x18\x02 \x03(\v2\x15.kshaka.v1.AcceptItemR\x05items\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\x98\x01\n" +
 	"\n" +
 	"AcceptItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12)\n" +
@@ -1366,10 +1401,11 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\fstale_config\x18\x02 \x01(\v2\x11.kshaka.v1.ConfigR\vstaleConfig\"M\n" +
 	"\fAcceptResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12-\n" +
-	"\bconflict\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\bconflict\"7\n" +
+	"\bconflict\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\bconflict\"Y\n" +
 	"\vReadRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
-	"\x04keys\x18\x02 \x03(\fR\x04keys\"u\n" +
+	"\x04keys\x18\x02 \x03(\fR\x04keys\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"u\n" +
 	"\fReadResponse\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.kshaka.v1.ReadResultR\aresults\x124\n" +
 	"\fstale_config\x18\x02 \x01(\v2\x11.kshaka.v1.ConfigR\vstaleConfig\"c\n" +

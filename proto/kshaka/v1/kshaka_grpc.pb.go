@@ -10,6 +10,11 @@
 //   - An acceptor serves Prepare, Accept and Read only when its installed
 //     configuration lists its incarnation; otherwise it answers
 //     FAILED_PRECONDITION (DESIGN §4).
+//   - A data-path request may name the incarnation it is meant for (the
+//     member's incarnation in the sender's configuration). An acceptor with
+//     another incarnation answers FAILED_PRECONDITION, so an address that now
+//     belongs to a different acceptor (a reused pod IP, a replaced disk) is
+//     never counted as the member it used to be.
 //   - Malformed input (empty or oversized keys or values, invalid ballots,
 //     oversized batches, duplicate keys in one batch) is refused with
 //     INVALID_ARGUMENT and nothing is written.
