@@ -110,6 +110,12 @@ soak: ## Run the simulation over SEEDS seeds (default 100000).
 .PHONY: ci
 ci: verify-generated lint test ## What CI runs: generated files fresh, lint, all tests.
 
+##@ Benchmarks
+
+.PHONY: bench
+bench: build kube-binaries ## Measure Kshaka and etcd side by side (report in tmp/bench).
+	$(BIN)/kshaka bench --etcd-bin $(KUBE_BIN)/etcd --report $(REPO)/tmp/bench $(BENCHFLAGS)
+
 ##@ Tools
 
 .PHONY: tools
