@@ -110,6 +110,21 @@ soak: ## Run the simulation over SEEDS seeds (default 100000).
 .PHONY: ci
 ci: verify-generated lint test ## What CI runs: generated files fresh, lint, all tests.
 
+##@ Local Kubernetes
+
+LOCALKUBE_DIR ?= $(REPO)/tmp/localkube
+
+.PHONY: localkube-up localkube-down localkube-status
+localkube-up: build kube-binaries ## Start a local control plane and a node that runs pods as processes; prints KUBECONFIG.
+	@test -x $(BIN)/helm || hack/install-tools.sh helm
+	$(BIN)/kshaka-localkube up --dir $(LOCALKUBE_DIR)
+
+localkube-down: ## Stop the local control plane; nothing is left running (PURGE=1 also deletes its state).
+	@if [ -x $(BIN)/kshaka-localkube ]; then $(BIN)/kshaka-localkube down --dir $(LOCALKUBE_DIR) $(if $(PURGE),--purge); fi
+
+localkube-status: ## Show the local node and its pods.
+	$(BIN)/kshaka-localkube status --dir $(LOCALKUBE_DIR)
+
 ##@ Benchmarks
 
 .PHONY: bench
@@ -127,5 +142,5 @@ kube-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl i
 	hack/build-kube-binaries.sh
 
 .PHONY: clean
-clean: ## Remove build output (keeps the cached Kubernetes binaries).
-	rm -rf $(BIN)/kshaka $(BIN)/kshaka-acceptor $(BIN)/kshaka-operator dist tmp
+clean: localkube-down ## Remove build output (keeps the cached Kubernetes binaries).
+	rm -rf $(BIN)/kshaka $(BIN)/kshaka-acceptor $(BIN)/kshaka-operator $(BIN)/kshaka-localkube dist tmp

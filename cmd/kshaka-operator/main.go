@@ -132,7 +132,7 @@ func run(o *options) error {
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
-		LeaderElectionNamespace:       o.leaderElectionNS,
+		LeaderElectionNamespace:       leaderElectionNamespace(o.leaderElectionNS),
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOpts,
 	})
@@ -162,4 +162,15 @@ func run(o *options) error {
 		return fmt.Errorf("while running the manager: %w", err)
 	}
 	return nil
+}
+
+// leaderElectionNamespace is the namespace of the leader-election Lease: the
+// flag, else the pod's namespace from POD_NAMESPACE (the downward API), else
+// empty, which controller-runtime resolves from the in-cluster service
+// account (absent when the operator runs with a kubeconfig).
+func leaderElectionNamespace(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("POD_NAMESPACE")
 }

@@ -1,0 +1,43 @@
+// Package localkube runs a local Kubernetes control plane for end-to-end
+// tests and the demo: etcd, kube-apiserver and kube-controller-manager
+// (binaries built from their Go modules by hack/build-kube-binaries.sh) plus
+// one node, built on virtual-kubelet, that runs pods as local processes.
+//
+// What a pod gets:
+//   - its own loopback address from Config.PodAddresses, reported as the pod
+//     IP and in $POD_IP (also POD_NAME, POD_NAMESPACE, and the downward API
+//     for env: metadata.*, status.podIP, spec.nodeName, ...);
+//   - each container runs the binary its image maps to (ImageRule:
+//     "kshaka/acceptor:TAG" runs ImageBinDir/TAG/kshaka-acceptor when that
+//     exists, else ImageBinDir/kshaka-acceptor), in its own process group;
+//   - volumes are host directories. Paths under a container's volume mounts
+//     that appear in its command, args, env values and working directory are
+//     rewritten to the host directory, since processes share one filesystem;
+//   - $KUBECONFIG points at a kubeconfig whose client certificate is the
+//     pod's service account (system:serviceaccount:NS:NAME), so RBAC applies
+//     as with a token; no token file is written;
+//   - readiness, liveness and startup probes (httpGet, gRPC health,
+//     tcpSocket, exec), restarts with backoff, exit codes (128+signal when
+//     killed), `kubectl logs` (with -f, --previous, --tail, --timestamps),
+//     `kubectl exec` (runs on the host with the container's environment)
+//     and `kubectl port-forward`;
+//   - deleting a pod sends SIGTERM, then SIGKILL after the grace period, and
+//     removes the pod object once every process has exited.
+//
+// Persistent volumes: a default StorageClass "standard" whose claims are
+// bound by a small provisioner to directories Dir/volumes/pvc-UID. The
+// directories outlive pods; deleting the claim deletes the directory.
+//
+// Not there: Service networking (no kube-proxy: clients use pod IPs; the
+// apiserver reaches webhooks through endpoints), cluster DNS, resource
+// limits, kube-scheduler (a stand-in binds every pod to the one node).
+//
+// Lifecycle: Start returns once the node is Ready; Stop kills every process
+// it started and waits for them. Every child process also dies with the
+// process that started it (PR_SET_PDEATHSIG), and their pids are recorded
+// under Dir/run so that KillLeftovers can clean up after a crash. Dir keeps
+// the cluster's state: starting again on the same Dir resumes it.
+//
+// The package does not log: progress goes to Config.Events, component
+// output to Dir/logs.
+package localkube
