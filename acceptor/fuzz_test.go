@@ -84,6 +84,11 @@ func FuzzAcceptRequest(f *testing.F) {
 			if wrote {
 				t.Fatalf("refused request wrote something: %v", err)
 			}
+		case codes.FailedPrecondition:
+			// Only a request meant for another incarnation is refused so.
+			if req.Incarnation == 0 || req.Incarnation == a.Incarnation() || wrote {
+				t.Fatalf("refused (wrote %v) a request for incarnation %x: %v", wrote, req.Incarnation, err)
+			}
 		default:
 			t.Fatalf("unexpected error: %v", err)
 		}
