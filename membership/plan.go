@@ -39,6 +39,10 @@ type Change struct {
 //
 //	add x:    joint: P = M, qp = q(n);     S = M+x, qa = q(n+1)   final: P = S = M+x
 //	remove x: joint: P = M−x, qp = q(n−1); S = M,   qa = q(n)     final: P = S = M−x
+//	          (n odd: joint: P = S = M−x, quorums q(n−1))
+//
+// Either way every accept quorum of joint holds an accept quorum of final,
+// so after the rescan every key lives on an accept quorum of final.
 //
 // The caller installs joint, waits until it is fenced, rescans every key
 // under it, then installs final and waits until that is fenced. For an add,
@@ -87,6 +91,15 @@ func Steps(cur Config, ch Change) (joint, final Config, err error) {
 		}
 		joint.PrepareQuorum = Majority(n - 1)
 		joint.AcceptQuorum = Majority(n)
+		if n%2 == 1 {
+			// From an odd n, q(n)−1 < q(n−1): a key on an accept
+			// quorum of M that includes x would be left on too few
+			// members of M−x, and the next change could lose it. Drop
+			// x from both sets at once (the paper's 2F+3 → 2F+2, "as if
+			// it had always been down"), so the rescan and every write
+			// of the joint phase land on q(n−1) members of M−x.
+			joint = Stable(cur.Epoch+1, rest...)
+		}
 		final = Stable(cur.Epoch+2, rest...)
 	default:
 		return Config{}, Config{}, fmt.Errorf("%w: unknown change kind %d", ErrInvalid, ch.Kind)

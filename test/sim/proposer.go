@@ -1,0 +1,473 @@
+package sim
+
+import (
+	"errors"
+
+	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+type opKind uint8
+
+const (
+	opGet opKind = iota
+	opPut
+	opCAS
+	opDelete
+)
+
+var errCASMismatch = errors.New("cas: value mismatch")
+
+// clientOp is one client operation; its writes carry a unique value.
+type clientOp struct {
+	cl       *client
+	clientID int
+	kind     opKind
+	key      string
+	val      string // put, cas: the new value (unique)
+	from     string // cas: the expected value ("" = absent)
+	call     int64
+	rounds   []uint64 // proposals this op was part of
+	done     bool
+}
+
+// change is the op's change function (DESIGN §2.3); reads that fall back
+// to a full round use the identity.
+func (o *clientOp) change() round.Change {
+	switch o.kind {
+	case opPut:
+		return func(cur register.Value) (register.Value, error) { return cur.Put([]byte(o.val)), nil }
+	case opDelete:
+		return func(cur register.Value) (register.Value, error) { return cur.Delete(), nil }
+	case opCAS:
+		return func(cur register.Value) (register.Value, error) {
+			if visible(cur) != o.from {
+				return cur, errCASMismatch
+			}
+			return cur.Put([]byte(o.val)), nil
+		}
+	}
+	return round.Identity
+}
+
+// visible is what a client sees of a register: its data, or "" when absent.
+func visible(v register.Value) string {
+	if !v.Exists() {
+		return ""
+	}
+	return string(v.Data)
+}
+
+// client issues operations one after another through its proposer.
+type client struct {
+	p    *proposer
+	id   int // porcupine client ID; a new one after each open-ended op
+	n    int
+	left int
+	busy bool
+	gen  int               // scheduling token: only the latest wake-up issues
+	cur  *clientOp         // the operation in flight
+	seen map[string]string // last value observed per key; lookups only
+}
+
+// attempt is one try of a change (round.Write) or of a quorum read
+// (round.Read) under one configuration.
+type attempt struct {
+	id    uint64
+	key   string
+	cfg   *membership.Config
+	w     *round.Write
+	r     *round.Read
+	ops   []*clientOp
+	res   []round.Applied
+	tries int
+	round uint64
+	fast  bool
+	entry round.CacheEntry
+	// tally is the broken read's own count of P members per ballot.
+	tally map[register.Ballot]int
+}
+
+type keyState struct {
+	queue    []*clientOp
+	inflight *attempt
+}
+
+// proposer is one application process linking the proposer library.
+type proposer struct {
+	w           *world
+	name        string
+	up          bool
+	life        int
+	clock       *round.Clock
+	cache       *round.Cache
+	cfg         membership.Config
+	keys        map[string]*keyState // lookups only
+	attempts    map[uint64]*attempt  // lookups only
+	clients     []*client
+	pausedUntil int64
+}
+
+func newProposer(w *world, name string, cfg membership.Config) *proposer {
+	p := &proposer{w: w, name: name, up: true, cfg: cfg.Clone()}
+	p.reset()
+	return p
+}
+
+// reset starts a new process incarnation: a new proposer ID, an empty
+// cache, no rounds in flight (DESIGN §2.1).
+func (p *proposer) reset() {
+	p.clock = round.NewClock(p.w.randID())
+	p.cache = round.NewCache(p.w.opts.CacheSize)
+	p.keys = map[string]*keyState{}
+	p.attempts = map[uint64]*attempt{}
+}
+
+func (p *proposer) ks(key string) *keyState {
+	k := p.keys[key]
+	if k == nil {
+		k = &keyState{}
+		p.keys[key] = k
+	}
+	return k
+}
+
+// adopt takes a configuration learned from a reply if it is newer
+// (DESIGN §3: proposers always adopt the highest epoch they see).
+func (p *proposer) adopt(c *membership.Config) bool {
+	if c == nil || c.Epoch <= p.cfg.Epoch {
+		return false
+	}
+	p.cfg = c.Clone()
+	p.w.note("adopt "+p.name, c.Epoch)
+	return true
+}
+
+// submit starts a client operation.
+func (p *proposer) submit(o *clientOp) {
+	if o.kind == opGet && p.w.opts.QuorumReads {
+		p.startRead(o)
+		return
+	}
+	p.enqueue(o)
+}
+
+func (p *proposer) enqueue(o *clientOp) {
+	k := p.ks(o.key)
+	k.queue = append(k.queue, o)
+	if k.inflight == nil {
+		p.startWrite(o.key)
+	}
+}
+
+func (p *proposer) startWrite(key string) {
+	k := p.ks(key)
+	n := min(len(k.queue), max(1, p.w.opts.MaxBatch))
+	if n == 0 {
+		return
+	}
+	att := &attempt{key: key, ops: append([]*clientOp(nil), k.queue[:n]...)}
+	k.queue = k.queue[n:]
+	k.inflight = att
+	p.tryWrite(att)
+}
+
+func (p *proposer) register(att *attempt) {
+	delete(p.attempts, att.id)
+	att.id = p.w.id()
+	p.attempts[att.id] = att
+}
+
+// tryWrite sends one attempt with a ballot never used before: a cached
+// 1RTT promise for this epoch, or a fresh ballot and a prepare.
+func (p *proposer) tryWrite(att *attempt) {
+	att.tries++
+	att.round = p.w.id()
+	for _, o := range att.ops {
+		o.rounds = append(o.rounds, att.round)
+	}
+	cfg := p.cfg.Clone()
+	att.cfg = &cfg
+	p.register(att)
+	if p.w.opts.OneRTT {
+		if e, ok := p.cache.Take(att.key); ok && e.Epoch == cfg.Epoch {
+			att.fast, att.entry = true, e
+			att.w = round.NewFastWrite(att.cfg, e.Ballot, e.Value)
+			p.w.stats.FastWrites++
+			p.propose(att)
+			return
+		}
+	}
+	att.fast = false
+	att.w = round.NewWrite(att.cfg, p.clock.Next())
+	p.w.note("prepare "+p.name+" "+att.key, att.w.Ballot().Counter)
+	for _, m := range att.w.PrepareTargets() {
+		p.w.send(&message{kind: mPrepare, from: p.name, to: m.ID, attempt: att.id, key: att.key, epoch: cfg.Epoch, ballot: att.w.Ballot()})
+	}
+	p.arm(att, round.Preparing)
+}
+
+func (p *proposer) propose(att *attempt) {
+	changes := make([]round.Change, len(att.ops))
+	for i, o := range att.ops {
+		changes[i] = o.change()
+	}
+	v, res := round.ApplyAll(att.w.Current(), changes)
+	att.res = res
+	var next register.Ballot
+	if p.w.opts.OneRTT {
+		next = p.clock.Next()
+	}
+	att.w.Propose(v, next)
+	for _, m := range att.w.AcceptTargets() {
+		p.w.send(&message{kind: mAccept, from: p.name, to: m.ID, attempt: att.id, round: att.round, key: att.key,
+			epoch: att.cfg.Epoch, ballot: att.w.Ballot(), next: next, value: v.Clone()})
+	}
+	p.arm(att, round.Accepting)
+}
+
+func (p *proposer) arm(att *attempt, phase round.Phase) {
+	id, life := att.id, p.life
+	p.w.after(p.w.opts.Timeout, func() {
+		if p.life != life || p.attempts[id] != att {
+			return
+		}
+		if att.r != nil {
+			att.r.Expire()
+			p.readDone(att)
+			return
+		}
+		if att.w.Phase() == phase {
+			att.w.Expire()
+			p.writeProgress(att)
+		}
+	})
+}
+
+func (p *proposer) receive(m *message) {
+	if !p.up {
+		return
+	}
+	learned := p.adopt(m.cfg)
+	if !m.conflict.IsZero() {
+		p.clock.Observe(m.conflict)
+	}
+	if m.kind == mGetConfigReply {
+		return
+	}
+	att := p.attempts[m.attempt]
+	if att == nil {
+		return
+	}
+	reply := round.Ack
+	if !m.ok {
+		reply = round.Nack
+	}
+	switch m.kind {
+	case mPrepareReply:
+		if att.w.Phase() != round.Preparing {
+			return
+		}
+		att.w.OnPrepare(m.incarnation, reply, m.accepted, m.value, m.conflict)
+		if learned && att.w.Phase() == round.Preparing {
+			// A newer configuration: nothing was accepted yet, so
+			// give up this try and retry under the new epoch.
+			att.w.Expire()
+		}
+		p.writeProgress(att)
+	case mAcceptReply:
+		if att.w.Phase() != round.Accepting {
+			return
+		}
+		if reply == round.Nack && p.w.opts.AcceptNackNeedsLowerAccepted && !m.accepted.Less(att.w.Ballot()) {
+			// The acceptor's accepted ballot is at or above ours: a
+			// duplicate of this very accept may have landed before.
+			reply = round.Lost
+		}
+		p.w.note("accept reply "+p.name+" "+m.from+" "+m.key, uint64(reply), att.round, m.accepted.Counter)
+		att.w.OnAccept(m.incarnation, reply, m.conflict)
+		p.writeProgress(att)
+	case mReadReply:
+		p.onRead(att, m)
+	}
+}
+
+func (p *proposer) writeProgress(att *attempt) {
+	switch att.w.Phase() {
+	case round.Proposing:
+		p.propose(att)
+	case round.Done:
+		p.finishWrite(att)
+	}
+}
+
+func (p *proposer) finishWrite(att *attempt) {
+	delete(p.attempts, att.id)
+	p.clock.Observe(att.w.Conflict())
+	k := p.ks(att.key)
+	out := att.w.Outcome()
+	p.w.note("outcome "+p.name+" "+att.key+" "+out.String(), att.round)
+	switch out {
+	case round.Success:
+		if p.w.lateRounds[att.round] {
+			p.w.stats.LateAcked++
+			p.w.note("acknowledged after the fence "+p.name+" "+att.key, att.round)
+		}
+		if att.w.Cacheable() {
+			p.cache.Put(att.key, round.CacheEntry{Epoch: att.cfg.Epoch, Ballot: att.w.Next(), Value: att.w.Proposed().Clone()})
+		} else {
+			p.cache.Drop(att.key)
+		}
+		for i, o := range att.ops {
+			p.complete(o, statusOK, att.res[i])
+		}
+	case round.Failed:
+		p.cache.Drop(att.key)
+		p.w.stats.Retries++
+		if att.tries < p.w.opts.MaxTries {
+			p.register(att) // keep late replies of this try out
+			life := p.life
+			p.w.after(p.w.between(1, p.w.opts.Backoff), func() {
+				if p.life == life && p.attempts[att.id] == att {
+					p.tryWrite(att)
+				}
+			})
+			p.bootstrap()
+			return
+		}
+		for _, o := range att.ops {
+			p.complete(o, statusFail, round.Applied{})
+		}
+	case round.Unknown:
+		p.cache.Drop(att.key)
+		if p.w.opts.Faults.KeepCacheOnUnknown && att.fast {
+			// Negative control 4: the ballot just used goes back
+			// into the cache and will be used again.
+			p.cache.Put(att.key, att.entry)
+		}
+		for _, o := range att.ops {
+			p.complete(o, statusUnknown, round.Applied{})
+		}
+	}
+	k.inflight = nil
+	if len(k.queue) > 0 {
+		p.startWrite(att.key)
+	}
+}
+
+// bootstrap asks a random acceptor for its configuration, as the real
+// proposer does through the cluster's client Service.
+func (p *proposer) bootstrap() {
+	as := p.w.acceptors
+	a := as[p.w.rng.IntN(len(as))]
+	p.w.send(&message{kind: mGetConfig, from: p.name, to: a.name})
+}
+
+func (p *proposer) startRead(o *clientOp) {
+	cfg := p.cfg.Clone()
+	att := &attempt{key: o.key, ops: []*clientOp{o}, cfg: &cfg}
+	att.r = round.NewRead(att.cfg)
+	att.tally = map[register.Ballot]int{}
+	p.register(att)
+	for _, m := range att.r.Targets() {
+		p.w.send(&message{kind: mRead, from: p.name, to: m.ID, attempt: att.id, key: o.key, epoch: cfg.Epoch})
+	}
+	p.arm(att, 0)
+}
+
+func (p *proposer) onRead(att *attempt, m *message) {
+	switch p.w.opts.Faults.BrokenRead {
+	case ReadFirstReply:
+		if m.ok {
+			p.readSuccess(att, m.value)
+			return
+		}
+	case ReadPrepareQuorum:
+		// Negative control 5: agreement of a prepare quorum alone.
+		if mem, ok := att.cfg.Member(m.incarnation); ok && m.ok && mem.Prepare {
+			att.tally[m.accepted]++
+			if att.tally[m.accepted] >= att.cfg.PrepareQuorum {
+				p.readSuccess(att, m.value)
+				return
+			}
+		}
+	}
+	att.r.OnRead(m.incarnation, m.ok, m.accepted, m.value)
+	p.readDone(att)
+}
+
+func (p *proposer) readDone(att *attempt) {
+	switch att.r.Outcome() {
+	case round.Success:
+		p.readSuccess(att, att.r.Value())
+	case round.Failed:
+		// Fall back to a full identity change (DESIGN §2.5).
+		delete(p.attempts, att.id)
+		p.w.stats.ReadFallbacks++
+		p.enqueue(att.ops[0])
+	}
+}
+
+func (p *proposer) readSuccess(att *attempt, v register.Value) {
+	delete(p.attempts, att.id)
+	p.w.stats.QuorumReads++
+	p.complete(att.ops[0], statusOK, round.Applied{Value: v})
+}
+
+// complete reports an operation's outcome to its client and records it.
+func (p *proposer) complete(o *clientOp, st status, res round.Applied) {
+	if o.done {
+		return
+	}
+	o.done = true
+	p.w.hist.record(o, st, res, p.w.nextStamp())
+	cl := o.cl
+	if st == statusOK {
+		cl.seen[o.key] = visible(res.Value)
+	}
+	if st == statusUnknown {
+		cl.id = p.w.hist.newClient()
+	}
+	cl.busy = false
+	p.w.scheduleClient(cl)
+}
+
+// crash ends the process: every operation in flight has an unknown
+// outcome (pruned later if the ground truth shows it was accepted
+// nowhere); clients start again with new IDs after the restart.
+func (p *proposer) crash(down int64) {
+	p.up = false
+	p.life++
+	p.w.note("crash "+p.name, uint64(p.life))
+	for _, key := range p.w.keys {
+		k := p.keys[key]
+		if k == nil {
+			continue
+		}
+		if k.inflight != nil {
+			for _, o := range k.inflight.ops {
+				p.complete(o, statusUnknown, round.Applied{})
+			}
+		}
+		for _, o := range k.queue {
+			p.complete(o, statusUnknown, round.Applied{})
+		}
+	}
+	// Reads in flight had no effect; their clients just stop waiting.
+	for _, cl := range p.clients {
+		if cl.busy {
+			cl.busy = false
+			cl.id = p.w.hist.newClient()
+		}
+	}
+	p.reset()
+	p.w.after(down, func() {
+		p.up = true
+		p.w.note("restart "+p.name, 0)
+		p.bootstrap()
+		for _, cl := range p.clients {
+			p.w.scheduleClient(cl)
+		}
+	})
+}
