@@ -369,7 +369,7 @@ func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error)
 		next, ok := st.Accept(op.Ballot, op.Value, op.Next)
 		out[i] = acceptOutcome{OK: ok}
 		if !ok {
-			out[i].Conflict = st.Highest()
+			out[i].Conflict, out[i].Accepted = st.Highest(), st.Accepted
 		}
 		return next, ok
 	})

@@ -44,8 +44,10 @@ var (
 	ok    = &kshakav1.AcceptResult{Ok: true}
 )
 
-func accConflict(highest *kshakav1.Ballot) *kshakav1.AcceptResult {
-	return &kshakav1.AcceptResult{Conflict: highest}
+// accConflict is a refusal showing the highest ballot seen and the
+// accepted ballot (b(0, 0) for none).
+func accConflict(highest, accepted *kshakav1.Ballot) *kshakav1.AcceptResult {
+	return &kshakav1.AcceptResult{Conflict: highest, Accepted: accepted}
 }
 
 func readResult(accepted *kshakav1.Ballot, v *kshakav1.Value) *kshakav1.ReadResult {
@@ -79,7 +81,7 @@ func TestRPCScenarios(t *testing.T) {
 		}},
 		{"accept below the promise conflicts, then a fast-forwarded round wins", []step{
 			{prepare: []*kshakav1.PrepareItem{prep("x", b(3, 2))}, wantPrepare: []*kshakav1.PrepareResult{promised(none, empty)}},
-			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(1, "old"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(3, 2))}},
+			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(1, "old"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(3, 2), b(0, 0))}},
 			{read: []string{"x"}, wantRead: []*kshakav1.ReadResult{readResult(none, empty)}},
 			{prepare: []*kshakav1.PrepareItem{prep("x", b(4, 1))}, wantPrepare: []*kshakav1.PrepareResult{promised(none, empty)}},
 			{accept: []*kshakav1.AcceptItem{acc("x", b(4, 1), val(1, "new"), nil)}, wantAccept: []*kshakav1.AcceptResult{ok}},
@@ -87,7 +89,7 @@ func TestRPCScenarios(t *testing.T) {
 		}},
 		{"accept at the accepted ballot conflicts (b <= accepted)", []step{
 			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(1, "a"), nil)}, wantAccept: []*kshakav1.AcceptResult{ok}},
-			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(2, "b"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(2, 1))}},
+			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(2, "b"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(2, 1), b(2, 1))}},
 			{read: []string{"x"}, wantRead: []*kshakav1.ReadResult{readResult(b(2, 1), val(1, "a"))}},
 		}},
 		{"accept above the promise without a prepare", []step{
@@ -98,7 +100,7 @@ func TestRPCScenarios(t *testing.T) {
 		{"1RTT: accept with next promises next", []step{
 			{accept: []*kshakav1.AcceptItem{acc("x", b(1, 1), val(1, "a"), b(2, 1))}, wantAccept: []*kshakav1.AcceptResult{ok}},
 			{prepare: []*kshakav1.PrepareItem{prep("x", b(2, 1))}, wantPrepare: []*kshakav1.PrepareResult{prepConflict(b(2, 1), b(1, 1), val(1, "a"))}},
-			{accept: []*kshakav1.AcceptItem{acc("x", b(1, 9), val(9, "late"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(2, 1))}},
+			{accept: []*kshakav1.AcceptItem{acc("x", b(1, 9), val(9, "late"), nil)}, wantAccept: []*kshakav1.AcceptResult{accConflict(b(2, 1), b(1, 1))}},
 			{accept: []*kshakav1.AcceptItem{acc("x", b(2, 1), val(2, "b"), b(3, 1))}, wantAccept: []*kshakav1.AcceptResult{ok}},
 			{read: []string{"x"}, wantRead: []*kshakav1.ReadResult{readResult(b(2, 1), val(2, "b"))}},
 		}},
@@ -118,7 +120,7 @@ func TestRPCScenarios(t *testing.T) {
 			},
 			{
 				accept:     []*kshakav1.AcceptItem{acc("c", b(3, 1), val(1, "c"), nil), acc("b", b(3, 1), val(1, "b"), nil), acc("a", b(3, 1), val(1, "a"), nil)},
-				wantAccept: []*kshakav1.AcceptResult{ok, accConflict(b(5, 1)), ok},
+				wantAccept: []*kshakav1.AcceptResult{ok, accConflict(b(5, 1), b(0, 0)), ok},
 			},
 			{
 				read:     []string{"a", "b", "c", "d"},

@@ -110,7 +110,7 @@ func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (
 	for _, o := range out {
 		r := &kshakav1.AcceptResult{Ok: o.OK}
 		if !o.OK {
-			r.Conflict = ballotToProto(o.Conflict)
+			r.Conflict, r.Accepted = ballotToProto(o.Conflict), ballotToProto(o.Accepted)
 		}
 		resp.Results = append(resp.Results, r)
 	}

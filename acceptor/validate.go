@@ -35,6 +35,8 @@ type acceptOp struct {
 type acceptOutcome struct {
 	OK       bool
 	Conflict register.Ballot
+	// Accepted is the accepted ballot when the accept was refused.
+	Accepted register.Ballot
 }
 
 type readOutcome struct {

@@ -217,9 +217,9 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		}
 		out := make([]memberReply, len(batch))
 		for i, r := range resp.GetResults() {
-			out[i] = memberReply{reply: round.Nack, conflict: ballotFromProto(r.GetConflict())}
-			if r.GetOk() {
-				out[i].reply = round.Ack
+			out[i] = memberReply{reply: round.Ack, conflict: ballotFromProto(r.GetConflict())}
+			if !r.GetOk() {
+				out[i].reply = round.Refusal(batch[i].ballot, ballotFromProto(r.GetAccepted()))
 			}
 		}
 		return out, nil

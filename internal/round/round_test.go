@@ -534,3 +534,24 @@ func TestRefusalOfDuplicateAccept(t *testing.T) {
 		t.Fatalf("the value is on acceptor a: %+v", got)
 	}
 }
+
+// TestRefusal checks that an accept refusal proves nothing landed only when
+// the acceptor's accepted ballot is below the refused one (a duplicate of
+// the same accept may have landed before a later ballot replaced it).
+func TestRefusal(t *testing.T) {
+	b := register.Ballot{Counter: 5, Proposer: 2}
+	for _, tc := range []struct {
+		accepted register.Ballot
+		want     Reply
+	}{
+		{register.Ballot{}, Nack},
+		{register.Ballot{Counter: 5, Proposer: 1}, Nack},
+		{b, Lost},
+		{register.Ballot{Counter: 5, Proposer: 3}, Lost},
+		{register.Ballot{Counter: 9, Proposer: 1}, Lost},
+	} {
+		if got := Refusal(b, tc.accepted); got != tc.want {
+			t.Errorf("Refusal(%v, accepted %v) = %v, want %v", b, tc.accepted, got, tc.want)
+		}
+	}
+}

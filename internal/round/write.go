@@ -49,6 +49,21 @@ const (
 	Lost
 )
 
+// Refusal classifies an acceptor's refusal of an accept at ballot, given the
+// ballot the acceptor had accepted when it refused. Accepted ballots only
+// grow, so one below ballot proves the acceptor never accepted ballot: a
+// Nack. One at or above it does not: an earlier delivery of the same accept
+// (a duplicated request) may have been accepted before a later ballot
+// replaced it, so the refusal counts as Lost. Without this, every member
+// refusing duplicates of an accept that a quorum had taken would look like
+// a definite failure, and a retry would apply the change twice.
+func Refusal(ballot, accepted register.Ballot) Reply {
+	if accepted.Less(ballot) {
+		return Nack
+	}
+	return Lost
+}
+
 // Phase is the step a Write is in.
 type Phase int
 

@@ -331,8 +331,8 @@ func (o *operator) receive(m *message) {
 		if !m.ok {
 			r = round.Nack
 		}
-		if r == round.Nack && o.w.opts.AcceptNackNeedsLowerAccepted && !m.accepted.Less(att.w.Ballot()) {
-			r = round.Lost
+		if r == round.Nack && o.w.opts.AcceptNackNeedsLowerAccepted {
+			r = round.Refusal(att.w.Ballot(), m.accepted)
 		}
 		att.w.OnAccept(m.incarnation, r, m.conflict)
 		o.rescanProgress()

@@ -280,10 +280,8 @@ func (p *proposer) receive(m *message) {
 		if att.w.Phase() != round.Accepting {
 			return
 		}
-		if reply == round.Nack && p.w.opts.AcceptNackNeedsLowerAccepted && !m.accepted.Less(att.w.Ballot()) {
-			// The acceptor's accepted ballot is at or above ours: a
-			// duplicate of this very accept may have landed before.
-			reply = round.Lost
+		if reply == round.Nack && p.w.opts.AcceptNackNeedsLowerAccepted {
+			reply = round.Refusal(att.w.Ballot(), m.accepted)
 		}
 		p.w.note("accept reply "+p.name+" "+m.from+" "+m.key, uint64(reply), att.round, m.accepted.Counter)
 		att.w.OnAccept(m.incarnation, reply, m.conflict)

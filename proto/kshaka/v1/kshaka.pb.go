@@ -582,9 +582,14 @@ func (x *AcceptResponse) GetStaleConfig() *Config {
 }
 
 type AcceptResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Conflict      *Ballot                `protobuf:"bytes,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// On conflict, the highest ballot the acceptor has seen for the key.
+	Conflict *Ballot `protobuf:"bytes,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	// On conflict, the acceptor's accepted ballot. A proposer may count the
+	// refusal as proof that its accept never landed here only when this is
+	// lower than its ballot (a duplicated request may have landed earlier).
+	Accepted      *Ballot `protobuf:"bytes,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +634,13 @@ func (x *AcceptResult) GetOk() bool {
 func (x *AcceptResult) GetConflict() *Ballot {
 	if x != nil {
 		return x.Conflict
+	}
+	return nil
+}
+
+func (x *AcceptResult) GetAccepted() *Ballot {
+	if x != nil {
+		return x.Accepted
 	}
 	return nil
 }
@@ -1398,10 +1410,11 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\x04next\x18\x04 \x01(\v2\x11.kshaka.v1.BallotR\x04next\"y\n" +
 	"\x0eAcceptResponse\x121\n" +
 	"\aresults\x18\x01 \x03(\v2\x17.kshaka.v1.AcceptResultR\aresults\x124\n" +
-	"\fstale_config\x18\x02 \x01(\v2\x11.kshaka.v1.ConfigR\vstaleConfig\"M\n" +
+	"\fstale_config\x18\x02 \x01(\v2\x11.kshaka.v1.ConfigR\vstaleConfig\"|\n" +
 	"\fAcceptResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12-\n" +
-	"\bconflict\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\bconflict\"Y\n" +
+	"\bconflict\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\bconflict\x12-\n" +
+	"\baccepted\x18\x03 \x01(\v2\x11.kshaka.v1.BallotR\baccepted\"Y\n" +
 	"\vReadRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12 \n" +
@@ -1511,34 +1524,35 @@ var file_proto_kshaka_v1_kshaka_proto_depIdxs = []int32{
 	9,  // 11: kshaka.v1.AcceptResponse.results:type_name -> kshaka.v1.AcceptResult
 	13, // 12: kshaka.v1.AcceptResponse.stale_config:type_name -> kshaka.v1.Config
 	0,  // 13: kshaka.v1.AcceptResult.conflict:type_name -> kshaka.v1.Ballot
-	12, // 14: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
-	13, // 15: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 16: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
-	1,  // 17: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
-	14, // 18: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
-	13, // 19: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
-	13, // 20: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
-	13, // 21: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
-	13, // 22: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
-	2,  // 23: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
-	6,  // 24: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
-	10, // 25: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
-	15, // 26: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
-	17, // 27: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
-	19, // 28: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
-	21, // 29: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
-	4,  // 30: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
-	8,  // 31: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
-	11, // 32: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
-	16, // 33: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
-	18, // 34: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
-	20, // 35: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
-	22, // 36: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	0,  // 14: kshaka.v1.AcceptResult.accepted:type_name -> kshaka.v1.Ballot
+	12, // 15: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
+	13, // 16: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
+	0,  // 17: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
+	1,  // 18: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
+	14, // 19: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
+	13, // 20: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
+	13, // 21: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
+	13, // 22: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
+	13, // 23: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
+	2,  // 24: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
+	6,  // 25: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
+	10, // 26: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
+	15, // 27: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
+	17, // 28: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
+	19, // 29: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
+	21, // 30: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
+	4,  // 31: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
+	8,  // 32: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
+	11, // 33: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
+	16, // 34: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
+	18, // 35: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
+	20, // 36: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
+	22, // 37: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_proto_kshaka_v1_kshaka_proto_init() }
