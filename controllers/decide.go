@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -29,6 +30,9 @@ type PodInfo struct {
 	Ready bool
 	// Terminating: the pod has a deletion timestamp.
 	Terminating bool
+	// Revision is the StatefulSet revision the pod was created from (its
+	// controller-revision-hash label); "" when unknown.
+	Revision string
 }
 
 // AcceptorInfo is one acceptor's answer to Admin.Status.
@@ -85,6 +89,10 @@ const (
 	ActionRecycle ActionKind = "Recycle"
 	// ActionDeletePVC: delete the volume claim of Ordinal.
 	ActionDeletePVC ActionKind = "DeletePVC"
+	// ActionRollPod: delete the pod of Ordinal, built from an outdated pod
+	// template, so the StatefulSet recreates it from the current one with
+	// the same volume (a rolling update, one pod at a time).
+	ActionRollPod ActionKind = "RollPod"
 )
 
 // Target is an acceptor an action talks to.
@@ -172,6 +180,7 @@ const (
 	EventMemberRetired  = "MemberRetired"
 	EventReaddressed    = "MembersReaddressed"
 	EventRecycle        = "RecycleMember"
+	EventRollPod        = "RollingUpdate"
 	EventDeleteVolume   = "DeleteVolume"
 	EventCancelled      = "MembershipChangeCancelled"
 	EventBlocked        = "MembershipChangeBlocked"
@@ -545,7 +554,48 @@ func (d *decider) nextChange() {
 			return
 		}
 		d.startChange(cfg, membership.Change{Kind: membership.Remove, Member: x}, kshakav1alpha1.ReasonScaleDown)
+	default:
+		d.rollOne(cfg)
 	}
+}
+
+// rollOne carries a changed pod template to the pods, one pod at a time
+// (DESIGN §6): it deletes the highest-ordinal member pod built from an
+// outdated revision, only when no pod is terminating and every other member
+// is ready and serving the current epoch. The pod comes back with its
+// volume, hence its incarnation, and rejoins without a membership change.
+func (d *decider) rollOne(cfg membership.Config) {
+	sts := d.o.StatefulSet
+	if sts == nil || sts.Status.UpdateRevision == "" {
+		return
+	}
+	want := sts.Status.UpdateRevision
+	var outdated []membership.Member
+	for _, m := range cfg.Members {
+		pod, ok := d.o.Pods[d.ordinal(m.ID)]
+		if !ok {
+			continue
+		}
+		if pod.Terminating {
+			d.wait("waiting for pod %s to terminate", pod.Name)
+			return
+		}
+		if pod.Revision != "" && pod.Revision != want {
+			outdated = append(outdated, m)
+		}
+	}
+	if len(outdated) == 0 {
+		return
+	}
+	slices.SortFunc(outdated, func(a, b membership.Member) int { return cmp.Compare(d.ordinal(b.ID), d.ordinal(a.ID)) })
+	m := outdated[0]
+	if !d.othersServing(cfg, m, "restart "+m.ID+" for a rolling update") {
+		return
+	}
+	ord := d.ordinal(m.ID)
+	d.event(corev1.EventTypeNormal, EventRollPod, "Restarting %s to apply pod template revision %s (%d outdated)", PodName(d.c, ord), want, len(outdated))
+	d.p.Action = Action{Kind: ActionRollPod, Ordinal: ord, PodName: PodName(d.c, ord)}
+	d.pace(PaceNow)
 }
 
 // othersServing checks the gate before a change: every non-retired member

@@ -429,3 +429,39 @@ func TestAfterRescan(t *testing.T) {
 		t.Fatal("a rescan result outside the Rescan step was accepted")
 	}
 }
+
+// TestRollingUpdate checks DESIGN §6: a changed pod template reaches the
+// pods one at a time, highest ordinal first, each pod coming back with its
+// volume (no membership change), and never while another member is down.
+func TestRollingUpdate(t *testing.T) {
+	s := stable(t, 3)
+	epoch := s.config().Epoch
+	s.revision = "rev-2"
+	s.run(50, nil)
+	if !slices.Equal(s.rolled, []int32{2, 1, 0}) {
+		t.Fatalf("rolled %v, want [2 1 0]", s.rolled)
+	}
+	for ord, pod := range s.pods {
+		if pod.revision != "rev-2" {
+			t.Fatalf("pod %d still at %q", ord, pod.revision)
+		}
+	}
+	if got := s.config().Epoch; got != epoch {
+		t.Fatalf("a rolling update changed the configuration: epoch %d → %d", epoch, got)
+	}
+	if !slices.Contains(s.eventReasons(), EventRollPod) {
+		t.Fatalf("no %s event in %v", EventRollPod, s.eventReasons())
+	}
+
+	// A member that is down blocks the roll of the others.
+	s.revision = "rev-3"
+	s.rolled = nil
+	s.pods[0].down = true
+	p := Decide(s.observe())
+	if p.Action.Kind == ActionRollPod {
+		t.Fatalf("rolled %s while kc-0 is down", p.Action.PodName)
+	}
+	if c := condition(p, kshakav1alpha1.ConditionDegraded); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "kc-0") || !strings.Contains(c.Message, "rolling update") {
+		t.Fatalf("Degraded does not say what blocks the rolling update: %+v", c)
+	}
+}

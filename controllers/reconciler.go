@@ -213,7 +213,8 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 		if !ok || !metav1.IsControlledBy(pod, sts) {
 			continue
 		}
-		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero()}
+		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero(),
+			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey]}
 		o.Pods[ord] = info
 		if info.Address != "" && !info.Terminating {
 			addrs = append(addrs, info.Address)
@@ -400,6 +401,8 @@ func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a
 		return r.deletePod(ctx, c, a.PodName)
 	case ActionDeletePVC:
 		return r.deletePVC(ctx, c, a.PVCName)
+	case ActionRollPod:
+		return r.deletePod(ctx, c, a.PodName)
 	}
 	return nil
 }

@@ -41,6 +41,11 @@ type sim struct {
 	// rescanBatches is how many batches a rescan takes.
 	rescanBatches int
 	batches       int
+	// revision is the StatefulSet's update revision; pods record the one
+	// they were created from.
+	revision string
+	// rolled lists the ordinals of pods deleted for a rolling update.
+	rolled []int32
 }
 
 type simDisk struct {
@@ -49,9 +54,10 @@ type simDisk struct {
 }
 
 type simPod struct {
-	disk *simDisk
-	down bool
-	ip   string
+	disk     *simDisk
+	down     bool
+	ip       string
+	revision string
 }
 
 func newCluster(replicas int32) *kshakav1alpha1.KshakaCluster {
@@ -74,7 +80,7 @@ func newSim(t *testing.T, replicas int32) *sim {
 		pods: map[int32]*simPod{}, pvcs: map[int32]*simDisk{},
 		now:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		nextInc: 0xa0, history: map[uint64]membership.Config{}, rescanned: map[uint64]bool{},
-		rescanBatches: 2,
+		rescanBatches: 2, revision: "rev-1",
 	}
 }
 
@@ -99,7 +105,7 @@ func (s *sim) syncPods() {
 			disk = &simDisk{inc: s.nextInc}
 			s.pvcs[ord] = disk
 		}
-		s.pods[ord] = &simPod{disk: disk, ip: fmt.Sprintf("10.0.0.%d", 10+int(s.nextInc%200)+int(ord))}
+		s.pods[ord] = &simPod{disk: disk, ip: fmt.Sprintf("10.0.0.%d", 10+int(s.nextInc%200)+int(ord)), revision: s.revision}
 	}
 }
 
@@ -107,7 +113,8 @@ func (s *sim) observe() Observed {
 	s.syncPods()
 	o := Observed{Cluster: s.c.DeepCopy(), Pods: map[int32]PodInfo{}, PVCs: map[int32]bool{}, Acceptors: map[int32]AcceptorInfo{}, Now: s.now}
 	if s.sts != nil {
-		o.StatefulSet = &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(*s.sts)}}
+		o.StatefulSet = &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(*s.sts)},
+			Status: appsv1.StatefulSetStatus{UpdateRevision: s.revision}}
 	}
 	for ord := range s.pvcs {
 		o.PVCs[ord] = true
@@ -120,7 +127,7 @@ func (s *sim) observe() Observed {
 		}
 		_, admitted := p.disk.cfg.Member(p.disk.inc)
 		admitted = admitted && p.disk.cfg.Epoch > 0
-		o.Pods[ord] = PodInfo{Name: name, Address: addr, Ready: admitted && !p.down}
+		o.Pods[ord] = PodInfo{Name: name, Address: addr, Ready: admitted && !p.down, Revision: p.revision}
 		if p.down {
 			o.Acceptors[ord] = AcceptorInfo{Err: "connection refused"}
 			continue
@@ -193,6 +200,18 @@ func (s *sim) act(p Plan, cr crash) {
 	case ActionRecycle:
 		delete(s.pvcs, a.Ordinal)
 		delete(s.pods, a.Ordinal)
+	case ActionRollPod:
+		for ord, pod := range s.pods {
+			if ord != a.Ordinal && (pod.down || pod.revision != s.revision) && pod.revision != "" {
+				// Another pod is outdated too: fine, as long as it serves.
+				if pod.down {
+					s.t.Fatalf("rolling %s while pod %d is down", a.PodName, ord)
+				}
+			}
+		}
+		s.rolled = append(s.rolled, a.Ordinal)
+		delete(s.pods, a.Ordinal) // the volume stays: same incarnation
+
 	case ActionDeletePVC:
 		if _, ok := s.pods[a.Ordinal]; ok {
 			s.t.Fatalf("deleting the volume claim of running pod %s", a.PodName)
@@ -297,7 +316,12 @@ func (s *sim) converged() bool {
 			return false
 		}
 	}
-	return s.sts != nil && *s.sts == s.c.Spec.Replicas && len(s.pvcs) == int(s.c.Spec.Replicas) &&
+	for _, p := range s.pods {
+		if p.revision != s.revision {
+			return false
+		}
+	}
+	return len(s.pods) == int(s.c.Spec.Replicas) && s.sts != nil && *s.sts == s.c.Spec.Replicas && len(s.pvcs) == int(s.c.Spec.Replicas) &&
 		meta.IsStatusConditionTrue(st.Conditions, kshakav1alpha1.ConditionAvailable)
 }
 
