@@ -82,14 +82,15 @@ build-installer: manifests ## Write dist/install.yaml (apply with kubectl apply 
 	@echo "wrote dist/install.yaml"
 
 .PHONY: helm-lint
-helm-lint: tools ## Lint and render the Helm chart.
+helm-lint: ## Lint and render the Helm chart (builds the pinned helm if missing).
+	hack/install-tools.sh helm
 	$(BIN)/helm lint charts/kshaka-operator
 	$(BIN)/helm template kshaka charts/kshaka-operator > /dev/null
 
 ##@ Test
 
 .PHONY: test
-test: kube-binaries ## Run every test: unit, integration, simulation, envtest.
+test: kube-binaries helm-lint ## Run every test: unit, integration, simulation, envtest, chart lint.
 	$(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
 
 .PHONY: test-race
@@ -124,6 +125,27 @@ localkube-down: ## Stop the local control plane; nothing is left running (PURGE=
 
 localkube-status: ## Show the local node and its pods.
 	$(BIN)/kshaka-localkube status --dir $(LOCALKUBE_DIR)
+
+##@ End to end
+
+DEMO_DIR ?= $(REPO)/tmp/demo-kube
+
+.PHONY: demo
+demo: ## Local control plane + operator (Helm) + a 3-acceptor cluster; a client runs while it scales 3→5→3. Keeps running.
+	DEMO_DIR=$(DEMO_DIR) hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop what `make demo` started (PURGE=1 also deletes its state).
+	$(MAKE) localkube-down LOCALKUBE_DIR=$(DEMO_DIR)
+
+# Flags for the e2e run, e.g. `make e2e E2EFLAGS='-run TestHelm/.*DiskLoss'`.
+E2EFLAGS ?=
+
+.PHONY: e2e
+e2e: build kube-binaries ## End-to-end tests on localkube: Helm and install.yaml, scaling, pod and disk loss, operator restarts (linearizability-checked).
+	@test -x $(BIN)/helm || hack/install-tools.sh helm
+	@test -f dist/install.yaml || $(MAKE) build-installer
+	$(GOTEST) -tags e2e -count=1 -timeout 40m -v $(E2EFLAGS) ./test/e2e/...
 
 ##@ Benchmarks
 

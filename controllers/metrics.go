@@ -16,6 +16,11 @@ var (
 		Name: "kshaka_operator_actions_total",
 		Help: "Actions carried out on acceptors and volumes, by kind and result.",
 	}, []string{"action", "result"})
+	actionSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kshaka_operator_action_duration_seconds",
+		Help:    "Duration of the actions of membership steps (installs, rescan batches, pod and volume deletions), by kind.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+	}, []string{"action"})
 	rescannedKeysTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kshaka_operator_rescanned_keys_total",
 		Help: "Keys touched by membership-change rescans.",
@@ -23,5 +28,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(stepsTotal, actionsTotal, rescannedKeysTotal)
+	metrics.Registry.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal)
 }

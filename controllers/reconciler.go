@@ -149,6 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.applyObjects(ctx, &c, plan.StatefulSetReplicas); err != nil {
 		return ctrl.Result{}, err
 	}
+	started := time.Now()
 	err = r.act(ctx, &c, plan.Action)
 	if plan.Action.Kind != ActionNone {
 		result := "ok"
@@ -156,6 +157,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			result = "error"
 		}
 		actionsTotal.WithLabelValues(string(plan.Action.Kind), result).Inc()
+		actionSeconds.WithLabelValues(string(plan.Action.Kind)).Observe(time.Since(started).Seconds())
 	}
 	if err != nil {
 		logger.Info("step failed; will retry", "action", plan.Action.Kind, "error", err.Error())
