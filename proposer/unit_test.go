@@ -158,48 +158,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func bal(c uint64) register.Ballot { return register.Ballot{Counter: c, Proposer: 7} }
-
-func val(version uint64, data string) register.Value {
-	return register.Value{Version: version, Data: []byte(data)}
-}
-
-// TestSettle checks the rules that decide what an attempt may do after
-// earlier attempts of the same changes ended unknown.
-func TestSettle(t *testing.T) {
-	// Our unknown proposal: version 5 "x" at ballot 10, made from version 4.
-	ours := []proposal{{ballot: bal(10), value: val(5, "x")}}
-	two := append(ours, proposal{ballot: bal(20), value: val(6, "y")})
-	for _, tc := range []struct {
-		name      string
-		pending   []proposal
-		m         register.Ballot
-		cur       register.Value
-		own       int
-		ambiguous bool
-	}{
-		{name: "ours is the newest value", pending: ours, m: bal(10), cur: val(5, "x"), own: 0},
-		{name: "second of two is newest", pending: two, m: bal(20), cur: val(6, "y"), own: 1},
-		{name: "older ballot: ours never reached the quorum", pending: ours, m: bal(9), cur: val(4, "w"), own: -1},
-		{name: "older ballot, even with a high version", pending: ours, m: bal(9), cur: val(9, "z"), own: -1},
-		{name: "newer ballot, lower version: not derived", pending: ours, m: bal(11), cur: val(4, "w"), own: -1},
-		{name: "newer ballot, same version, other data: a rival", pending: ours, m: bal(11), cur: val(5, "r"), own: -1},
-		{name: "newer ballot, same value: may be ours re-accepted", pending: ours, m: bal(11), cur: val(5, "x"), own: -1, ambiguous: true},
-		{name: "newer ballot, higher version: may build on ours", pending: ours, m: bal(11), cur: val(6, "q"), own: -1, ambiguous: true},
-		{name: "tombstone with the same version is not ours", pending: ours, m: bal(11), cur: register.Value{Version: 5, Tombstone: true}, own: -1},
-		{name: "ambiguous about the second proposal", pending: two, m: bal(21), cur: val(7, "q"), own: -1, ambiguous: true},
-		{name: "between the two: not derived from either", pending: two, m: bal(15), cur: val(5, "r"), own: -1},
-		{name: "between the two: may derive from the first", pending: two, m: bal(15), cur: val(5, "x"), own: -1, ambiguous: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			own, amb := settle(tc.pending, tc.m, tc.cur)
-			if own != tc.own || amb != tc.ambiguous {
-				t.Errorf("settle = (%d, %v), want (%d, %v)", own, amb, tc.own, tc.ambiguous)
-			}
-		})
-	}
-}
-
 func TestConfigDefaults(t *testing.T) {
 	c := Config{Endpoints: []string{"x:1"}, MaxRetries: -1, CacheSize: -1}.withDefaults()
 	if c.DialTimeout != DefaultDialTimeout || c.RequestTimeout != DefaultRequestTimeout ||
