@@ -7,6 +7,10 @@
 // outcome; it never blocks, sleeps or reads a clock. The proposer library and
 // the deterministic simulation drive the same code.
 //
+// Refusal classifies accept refusals, and Settle decides what a new attempt
+// may do about earlier attempts whose outcome is unknown: finish them,
+// re-apply their changes once, or leave the outcome unknown.
+//
 // Outcomes are three and kept apart: Success; Failed, a definite failure
 // where this attempt was accepted nowhere, so a retry with a new ballot is
 // safe; and Unknown, where an accept may have landed without a quorum
