@@ -105,8 +105,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 		done; done
 
 .PHONY: soak
-soak: ## Run the simulation over SEEDS seeds (default 100000).
+soak: ## Simulation over SEEDS seeds (default 100000), then CHAOS_DURATION (default 5m) of SIGKILL chaos.
 	$(GOTEST) -count=1 -timeout 0 ./test/sim -run 'TestSim' -args -sim.seeds=$${SEEDS:-100000}
+	$(GOTEST) -count=1 -timeout 0 ./test/chaos -run TestChaos -args -chaos.duration=$${CHAOS_DURATION:-5m}
 
 .PHONY: ci
 ci: verify-generated lint test ## What CI runs: generated files fresh, lint, all tests.

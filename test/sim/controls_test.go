@@ -34,6 +34,13 @@ var negativeControls = []struct {
 	// (5) Quorum reads without the agreement of DESIGN §2.5.
 	{"ReadFirstReply", func(s uint64) Options { return NewOptions(s, Faults{BrokenRead: ReadFirstReply}) }},
 	{"ReadPrepareQuorum", func(s uint64) Options { return NewOptions(s, Faults{BrokenRead: ReadPrepareQuorum}) }},
+	// (6) A blind retry after an unknown outcome: the changes are applied
+	// again whatever the prepare found, so a proposal that landed is
+	// applied twice (round.Settle is what the real proposer uses).
+	{"BlindRetry", func(s uint64) Options { return NewOptions(s, Faults{BlindRetry: true}) }},
+	// (7) Settling that finishes its own proposal but re-applies the
+	// changes when another round may have built on it.
+	{"IgnoreAmbiguous", func(s uint64) Options { return NewOptions(s, Faults{IgnoreAmbiguous: true}) }},
 	// Not a control but a finding (see AcceptNackNeedsLowerAccepted):
 	// with duplicated accept requests, counting every accept refusal as
 	// definite reports acknowledged-elsewhere writes as failed.
@@ -87,4 +94,21 @@ func TestMajorityFenceBreaksTheFence(t *testing.T) {
 		}
 	}
 	t.Fatal("no acceptance after the fence in 300 seeds")
+}
+
+// TestSettleIsExercised: the default options settle unknown outcomes in
+// all three ways round.Settle allows (finish the own proposal, re-apply
+// the changes, give up as ambiguous), so TestSim checks each of them and
+// the BlindRetry and IgnoreAmbiguous controls have something to break.
+func TestSettleIsExercised(t *testing.T) {
+	var total Stats
+	for seed := uint64(1); seed <= 200; seed++ {
+		addStats(&total, Run(NewOptions(seed, Faults{})).Stats)
+	}
+	fresh := total.Settled - total.SettledOwn
+	t.Logf("200 seeds: %d retries after an unknown outcome; %d operations settled (%d own, %d fresh), %d ambiguous",
+		total.SettleRetries, total.Settled, total.SettledOwn, fresh, total.SettleAmbiguous)
+	if total.SettledOwn == 0 || fresh == 0 || total.SettleAmbiguous == 0 {
+		t.Fatalf("a way of settling is never exercised: %+v", total)
+	}
 }

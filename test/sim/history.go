@@ -1,39 +1,43 @@
 package sim
 
 import (
-	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 
 	"github.com/anishathalye/porcupine"
 
 	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/test/lincheck"
 )
 
-type status uint8
+// The history types and the model are shared with the real-process tests
+// (package lincheck); the aliases keep this package's names.
+type (
+	status   = lincheck.Status
+	kvInput  = lincheck.Input
+	kvOutput = lincheck.Output
+)
 
 const (
-	statusOK status = iota
-	// statusFail: a definite failure, the operation took no effect.
-	statusFail
-	// statusUnknown: the operation may or may not take effect, now or later.
-	statusUnknown
+	statusOK      = lincheck.StatusOK
+	statusFail    = lincheck.StatusFail
+	statusUnknown = lincheck.StatusUnknown
 )
 
-// kvInput is a client operation on one key.
-type kvInput struct {
-	Op   opKind
-	Key  string
-	Val  string // put, cas: new value
-	From string // cas: expected value
-}
+// kvModel is the compare-and-swap register per key (perf-reliability §4.4).
+var kvModel = lincheck.Model
 
-// kvOutput is what the client was told.
-type kvOutput struct {
-	Status status
-	Val    string // get: the value read
-	CasOK  bool
+// linOp is the model's name for an operation kind.
+func linOp(k opKind) lincheck.Op {
+	switch k {
+	case opPut:
+		return lincheck.OpPut
+	case opCAS:
+		return lincheck.OpCAS
+	case opDelete:
+		return lincheck.OpDelete
+	}
+	return lincheck.OpGet
 }
 
 type record struct {
@@ -57,7 +61,7 @@ func (h *history) record(o *clientOp, st status, res round.Applied, at int64) {
 	if o.kind == opGet && st != statusOK {
 		return
 	}
-	in := kvInput{Op: o.kind, Key: o.key, Val: o.val, From: o.from}
+	in := kvInput{Op: linOp(o.kind), Key: o.key, Val: o.val, From: o.from}
 	out := kvOutput{Status: st}
 	if st == statusOK {
 		out.Val = visible(res.Value)
@@ -90,89 +94,4 @@ func (h *history) operations(accepted map[uint64]bool, prune bool) []porcupine.O
 		ops = append(ops, op)
 	}
 	return ops
-}
-
-// kvModel is a compare-and-swap register per key (porcupine's kvModel
-// pattern, perf-reliability §4.4). The state is the visible value, "" when
-// absent. Written values are unique, so a value read names its write.
-var kvModel = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(kvInput).Key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		slices.Sort(keys)
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(kvInput), output.(kvOutput)
-		switch in.Op {
-		case opGet:
-			return out.Val == st, st
-		case opPut:
-			if out.Status == statusFail {
-				return true, st
-			}
-			return true, in.Val
-		case opDelete:
-			if out.Status == statusFail {
-				return true, st
-			}
-			return true, ""
-		case opCAS:
-			switch out.Status {
-			case statusFail:
-				return true, st
-			case statusUnknown:
-				if st == in.From {
-					return true, in.Val
-				}
-				return true, st
-			}
-			if out.CasOK {
-				return st == in.From, in.Val
-			}
-			return st != in.From, st
-		}
-		return false, st
-	},
-	Hash: func(state any) uint64 {
-		h := fnv.New64a()
-		h.Write([]byte(state.(string)))
-		return h.Sum64()
-	},
-	Equal: func(a, b any) bool { return a.(string) == b.(string) },
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		var res string
-		switch out.Status {
-		case statusFail:
-			res = "failed"
-		case statusUnknown:
-			res = "unknown"
-		}
-		switch in.Op {
-		case opGet:
-			return fmt.Sprintf("get(%s) → %q", in.Key, out.Val)
-		case opPut:
-			return fmt.Sprintf("put(%s, %q) %s", in.Key, in.Val, res)
-		case opDelete:
-			return fmt.Sprintf("delete(%s) %s", in.Key, res)
-		}
-		if res == "" {
-			res = map[bool]string{true: "ok", false: "mismatch"}[out.CasOK]
-		}
-		return fmt.Sprintf("cas(%s, %q → %q) %s", in.Key, in.From, in.Val, res)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("%q", state.(string)) },
 }

@@ -87,6 +87,12 @@ type attempt struct {
 	entry round.CacheEntry
 	// tally is the broken read's own count of P members per ballot.
 	tally map[register.Ballot]int
+	// pending are the proposals of earlier tries that ended Unknown and
+	// changed something, oldest first, with their changes' results
+	// (SettleUnknown); own is the index of the one this try finishes, or -1.
+	pending    []round.Proposal
+	pendingRes [][]round.Applied
+	own        int
 }
 
 type keyState struct {
@@ -190,7 +196,9 @@ func (p *proposer) tryWrite(att *attempt) {
 	cfg := p.cfg.Clone()
 	att.cfg = &cfg
 	p.register(att)
-	if p.w.opts.OneRTT {
+	// Settling needs a prepare: its quorum's highest accepted value and
+	// ballot are what round.Settle reasons about.
+	if p.w.opts.OneRTT && len(att.pending) == 0 {
 		if e, ok := p.cache.Take(att.key); ok && e.Epoch == cfg.Epoch {
 			att.fast, att.entry = true, e
 			att.w = round.NewFastWrite(att.cfg, e.Ballot, e.Value)
@@ -209,12 +217,40 @@ func (p *proposer) tryWrite(att *attempt) {
 }
 
 func (p *proposer) propose(att *attempt) {
-	changes := make([]round.Change, len(att.ops))
-	for i, o := range att.ops {
-		changes[i] = o.change()
+	cur := att.w.Current()
+	att.own = -1
+	ambiguous := false
+	if len(att.pending) > 0 {
+		att.own, ambiguous = p.settle(att)
 	}
-	v, res := round.ApplyAll(att.w.Current(), changes)
-	att.res = res
+	var v register.Value
+	switch {
+	case ambiguous:
+		// Someone else's round may have built on a pending proposal: the
+		// outcome stays unknown (the real proposer's giveUp).
+		att.w.Expire()
+		delete(p.attempts, att.id)
+		p.w.stats.SettleAmbiguous += len(att.ops)
+		p.w.note("settle ambiguous "+p.name+" "+att.key, att.round)
+		for _, o := range att.ops {
+			p.complete(o, statusUnknown, round.Applied{})
+		}
+		p.nextWrite(att.key)
+		return
+	case att.own >= 0:
+		// Our own proposal is the newest value: accept it again.
+		v, att.res = cur, att.pendingRes[att.own]
+		p.w.note("settle own "+p.name+" "+att.key, att.round, uint64(att.own))
+	default:
+		changes := make([]round.Change, len(att.ops))
+		for i, o := range att.ops {
+			changes[i] = o.change()
+		}
+		v, att.res = round.ApplyAll(cur, changes)
+		if len(att.pending) > 0 {
+			p.w.note("settle fresh "+p.name+" "+att.key, att.round)
+		}
+	}
 	var next register.Ballot
 	if p.w.opts.OneRTT {
 		next = p.clock.Next()
@@ -225,6 +261,18 @@ func (p *proposer) propose(att *attempt) {
 			epoch: att.cfg.Epoch, ballot: att.w.Ballot(), next: next, value: v.Clone()})
 	}
 	p.arm(att, round.Accepting)
+}
+
+// settle applies round.Settle to the prepare's highest accepted value, as
+// the real proposer does. The BlindRetry fault ignores it and re-applies the
+// changes whatever the value derives from; IgnoreAmbiguous re-applies them
+// when it is ambiguous.
+func (p *proposer) settle(att *attempt) (own int, ambiguous bool) {
+	if p.w.opts.Faults.BlindRetry {
+		return -1, false
+	}
+	own, ambiguous = round.Settle(att.pending, att.w.CurrentBallot(), att.w.Current())
+	return own, ambiguous && !p.w.opts.Faults.IgnoreAmbiguous
 }
 
 func (p *proposer) arm(att *attempt, phase round.Phase) {
@@ -303,7 +351,6 @@ func (p *proposer) writeProgress(att *attempt) {
 func (p *proposer) finishWrite(att *attempt) {
 	delete(p.attempts, att.id)
 	p.clock.Observe(att.w.Conflict())
-	k := p.ks(att.key)
 	out := att.w.Outcome()
 	p.w.note("outcome "+p.name+" "+att.key+" "+out.String(), att.round)
 	switch out {
@@ -317,6 +364,12 @@ func (p *proposer) finishWrite(att *attempt) {
 		} else {
 			p.cache.Drop(att.key)
 		}
+		if len(att.pending) > 0 {
+			p.w.stats.Settled += len(att.ops)
+			if att.own >= 0 {
+				p.w.stats.SettledOwn += len(att.ops)
+			}
+		}
 		for i, o := range att.ops {
 			p.complete(o, statusOK, att.res[i])
 		}
@@ -324,18 +377,15 @@ func (p *proposer) finishWrite(att *attempt) {
 		p.cache.Drop(att.key)
 		p.w.stats.Retries++
 		if att.tries < p.w.opts.MaxTries {
-			p.register(att) // keep late replies of this try out
-			life := p.life
-			p.w.after(p.w.between(1, p.w.opts.Backoff), func() {
-				if p.life == life && p.attempts[att.id] == att {
-					p.tryWrite(att)
-				}
-			})
-			p.bootstrap()
+			p.retry(att)
 			return
 		}
+		st := statusFail
+		if len(att.pending) > 0 {
+			st = statusUnknown // an earlier try may still land
+		}
 		for _, o := range att.ops {
-			p.complete(o, statusFail, round.Applied{})
+			p.complete(o, st, round.Applied{})
 		}
 	case round.Unknown:
 		p.cache.Drop(att.key)
@@ -344,14 +394,45 @@ func (p *proposer) finishWrite(att *attempt) {
 			// into the cache and will be used again.
 			p.cache.Put(att.key, att.entry)
 		}
+		if p.w.opts.SettleUnknown && att.tries < p.w.opts.MaxTries {
+			// Keep the proposal and settle it in the next try, like
+			// the real proposer. An identity proposal (nothing
+			// changed, or every change rejected) has nothing to
+			// settle: landing or not, the value is the same.
+			if att.own >= 0 || att.w.Proposed().Version != att.w.Current().Version {
+				att.pending = append(att.pending, round.Proposal{Ballot: att.w.Ballot(), Value: att.w.Proposed().Clone()})
+				att.pendingRes = append(att.pendingRes, att.res)
+			}
+			p.w.stats.SettleRetries++
+			p.retry(att)
+			return
+		}
 		for _, o := range att.ops {
 			p.complete(o, statusUnknown, round.Applied{})
 		}
 	}
+	p.nextWrite(att.key)
+}
+
+// nextWrite starts the key's next queued change, if any.
+func (p *proposer) nextWrite(key string) {
+	k := p.ks(key)
 	k.inflight = nil
 	if len(k.queue) > 0 {
-		p.startWrite(att.key)
+		p.startWrite(key)
 	}
+}
+
+// retry runs att again after a random backoff, with a new ballot.
+func (p *proposer) retry(att *attempt) {
+	p.register(att) // keep late replies of this try out
+	life := p.life
+	p.w.after(p.w.between(1, p.w.opts.Backoff), func() {
+		if p.life == life && p.attempts[att.id] == att {
+			p.tryWrite(att)
+		}
+	})
+	p.bootstrap()
 }
 
 // bootstrap asks a random acceptor for its configuration, as the real

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/test/lincheck"
 )
 
 // BrokenRead selects a wrong quorum-read rule for negative control 5.
@@ -40,6 +41,14 @@ type Faults struct {
 	KeepCacheOnUnknown bool
 	// BrokenRead replaces the quorum-read rule (control 5).
 	BrokenRead BrokenRead
+	// BlindRetry settles an attempt that ended Unknown by re-applying its
+	// changes to whatever the next prepare found, ignoring round.Settle
+	// (control 6; needs SettleUnknown).
+	BlindRetry bool
+	// IgnoreAmbiguous settles with round.Settle but re-applies the changes
+	// when it reports the outcome ambiguous (control 7; needs
+	// SettleUnknown): the derivation rule is what keeps it exactly once.
+	IgnoreAmbiguous bool
 }
 
 func (f Faults) any() bool { return f != Faults{} }
@@ -110,6 +119,13 @@ type Options struct {
 	// otherwise as a lost reply (a duplicate of the accept may have
 	// landed).
 	AcceptNackNeedsLowerAccepted bool
+	// SettleUnknown retries a change whose attempt ended Unknown, like
+	// the real proposer: it keeps the attempt's proposal, prepares with a
+	// fresh ballot (never 1RTT) and lets round.Settle decide: finish its
+	// own proposal (identity), re-apply the changes, or give up with an
+	// unknown outcome when someone may have built on the proposal. Off,
+	// an Unknown attempt is reported unknown at once.
+	SettleUnknown bool
 
 	Net     NetFaults
 	Nemesis Nemesis
@@ -187,6 +203,8 @@ func NewOptions(seed uint64, f Faults) Options {
 		o.fenceStraddle(r)
 	}
 	o.Acceptors = min(max(o.Acceptors, o.MinMembers), o.MaxMembers)
+	// Drawn last so that the fields above keep their values per seed.
+	o.SettleUnknown = r.IntN(4) != 0 || f.BlindRetry || f.IgnoreAmbiguous
 	if f.QuorumOfOne {
 		o.Acceptors = 3
 		o.ChangeEvery = 0
@@ -251,6 +269,11 @@ type Stats struct {
 	// below one the operator had declared fenced: DESIGN §3 says there
 	// are none. LateAcked counts acknowledged writes among them.
 	AcceptsAfterFence, LateAcked int
+	// SettleRetries counts tries after one that ended Unknown
+	// (SettleUnknown); Settled counts operations answered ok by such a
+	// try, SettledOwn those of them finished by re-proposing their own
+	// proposal; SettleAmbiguous counts operations given up as unknown.
+	SettleRetries, Settled, SettledOwn, SettleAmbiguous int
 }
 
 // Result is one run's history and trace.
@@ -459,14 +482,13 @@ func (w *world) anyAccepted(rounds []uint64) bool {
 }
 
 // Check checks a history for linearizability against the CAS register
-// model, per key.
+// model, per key (lincheck.Check).
 func Check(ops []porcupine.Operation, timeout time.Duration) porcupine.CheckResult {
-	return porcupine.CheckOperationsTimeout(kvModel, ops, timeout)
+	return lincheck.Check(ops, timeout)
 }
 
 // Visualize checks ops again with full information and writes porcupine's
-// HTML visualization to path.
+// HTML visualization to path (lincheck.Visualize).
 func Visualize(ops []porcupine.Operation, path string, timeout time.Duration) error {
-	_, info := porcupine.CheckOperationsVerbose(kvModel, ops, timeout)
-	return porcupine.VisualizePath(kvModel, info, path)
+	return lincheck.Visualize(ops, path, timeout)
 }

@@ -234,4 +234,8 @@ func addStats(t *Stats, s Stats) {
 	t.OperatorCrashes += s.OperatorCrashes
 	t.AcceptsAfterFence += s.AcceptsAfterFence
 	t.LateAcked += s.LateAcked
+	t.SettleRetries += s.SettleRetries
+	t.Settled += s.Settled
+	t.SettledOwn += s.SettledOwn
+	t.SettleAmbiguous += s.SettleAmbiguous
 }
