@@ -12,7 +12,8 @@
 // The simulation drives the real rules: register.State.Prepare/Accept on
 // the acceptors, membership.Config.Check as their admission and epoch gate,
 // membership.Steps for every change, and internal/round (Write, Read,
-// Clock, Cache, ApplyAll) for every proposer and for the rescan. There are
+// Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
+// rescan. There are
 // no goroutines and no wall clock in the simulated logic, and no map is
 // iterated where order matters, so a seed replays exactly.
 //
