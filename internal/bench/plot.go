@@ -60,7 +60,7 @@ func WritePlot(w io.Writer, title string, rs []Result) error {
 		vline(img, x, top, height-bottom, grey)
 		label(img, x-12, height-bottom+16, fmtMicros(math.Pow(10, e)), black)
 	}
-	for _, f := range []float64{0, 0.5, 0.9, 0.99, 1} {
+	for _, f := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		y := yOf(f)
 		hline(img, left, width-right, y, grey)
 		label(img, 8, y+4, fmt.Sprintf("%.2f", f), black)

@@ -1,0 +1,277 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/kshaka-io/kshaka/proposer"
+)
+
+// workload runs clients through the proposer library and records every
+// operation for the linearizability check.
+type workload struct {
+	t      *testing.T
+	start  time.Time
+	keys   []string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		ops                       []porcupine.Operation
+		acked, unknown, failed    int
+		reads, mismatches, errors int
+		lastErr, firstUnknown     error
+	}
+}
+
+// startWorkload starts workers clients, each with its own proposer (so
+// their ballots compete), writing and reading a few shared keys until stop.
+func startWorkload(t *testing.T, endpoints []string, workers int, prefix string) *workload {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &workload{t: t, start: time.Now(), cancel: cancel}
+	for i := range 3 {
+		w.keys = append(w.keys, fmt.Sprintf("%s/k%d", prefix, i))
+	}
+	for i := range workers {
+		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+		c, err := proposer.New(dctx, proposer.Config{Endpoints: endpoints})
+		dcancel()
+		if err != nil {
+			cancel()
+			w.wg.Wait()
+			t.Fatalf("while connecting a client to %v: %v", endpoints, err)
+		}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer c.Close()
+			w.run(ctx, c, i)
+		}()
+	}
+	return w
+}
+
+func (w *workload) now() int64 { return int64(time.Since(w.start)) }
+
+// run is one worker: gets, puts and compare-and-swaps at random, the cas
+// expecting the last version this worker saw (so some of them mismatch).
+func (w *workload) run(ctx context.Context, c *proposer.Client, id int) {
+	seen := map[string]uint64{}
+	for seq := 0; ctx.Err() == nil; seq++ {
+		key := w.keys[rand.IntN(len(w.keys))]
+		in := Input{Key: key, Data: fmt.Sprintf("c%d-%d", id, seq)}
+		switch r := rand.IntN(10); {
+		case r < 4:
+			in.Op = OpGet
+		case r < 7:
+			in.Op = OpPut
+		default:
+			in.Op, in.Expect = OpCAS, seen[key]
+		}
+		out, ok := w.do(ctx, c, id, in)
+		if ok && (out.Result == ResultOK) {
+			seen[key] = out.Version
+		}
+		time.Sleep(time.Duration(5+rand.IntN(10)) * time.Millisecond)
+	}
+}
+
+// do runs one operation and records it. ok is false when the operation is
+// left out of the history: a read that failed, or a write that definitely
+// did not take effect.
+func (w *workload) do(ctx context.Context, c *proposer.Client, client int, in Input) (Output, bool) {
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	call := w.now()
+	var v proposer.Value
+	var err error
+	switch in.Op {
+	case OpGet:
+		v, err = c.Get(octx, []byte(in.Key))
+	case OpPut:
+		v, err = c.Put(octx, []byte(in.Key), []byte(in.Data))
+	case OpCAS:
+		v, err = c.CompareAndSwap(octx, []byte(in.Key), in.Expect, []byte(in.Data))
+	}
+	ret := w.now()
+	out := Output{Result: ResultOK, Data: string(v.Data), Version: v.Version}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err == nil && in.Op == OpGet:
+		w.mu.reads++
+	case err == nil:
+		w.mu.acked++
+	case in.Op == OpGet && errors.Is(err, proposer.ErrNotFound):
+		out = Output{Result: ResultNotFound}
+		w.mu.reads++
+	case in.Op == OpCAS && errors.Is(err, proposer.ErrVersionMismatch):
+		out = Output{Result: ResultMismatch}
+		w.mu.mismatches++
+	case in.Op == OpGet || errors.Is(err, proposer.ErrNoQuorum):
+		// A failed read has no effect; ErrNoQuorum is definite.
+		w.mu.failed++
+		w.mu.lastErr = err
+		return Output{}, false
+	default:
+		// Unknown outcome, or an error the library does not call definite:
+		// the write may take effect at any time from now on.
+		out, ret = Output{Result: ResultUnknown}, math.MaxInt64
+		w.mu.unknown++
+		w.mu.lastErr = err
+		if w.mu.firstUnknown == nil {
+			w.mu.firstUnknown = err
+		}
+	}
+	w.mu.ops = append(w.mu.ops, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
+	return out, true
+}
+
+// stop ends the workload, reads every key once more with a fresh client,
+// and checks the whole history: it must be linearizable, which implies
+// that no acknowledged write was lost. It also requires progress: at least
+// minAcked acknowledged writes.
+func (w *workload) stop(endpoints []string, minAcked int) {
+	t := w.t
+	t.Helper()
+	w.cancel()
+	w.wg.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatalf("while connecting the final reader to %v: %v", endpoints, err)
+	}
+	defer c.Close()
+	for _, k := range w.keys {
+		for {
+			if _, ok := w.do(ctx, c, 99, Input{Key: k, Op: OpGet}); ok || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	w.mu.Lock()
+	ops := append([]porcupine.Operation(nil), w.mu.ops...)
+	acked, unknown, failed, reads, mism := w.mu.acked, w.mu.unknown, w.mu.failed, w.mu.reads, w.mu.mismatches
+	lastErr, firstUnknown := w.mu.lastErr, w.mu.firstUnknown
+	w.mu.Unlock()
+	t.Logf("workload: %s, %d ops recorded: %d writes acknowledged, %d reads, %d cas mismatches, %d unknown outcomes (first: %v), %d failed (last error: %v)",
+		time.Since(w.start).Round(time.Millisecond), len(ops), acked, reads, mism, unknown, firstUnknown, failed, lastErr)
+	res, info := porcupine.CheckOperationsVerbose(Model, ops, 2*time.Minute)
+	switch res {
+	case porcupine.Ok:
+		t.Logf("workload: history is linearizable (porcupine, CAS-register model)")
+	case porcupine.Illegal:
+		path := filepath.Join(artifactDir(t), "history.html")
+		if err := porcupine.VisualizePath(Model, info, path); err != nil {
+			t.Logf("while writing the visualization: %v", err)
+		}
+		t.Errorf("the history is NOT linearizable (an acknowledged write was lost or a read saw a value never written); see %s", path)
+	default:
+		t.Errorf("porcupine could not decide within 2m (%d ops); the history is unchecked", len(ops))
+	}
+	// Negative control on this very history: a prefix of it plus a final
+	// read of an overwritten value must be illegal, or the check above
+	// proved nothing. The prefix ends before the key's first unknown
+	// outcome: with unknowns, proving illegality takes exponential time.
+	if res == porcupine.Ok {
+		switch bad, ok := staleReadControl(ops); {
+		case !ok:
+			t.Logf("negative control skipped: no key has two acknowledged writes before its first unknown outcome")
+		default:
+			switch porcupine.CheckOperationsTimeout(Model, bad, 20*time.Second) {
+			case porcupine.Illegal:
+				t.Logf("negative control: a read of an overwritten value is caught (%d ops)", len(bad))
+			case porcupine.Ok:
+				t.Errorf("negative control: the checker accepted a read of an overwritten value")
+			default:
+				t.Logf("negative control inconclusive: porcupine timed out")
+			}
+		}
+	}
+	if acked < minAcked {
+		t.Errorf("only %d writes were acknowledged, want at least %d: the workload made no progress", acked, minAcked)
+	}
+}
+
+// artifactDir is where a failing test leaves what explains it.
+func artifactDir(t *testing.T) string {
+	root := os.Getenv("E2E_ARTIFACTS")
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "kshaka-e2e")
+	}
+	dir := filepath.Join(root, filepath.FromSlash(t.Name()))
+	_ = os.MkdirAll(dir, 0o755)
+	return dir
+}
+
+// staleReadControl returns, for the key with the longest such history, its
+// operations called before its first unknown outcome plus a read, after all
+// of them, of its first acknowledged write, which a later acknowledged write
+// overwrote.
+func staleReadControl(ops []porcupine.Operation) ([]porcupine.Operation, bool) {
+	byKey := map[string][]porcupine.Operation{}
+	for _, op := range ops {
+		k := op.Input.(Input).Key
+		byKey[k] = append(byKey[k], op)
+	}
+	var best []porcupine.Operation
+	for _, kops := range byKey {
+		slices.SortFunc(kops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		cut := len(kops)
+		for i, op := range kops {
+			if op.Output.(Output).Result == ResultUnknown {
+				cut = i
+				break
+			}
+		}
+		if cut > len(best) {
+			best = kops[:cut]
+		}
+	}
+	var first *porcupine.Operation
+	var end int64
+	overwritten := false
+	for i := range best {
+		op := &best[i]
+		end = max(end, op.Return)
+		in, out := op.Input.(Input), op.Output.(Output)
+		if in.Op == OpGet || out.Result != ResultOK {
+			continue
+		}
+		if first == nil || op.Call < first.Call {
+			first = op
+		}
+	}
+	for _, op := range best {
+		if out := op.Output.(Output); first != nil && op.Input.(Input).Op != OpGet && out.Result == ResultOK && out.Version > first.Output.(Output).Version {
+			overwritten = true
+		}
+	}
+	if !overwritten {
+		return nil, false
+	}
+	stale := porcupine.Operation{ClientId: 100, Call: end + 1, Return: end + 2,
+		Input:  Input{Key: first.Input.(Input).Key, Op: OpGet},
+		Output: Output{Result: ResultOK, Data: first.Input.(Input).Data, Version: first.Output.(Output).Version}}
+	return append(slices.Clone(best), stale), true
+}
