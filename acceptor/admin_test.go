@@ -34,7 +34,7 @@ func TestAdminToken(t *testing.T) {
 			return err
 		},
 		"SetConfig": func(ctx context.Context) error {
-			_, err := n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: configToProto(n.acc.Config())})
+			_, err := n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(n.acc.Config())})
 			return err
 		},
 		"ListKeys": func(ctx context.Context) error {

@@ -133,7 +133,7 @@ func TestStorageErrorTakesOutOfService(t *testing.T) {
 					t.Fatalf("health(%q) after the error = %v", svc, got)
 				}
 			}
-			_, err = n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: configToProto(membership.Stable(9, member("a", n.acc.Incarnation())))})
+			_, err = n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(membership.Stable(9, member("a", n.acc.Incarnation())))})
 			wantCode(t, err, codes.Unavailable)
 			s, err := n.admin.ListKeys(ctx, &kshakav1.ListKeysRequest{})
 			if err == nil {
@@ -195,7 +195,7 @@ func TestHealthTransitions(t *testing.T) {
 	expect("closed", healthgrpc.HealthCheckResponse_NOT_SERVING)
 	_, err := n.data.Read(context.Background(), &kshakav1.ReadRequest{Epoch: 4, Keys: [][]byte{[]byte("x")}})
 	wantCode(t, err, codes.Unavailable)
-	if st := n.status(); st.Healthy || !proto.Equal(st.Config, configToProto(n.acc.Config())) {
+	if st := n.status(); st.Healthy || !proto.Equal(st.Config, kshakav1.ConfigToProto(n.acc.Config())) {
 		t.Fatalf("Status after Close = %v", st)
 	}
 }

@@ -106,7 +106,7 @@ func (n *node) admit(epoch uint64) membership.Config {
 
 func (n *node) setConfig(cfg membership.Config) {
 	n.t.Helper()
-	if _, err := n.admin.SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: configToProto(cfg)}); err != nil {
+	if _, err := n.admin.SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
 		n.t.Fatalf("SetConfig(%v): %v", cfg, err)
 	}
 }

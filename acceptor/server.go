@@ -61,7 +61,7 @@ func (a *Acceptor) track(rpc string, start time.Time, err *error, stale *bool) {
 func staleConfig(err error) (*kshakav1.Config, error) {
 	var se *StaleEpochError
 	if errors.As(err, &se) {
-		return configToProto(se.Config), nil
+		return kshakav1.ConfigToProto(se.Config), nil
 	}
 	return nil, err
 }
@@ -85,9 +85,9 @@ func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest)
 	}
 	stale = resp.StaleConfig != nil
 	for _, o := range out {
-		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: ballotToProto(o.Accepted), Value: valueToProto(o.Value)}
+		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: kshakav1.BallotToProto(o.Accepted), Value: kshakav1.ValueToProto(o.Value)}
 		if !o.OK {
-			r.Conflict = ballotToProto(o.Conflict)
+			r.Conflict = kshakav1.BallotToProto(o.Conflict)
 		}
 		resp.Results = append(resp.Results, r)
 	}
@@ -110,7 +110,7 @@ func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (
 	for _, o := range out {
 		r := &kshakav1.AcceptResult{Ok: o.OK}
 		if !o.OK {
-			r.Conflict, r.Accepted = ballotToProto(o.Conflict), ballotToProto(o.Accepted)
+			r.Conflict, r.Accepted = kshakav1.BallotToProto(o.Conflict), kshakav1.BallotToProto(o.Accepted)
 		}
 		resp.Results = append(resp.Results, r)
 	}
@@ -131,7 +131,7 @@ func (s acceptorServer) Read(_ context.Context, req *kshakav1.ReadRequest) (resp
 	}
 	stale = resp.StaleConfig != nil
 	for _, o := range out {
-		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: ballotToProto(o.Accepted), Value: valueToProto(o.Value)})
+		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: kshakav1.BallotToProto(o.Accepted), Value: kshakav1.ValueToProto(o.Value)})
 	}
 	return resp, nil
 }
@@ -166,7 +166,7 @@ func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest
 	if err := s.a.authorize(ctx); err != nil {
 		return nil, err
 	}
-	return &kshakav1.GetConfigResponse{Config: configToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
+	return &kshakav1.GetConfigResponse{Config: kshakav1.ConfigToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
 }
 
 func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigRequest) (resp *kshakav1.SetConfigResponse, err error) {
@@ -178,11 +178,11 @@ func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigReque
 	if req.GetConfig() == nil {
 		return nil, status.Error(codes.InvalidArgument, "config is missing")
 	}
-	cfg, err := s.a.SetConfig(configFromProto(req.GetConfig()))
+	cfg, err := s.a.SetConfig(kshakav1.ConfigFromProto(req.GetConfig()))
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	return &kshakav1.SetConfigResponse{Config: configToProto(cfg)}, nil
+	return &kshakav1.SetConfigResponse{Config: kshakav1.ConfigToProto(cfg)}, nil
 }
 
 func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (resp *kshakav1.StatusResponse, err error) {
@@ -199,7 +199,7 @@ func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (res
 		Healthy:     st.Healthy,
 		KeyCount:    st.KeyCount,
 		Reason:      st.Reason,
-		Config:      configToProto(st.Config),
+		Config:      kshakav1.ConfigToProto(st.Config),
 	}, nil
 }
 

@@ -164,7 +164,7 @@ func decodeIncarnation(buf []byte) (uint64, error) {
 func encodeIncarnation(inc uint64) []byte { return binary.BigEndian.AppendUint64(nil, inc) }
 
 func encodeConfig(cfg membership.Config) ([]byte, error) {
-	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(configToProto(cfg))
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(kshakav1.ConfigToProto(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("while encoding the configuration: %w", err)
 	}
@@ -179,7 +179,7 @@ func decodeConfig(buf []byte) (membership.Config, error) {
 	if err := proto.Unmarshal(buf[1:], &pc); err != nil {
 		return membership.Config{}, fmt.Errorf("%w: configuration record: %v", register.ErrCorrupt, err)
 	}
-	return configFromProto(&pc), nil
+	return kshakav1.ConfigFromProto(&pc), nil
 }
 
 // putMeta writes one metadata record with Sync.

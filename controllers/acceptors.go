@@ -118,7 +118,7 @@ func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membersh
 	}
 	ctx, cancel := g.call(ctx)
 	defer cancel()
-	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: ConfigToProto(cfg)}); err != nil {
+	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, addr, err)
 	}
 	return nil

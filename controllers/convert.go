@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/kshaka-io/kshaka/membership"
-	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -83,34 +82,4 @@ func memberToStatus(m membership.Member) kshakav1alpha1.ConfigMember {
 		Prepare:     m.Prepare,
 		Accept:      m.Accept,
 	}
-}
-
-// ConfigToProto converts a configuration to the wire type.
-func ConfigToProto(c membership.Config) *kshakav1.Config {
-	pc := &kshakav1.Config{
-		Epoch:         c.Epoch,
-		PrepareQuorum: uint32(max(c.PrepareQuorum, 0)),
-		AcceptQuorum:  uint32(max(c.AcceptQuorum, 0)),
-	}
-	for _, m := range c.Members {
-		pc.Members = append(pc.Members, &kshakav1.Member{
-			Id: m.ID, Addr: m.Addr, Incarnation: m.Incarnation, Prepare: m.Prepare, Accept: m.Accept,
-		})
-	}
-	return pc
-}
-
-// ConfigFromProto converts a configuration from the wire type.
-func ConfigFromProto(pc *kshakav1.Config) membership.Config {
-	c := membership.Config{
-		Epoch:         pc.GetEpoch(),
-		PrepareQuorum: int(pc.GetPrepareQuorum()),
-		AcceptQuorum:  int(pc.GetAcceptQuorum()),
-	}
-	for _, m := range pc.GetMembers() {
-		c.Members = append(c.Members, membership.Member{
-			ID: m.GetId(), Addr: m.GetAddr(), Incarnation: m.GetIncarnation(), Prepare: m.GetPrepare(), Accept: m.GetAccept(),
-		})
-	}
-	return c
 }

@@ -182,7 +182,7 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 	case methodPrepare:
 		req := &kshakav1.PrepareRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.PrepareItem, len(batch))}
 		for i, it := range batch {
-			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: ballotToProto(it.ballot)}
+			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: kshakav1.BallotToProto(it.ballot)}
 		}
 		resp, err := b.api.Prepare(ctx, req)
 		if out, err, done := b.check(len(batch), err, resp.GetStaleConfig(), len(resp.GetResults())); done {
@@ -192,9 +192,9 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		for i, r := range resp.GetResults() {
 			out[i] = memberReply{
 				reply:    round.Nack,
-				accepted: ballotFromProto(r.GetAccepted()),
-				value:    valueFromProto(r.GetValue()),
-				conflict: ballotFromProto(r.GetConflict()),
+				accepted: kshakav1.BallotFromProto(r.GetAccepted()),
+				value:    kshakav1.ValueFromProto(r.GetValue()),
+				conflict: kshakav1.BallotFromProto(r.GetConflict()),
 			}
 			if r.GetOk() {
 				out[i].reply = round.Ack
@@ -205,10 +205,10 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		req := &kshakav1.AcceptRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.AcceptItem, len(batch))}
 		for i, it := range batch {
 			req.Items[i] = &kshakav1.AcceptItem{
-				Key: it.key, Ballot: ballotToProto(it.ballot), Value: valueToProto(it.value),
+				Key: it.key, Ballot: kshakav1.BallotToProto(it.ballot), Value: kshakav1.ValueToProto(it.value),
 			}
 			if !it.next.IsZero() {
-				req.Items[i].Next = ballotToProto(it.next)
+				req.Items[i].Next = kshakav1.BallotToProto(it.next)
 			}
 		}
 		resp, err := b.api.Accept(ctx, req)
@@ -217,9 +217,9 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		}
 		out := make([]memberReply, len(batch))
 		for i, r := range resp.GetResults() {
-			out[i] = memberReply{reply: round.Ack, conflict: ballotFromProto(r.GetConflict())}
+			out[i] = memberReply{reply: round.Ack, conflict: kshakav1.BallotFromProto(r.GetConflict())}
 			if !r.GetOk() {
-				out[i].reply = round.Refusal(batch[i].ballot, ballotFromProto(r.GetAccepted()))
+				out[i].reply = round.Refusal(batch[i].ballot, kshakav1.BallotFromProto(r.GetAccepted()))
 			}
 		}
 		return out, nil
@@ -234,7 +234,7 @@ func (b *batcher) call(batch []*item) ([]memberReply, error) {
 		}
 		out := make([]memberReply, len(batch))
 		for i, r := range resp.GetResults() {
-			out[i] = memberReply{reply: round.Ack, accepted: ballotFromProto(r.GetAccepted()), value: valueFromProto(r.GetValue())}
+			out[i] = memberReply{reply: round.Ack, accepted: kshakav1.BallotFromProto(r.GetAccepted()), value: kshakav1.ValueFromProto(r.GetValue())}
 		}
 		return out, nil
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
-	"github.com/kshaka-io/kshaka/register"
 )
 
 func dialOptions(cfg Config) []grpc.DialOption {
@@ -157,36 +156,10 @@ func fetchConfig(ctx context.Context, addr, token string, opts []grpc.DialOption
 }
 
 func configFromProto(p *kshakav1.Config) (membership.Config, error) {
-	c := membership.Config{
-		Epoch:         p.GetEpoch(),
-		PrepareQuorum: int(p.GetPrepareQuorum()),
-		AcceptQuorum:  int(p.GetAcceptQuorum()),
-	}
-	for _, m := range p.GetMembers() {
-		c.Members = append(c.Members, membership.Member{
-			ID: m.GetId(), Addr: m.GetAddr(), Incarnation: m.GetIncarnation(),
-			Prepare: m.GetPrepare(), Accept: m.GetAccept(),
-		})
-	}
+	c := kshakav1.ConfigFromProto(p)
 	slices.SortFunc(c.Members, func(a, b membership.Member) int { return strings.Compare(a.ID, b.ID) })
 	if err := c.Validate(); err != nil {
 		return membership.Config{}, err
 	}
 	return c, nil
-}
-
-func ballotToProto(b register.Ballot) *kshakav1.Ballot {
-	return &kshakav1.Ballot{Counter: b.Counter, Proposer: b.Proposer}
-}
-
-func ballotFromProto(b *kshakav1.Ballot) register.Ballot {
-	return register.Ballot{Counter: b.GetCounter(), Proposer: b.GetProposer()}
-}
-
-func valueToProto(v register.Value) *kshakav1.Value {
-	return &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
-}
-
-func valueFromProto(v *kshakav1.Value) register.Value {
-	return register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
 }

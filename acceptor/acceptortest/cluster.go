@@ -244,7 +244,7 @@ func SetConfig(addr, token string, cfg membership.Config) error {
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	_, err = kshakav1.NewAdminClient(conn).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: configToProto(cfg)})
+	_, err = kshakav1.NewAdminClient(conn).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
 	return err
 }
 
@@ -254,14 +254,4 @@ func (c *Cluster) shutdown() {
 	for i := range c.nodes {
 		c.stop(i, false)
 	}
-}
-
-func configToProto(c membership.Config) *kshakav1.Config {
-	pc := &kshakav1.Config{Epoch: c.Epoch, PrepareQuorum: uint32(c.PrepareQuorum), AcceptQuorum: uint32(c.AcceptQuorum)}
-	for _, m := range c.Members {
-		pc.Members = append(pc.Members, &kshakav1.Member{
-			Id: m.ID, Addr: m.Addr, Incarnation: m.Incarnation, Prepare: m.Prepare, Accept: m.Accept,
-		})
-	}
-	return pc
 }

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -50,39 +49,3 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false so the token also works on loopback
 // without TLS (kshaka local).
 func (b bearer) RequireTransportSecurity() bool { return false }
-
-// configFromProto converts a wire configuration; nil is the empty
-// configuration (epoch 0).
-func configFromProto(pc *kshakav1.Config) membership.Config {
-	if pc == nil {
-		return membership.Config{}
-	}
-	c := membership.Config{
-		Epoch:         pc.GetEpoch(),
-		PrepareQuorum: int(pc.GetPrepareQuorum()),
-		AcceptQuorum:  int(pc.GetAcceptQuorum()),
-	}
-	for _, m := range pc.GetMembers() {
-		c.Members = append(c.Members, membership.Member{
-			ID: m.GetId(), Addr: m.GetAddr(), Incarnation: m.GetIncarnation(),
-			Prepare: m.GetPrepare(), Accept: m.GetAccept(),
-		})
-	}
-	return c
-}
-
-// configToProto converts a configuration to its wire form.
-func configToProto(c membership.Config) *kshakav1.Config {
-	pc := &kshakav1.Config{
-		Epoch:         c.Epoch,
-		PrepareQuorum: uint32(c.PrepareQuorum),
-		AcceptQuorum:  uint32(c.AcceptQuorum),
-	}
-	for _, m := range c.Members {
-		pc.Members = append(pc.Members, &kshakav1.Member{
-			Id: m.ID, Addr: m.Addr, Incarnation: m.Incarnation,
-			Prepare: m.Prepare, Accept: m.Accept,
-		})
-	}
-	return pc
-}

@@ -271,7 +271,7 @@ func (lc *localCluster) install(ctx context.Context, p *acceptorProc, cfg member
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: configToProto(cfg)}); err != nil {
+	if _, err := conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, p.id, err)
 	}
 	return nil

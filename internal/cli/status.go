@@ -207,7 +207,7 @@ func queryOne(ctx context.Context, s *memberStatus, tlsCfg *tls.Config, token st
 	s.Admitted = resp.GetAdmitted()
 	s.Healthy = resp.GetHealthy()
 	s.Keys = resp.GetKeyCount()
-	s.config = configFromProto(resp.GetConfig())
+	s.config = kshakav1.ConfigFromProto(resp.GetConfig())
 	if r := resp.GetReason(); r != "" {
 		s.note(r)
 	}

@@ -161,7 +161,7 @@ func (p *acceptorProc) waitReady(ctx context.Context, token string) (uint64, mem
 		resp, err := conn.GetConfig(cctx, &kshakav1.GetConfigRequest{})
 		cancel()
 		if err == nil {
-			return resp.GetIncarnation(), configFromProto(resp.GetConfig()), nil
+			return resp.GetIncarnation(), kshakav1.ConfigFromProto(resp.GetConfig()), nil
 		}
 		last = err
 		select {

@@ -344,7 +344,7 @@ func (e *explorer) prune(s *xState) {
 	n := 0
 	for _, m := range s.Msgs[:s.NMsg] {
 		switch {
-		case m.Kind == xRead && !(s.Op.A.Active && s.Op.A.Read && s.Op.A.Att == m.Att):
+		case m.Kind == xRead && (!s.Op.A.Active || !s.Op.A.Read || s.Op.A.Att != m.Att):
 			continue
 		case m.Kind == xInstall && m.Epoch < target && s.Acc[m.To].Epoch >= m.Epoch:
 			continue
@@ -356,7 +356,7 @@ func (e *explorer) prune(s *xState) {
 			// refuse it: delivering it changes nothing.
 			continue
 		case (m.Kind == xPrepare || m.Kind == xAccept) && m.From == xOperator &&
-			!(s.Op.A.Active && s.Op.A.Att == m.Att) && e.refuses(s, m):
+			(!s.Op.A.Active || s.Op.A.Att != m.Att) && e.refuses(s, m):
 			continue // the operator ignores replies of its old attempts
 		}
 		s.Msgs[n] = m
@@ -394,8 +394,6 @@ func cmpMsg(a, b xMsg) int {
 	x, y := a.bytes(), b.bytes()
 	return bytes.Compare(x[:], y[:])
 }
-
-func (b xBallot) put(buf []byte) []byte { return append(buf, b.C, b.P) }
 
 func (a *xAttempt) put(buf []byte) []byte {
 	buf = append(buf, b2u(a.Active), b2u(a.Read), a.Key, a.Epoch, a.B.C, a.B.P, a.Att, a.Tries, a.Val, byte(a.Choose), a.NLog)

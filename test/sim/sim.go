@@ -51,8 +51,6 @@ type Faults struct {
 	IgnoreAmbiguous bool
 }
 
-func (f Faults) any() bool { return f != Faults{} }
-
 // NetFaults are the network's misbehaviours; probabilities per message.
 type NetFaults struct {
 	RequestLoss, ReplyLoss float64

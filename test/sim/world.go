@@ -97,7 +97,6 @@ type world struct {
 
 	trace     hash.Hash64
 	traceBuf  []byte
-	traceLog  []string // only with Options.Log
 	acceptors []*acceptor
 	byName    map[string]*acceptor // lookups only
 	proposers []*proposer

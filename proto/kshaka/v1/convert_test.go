@@ -1,0 +1,36 @@
+package kshakav1
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+func TestConversionsRoundTrip(t *testing.T) {
+	cfg := membership.Stable(4,
+		membership.Member{ID: "a", Addr: "a:1", Incarnation: 1},
+		membership.Member{ID: "b", Addr: "b:1", Incarnation: 2})
+	cfg.Members[1].Prepare = false
+	got := ConfigFromProto(ConfigToProto(cfg))
+	if got.Epoch != cfg.Epoch || got.PrepareQuorum != cfg.PrepareQuorum || got.AcceptQuorum != cfg.AcceptQuorum ||
+		!slices.Equal(got.Members, cfg.Members) {
+		t.Fatalf("config round trip: %+v, want %+v", got, cfg)
+	}
+	if z := ConfigFromProto(nil); z.Epoch != 0 || z.Members != nil {
+		t.Fatalf("nil config = %+v", z)
+	}
+	b := register.Ballot{Counter: 7, Proposer: 9}
+	if got := BallotFromProto(BallotToProto(b)); got != b {
+		t.Fatalf("ballot round trip: %v", got)
+	}
+	if !BallotFromProto(nil).IsZero() {
+		t.Fatal("nil ballot is not zero")
+	}
+	for _, v := range []register.Value{{}, {Version: 3, Data: []byte("x")}, {Version: 4, Tombstone: true}} {
+		if got := ValueFromProto(ValueToProto(v)); !got.Equal(v) {
+			t.Fatalf("value round trip: %v, want %v", got, v)
+		}
+	}
+}
