@@ -573,18 +573,24 @@ func (d *decider) rollOne(cfg membership.Config) {
 	var outdated []membership.Member
 	for _, m := range cfg.Members {
 		pod, ok := d.o.Pods[d.ordinal(m.ID)]
-		if !ok {
-			continue
-		}
-		if pod.Terminating {
-			d.wait("waiting for pod %s to terminate", pod.Name)
-			return
-		}
-		if pod.Revision != "" && pod.Revision != want {
+		if ok && pod.Revision != "" && pod.Revision != want {
 			outdated = append(outdated, m)
 		}
 	}
 	if len(outdated) == 0 {
+		return
+	}
+	// One at a time: the pod restarted last must be back and ready, as
+	// every other, before the next goes.
+	for _, m := range cfg.Members {
+		pod, ok := d.o.Pods[d.ordinal(m.ID)]
+		if !ok || pod.Terminating || !pod.Ready {
+			d.wait("rolling update: waiting for pod %s to be ready", PodName(d.c, d.ordinal(m.ID)))
+			return
+		}
+	}
+	if sts.Status.ObservedGeneration < sts.Generation || sts.Status.ReadyReplicas < int32(len(cfg.Members)) {
+		d.wait("rolling update: waiting for the StatefulSet to report every pod ready")
 		return
 	}
 	slices.SortFunc(outdated, func(a, b membership.Member) int { return cmp.Compare(d.ordinal(b.ID), d.ordinal(a.ID)) })

@@ -461,7 +461,7 @@ func TestRollingUpdate(t *testing.T) {
 	if p.Action.Kind == ActionRollPod {
 		t.Fatalf("rolled %s while kc-0 is down", p.Action.PodName)
 	}
-	if c := condition(p, kshakav1alpha1.ConditionDegraded); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "kc-0") || !strings.Contains(c.Message, "rolling update") {
-		t.Fatalf("Degraded does not say what blocks the rolling update: %+v", c)
+	if c := condition(p, kshakav1alpha1.ConditionProgressing); !strings.Contains(c.Message, "kc-0") || !strings.Contains(c.Message, "rolling update") {
+		t.Fatalf("Progressing does not say what the rolling update waits for: %+v", c)
 	}
 }

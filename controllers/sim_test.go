@@ -114,7 +114,7 @@ func (s *sim) observe() Observed {
 	o := Observed{Cluster: s.c.DeepCopy(), Pods: map[int32]PodInfo{}, PVCs: map[int32]bool{}, Acceptors: map[int32]AcceptorInfo{}, Now: s.now}
 	if s.sts != nil {
 		o.StatefulSet = &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(*s.sts)},
-			Status: appsv1.StatefulSetStatus{UpdateRevision: s.revision}}
+			Status: appsv1.StatefulSetStatus{UpdateRevision: s.revision, ReadyReplicas: s.readyPods()}}
 	}
 	for ord := range s.pvcs {
 		o.PVCs[ord] = true
@@ -299,6 +299,17 @@ func (s *sim) run(limit int, crashes func() crash) {
 	}
 	s.t.Fatalf("not converged after %d steps: spec.replicas %d, sts %v, pvcs %d, retired %v\nconfiguration %+v\ntransition %+v\nconditions %+v",
 		limit, s.c.Spec.Replicas, ptr.Deref(s.sts, -1), len(s.pvcs), s.c.Status.RetiredIncarnations, s.c.Status.Configuration, s.c.Status.Transition, s.c.Status.Conditions)
+}
+
+// readyPods counts the pods that serve (the StatefulSet's readyReplicas).
+func (s *sim) readyPods() int32 {
+	var n int32
+	for _, p := range s.pods {
+		if _, ok := p.disk.cfg.Member(p.disk.inc); ok && !p.down {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *sim) converged() bool {

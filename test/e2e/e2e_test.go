@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
@@ -41,6 +42,7 @@ func TestHelm(t *testing.T) {
 		{"Create3Available", testCreate},
 		{"Scale3To5To3UnderLoad", testScale},
 		{"DeletePodKeepsIdentity", testDeletePod},
+		{"ImageChangeRollsOnePodAtATime", testRollingUpdate},
 		{"DiskLossReplacesMember", testDiskLoss},
 		{"OperatorKilledMidChangeResumes", testOperatorKilled},
 		{"PausedFreezesChanges", testPaused},
@@ -169,6 +171,57 @@ func testDeletePod(t *testing.T, e *env) {
 	must(t, e.cl.Get(ctxT(t, 30*time.Second), client.ObjectKey{Namespace: ns, Name: pvc.Name}, &pvc2))
 	if pvc2.UID != pvc.UID {
 		t.Errorf("the PVC was replaced")
+	}
+}
+
+// testRollingUpdate changes the acceptor image tag: the operator must
+// restart the pods one at a time (never more than one missing or unready),
+// keep members and incarnations, and keep a quorum serving throughout, while
+// a checked workload runs.
+func testRollingUpdate(t *testing.T, e *env) {
+	before := e.get(t, ns, name)
+	old := map[string]types.UID{}
+	for i := range 3 {
+		p := e.pod(t, fmt.Sprintf("%s-%d", name, i))
+		old[p.Name] = p.UID
+	}
+	w := startWorkload(t, endpoints(before), 3, "rolling")
+	obs := e.observe(ns, name)
+	e.update(t, ns, name, func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Version = "v0.1.1" })
+
+	maxDown := 0
+	e.eventually(t, settle, "every acceptor pod is recreated from the new template", func(ctx context.Context) (bool, error) {
+		var pods corev1.PodList
+		if err := e.cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": name}); err != nil {
+			return false, err
+		}
+		down, renewed := 3, 0
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if localkube.PodReady(p) && p.DeletionTimestamp == nil {
+				down--
+			}
+			if old[p.Name] != "" && p.UID != old[p.Name] && localkube.PodReady(p) {
+				renewed++
+			}
+		}
+		maxDown = max(maxDown, down)
+		return renewed == 3, nil
+	})
+	after := e.waitStable(t, ns, name, 3, settle)
+	steps := obs.stop()
+	w.stop(endpoints(after), 30)
+	t.Logf("transitions: %v; at most %d pod(s) down at once", steps, maxDown)
+	if maxDown > 1 {
+		t.Errorf("%d pods were down at once during the rolling update; want at most 1", maxDown)
+	}
+	if !mapsEqual(members(before), members(after)) {
+		t.Errorf("members changed: before %v, after %v", members(before), members(after))
+	}
+	for _, k := range kinds(steps) {
+		if k != string(kshakav1alpha1.TransitionReaddress) {
+			t.Errorf("transition %s during a rolling update; want none or Readdress", k)
+		}
 	}
 }
 
