@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,18 @@ type Acceptor struct {
 	syncs       atomic.Uint64
 	keyCount    atomic.Int64
 	failure     atomic.Pointer[error]
+
+	// floor keeps promises without a sync per prepare (see doc.go,
+	// "Promises and the floor"). restart is the durable floor read at Open:
+	// every key's promise counts as at least (restart, 0), because a promise
+	// the last life made below it may be lost. durable is the floor on disk
+	// now: a prepare whose counter is below it is written without a sync.
+	// mu serializes the synced commits that raise it.
+	floor struct {
+		restart register.Ballot
+		durable atomic.Uint64
+		mu      sync.Mutex
+	}
 
 	// admitted and epoch mirror the installed configuration for publish;
 	// closed is set (under the gate) by Close.
@@ -139,6 +152,12 @@ func (a *Acceptor) loadOrCreateMeta() error {
 		}
 		a.log.Info("created incarnation on empty storage", "incarnation", fmt.Sprintf("%x", inc))
 	}
+	floor, err := a.store.loadFloor()
+	if err != nil {
+		return err
+	}
+	a.floor.restart = register.Ballot{Counter: floor}
+	a.floor.durable.Store(floor)
 	a.incarnation = inc
 	a.setConfigLocked(cfg)
 	a.keyCount.Store(n)
@@ -284,10 +303,13 @@ func (a *Acceptor) admit(epoch uint64) error {
 }
 
 // apply runs one data-path request: admission, the stripe locks of all keys,
-// the records' states, step for each key (which returns the new state and
-// whether to write it), one batch with one Sync for all changed records, and
-// a final health check, all before the caller replies.
-func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st register.State) (register.State, bool)) error {
+// the records' states (with the restart floor applied), step for each key
+// (which returns the new state and whether to write it), one batch for all
+// changed records committed by commit, and a final health check, all before
+// the caller replies. commit is store.commit (one Sync) unless the request
+// only raises promises (commitPromises).
+func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st register.State) (register.State, bool),
+	commit func(*pebble.Batch) error) error {
 	a.gate.RLock()
 	defer a.gate.RUnlock()
 	if err := a.admit(epoch); err != nil {
@@ -309,7 +331,7 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 		if err != nil {
 			return a.storageErr(err)
 		}
-		next, write := step(i, st)
+		next, write := step(i, st.AtLeast(a.floor.restart))
 		if !write {
 			continue
 		}
@@ -322,7 +344,7 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 		}
 	}
 	if b.Count() > 0 {
-		if err := a.store.commit(b); err != nil {
+		if err := commit(b); err != nil {
 			return a.storageErr(err)
 		}
 		a.keyCount.Add(created)
@@ -341,18 +363,50 @@ func (a *Acceptor) prepare(epoch uint64, ops []prepareOp) ([]prepareOutcome, err
 	for i, op := range ops {
 		keys[i] = op.Key
 	}
+	var highest uint64 // the highest counter promised by this request
 	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
 		next, ok := st.Prepare(ops[i].Ballot)
 		out[i] = prepareOutcome{OK: ok, Accepted: st.Accepted, Value: st.Value}
 		if !ok {
 			out[i].Conflict = st.Highest()
+		} else {
+			highest = max(highest, ops[i].Ballot.Counter)
 		}
 		return next, ok
-	})
+	}, func(b *pebble.Batch) error { return a.commitPromises(b, highest) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// commitPromises commits a batch of promises whose highest ballot counter is
+// highest. Below the durable floor the batch goes out without a sync: if
+// this process or machine dies before the next sync, the promises may be
+// lost, and the restart floor keeps them instead. At or above the floor,
+// the batch raises the floor to highest+PromiseFloorStep and commits with
+// Sync; raises are serialized so that the floor on disk only grows.
+func (a *Acceptor) commitPromises(b *pebble.Batch, highest uint64) error {
+	if highest < a.floor.durable.Load() {
+		return a.store.commitNoSync(b)
+	}
+	a.floor.mu.Lock()
+	defer a.floor.mu.Unlock()
+	if highest < a.floor.durable.Load() {
+		return a.store.commitNoSync(b)
+	}
+	floor := highest + a.opts.PromiseFloorStep
+	if floor < highest { // overflow: the counter space is exhausted anyway
+		floor = math.MaxUint64
+	}
+	if err := b.Set(metaFloor, binary.BigEndian.AppendUint64(nil, floor), nil); err != nil {
+		return fmt.Errorf("while preparing the promise floor: %w", err)
+	}
+	if err := a.store.commit(b); err != nil {
+		return err
+	}
+	a.floor.durable.Store(floor)
+	return nil
 }
 
 func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error) {
@@ -372,7 +426,7 @@ func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error)
 			out[i].Conflict, out[i].Accepted = st.Highest(), st.Accepted
 		}
 		return next, ok
-	})
+	}, a.store.commit)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +441,7 @@ func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]readOutcome, error) {
 	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
 		out[i] = readOutcome{Accepted: st.Accepted, Value: st.Value}
 		return st, false
-	})
+	}, a.store.commit)
 	if err != nil {
 		return nil, err
 	}

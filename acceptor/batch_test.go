@@ -57,6 +57,11 @@ func TestBatchIsOneSync(t *testing.T) {
 		{"accept of all keys", func() error { _, err := n.data.Accept(ctx, accept); return err }, 1},
 		{"read of all keys", func() error { _, err := n.data.Read(ctx, read); return err }, 0},
 		{"prepare that conflicts on every key", func() error { _, err := n.data.Prepare(ctx, prepare); return err }, 0},
+		// The first prepare raised the promise floor to 1+PromiseFloorStep:
+		// prepares below it are not synced, the first one at it is.
+		{"prepare below the promise floor", func() error { return prepareAll(n, prepare, b(3, 1)) }, 0},
+		{"prepare at the promise floor", func() error { return prepareAll(n, prepare, b(1+DefaultPromiseFloorStep, 1)) }, 1},
+		{"prepare below the raised floor", func() error { return prepareAll(n, prepare, b(2+DefaultPromiseFloorStep, 1)) }, 0},
 	}
 	for _, s := range steps {
 		before, beforeWAL := n.acc.SyncCount(), walSyncs.n.Load()
@@ -73,4 +78,22 @@ func TestBatchIsOneSync(t *testing.T) {
 	if got := n.status().KeyCount; got != items {
 		t.Errorf("key count = %d, want %d", got, items)
 	}
+}
+
+// prepareAll sends req again with every item at ballot bal and checks that
+// every item was promised.
+func prepareAll(n *node, req *kshakav1.PrepareRequest, bal *kshakav1.Ballot) error {
+	for _, it := range req.Items {
+		it.Ballot = bal
+	}
+	r, err := n.data.Prepare(context.Background(), req)
+	if err != nil {
+		return err
+	}
+	for i, res := range r.Results {
+		if !res.Ok {
+			return fmt.Errorf("item %d not promised: %v", i, res)
+		}
+	}
+	return nil
 }

@@ -6,11 +6,21 @@
 //   - Durable before reply. Every request that changes state writes each
 //     changed key as one record (register.AppendState) and commits all of
 //     them as one Pebble batch with one Sync before it replies. A batch RPC is
-//     one batch and one sync, whatever its size.
+//     one batch and at most one sync, whatever its size. The one exception is
+//     a prepare below the promise floor (next item).
+//   - Promises and the floor. A promise is kept across a crash without a
+//     sync per prepare: the acceptor persists a floor counter F (metadata,
+//     with Sync) before it promises any ballot with counter >= F, raising it
+//     to the counter plus Options.PromiseFloorStep; prepares below F commit
+//     without Sync. After a restart every key's promise counts as at least
+//     (F, 0), so any promise the last life made and the disk lost is still
+//     kept: a ballot at or below it is refused and the proposers
+//     fast-forward past F. Accepts, and the 1RTT promise they carry, are
+//     always synced. This takes the fsync out of the prepare phase.
 //   - Per-key mutual exclusion. A request holds the striped locks of all its
 //     keys (taken in ascending stripe order) from reading the records until
-//     the reply is built, so it never answers from a record that is visible
-//     in Pebble but not yet synced.
+//     the reply is built, so it never answers from an accepted value that is
+//     visible in Pebble but not yet synced.
 //   - All or nothing on input. A request is validated whole before storage is
 //     touched; malformed input (empty or oversized keys, oversized values,
 //     invalid ballots, a next ballot not above the ballot, oversized batches,
@@ -32,7 +42,7 @@
 //     never answers from a state it could not persist.
 //
 // Storage layout: user keys under the prefix 'k', metadata (incarnation,
-// configuration) under 'm'. All file I/O goes through Options.FS, so tests
+// configuration, promise floor) under 'm'. All file I/O goes through Options.FS, so tests
 // use vfs.NewMem, vfs.NewCrashableMem and vfs/errorfs.
 //
 // Package acceptortest starts in-process clusters of real acceptors for the

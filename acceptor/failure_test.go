@@ -17,6 +17,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // TestCrashKeepsSyncedData simulates power loss with vfs.NewCrashableMem:
@@ -73,6 +74,70 @@ func TestCrashKeepsSyncedData(t *testing.T) {
 			}
 			if got := m.status().KeyCount; got != uint64(len(acked)) {
 				t.Fatalf("key count after crash = %d, want %d", got, len(acked))
+			}
+		})
+	}
+}
+
+// TestCrashKeepsPromisesThroughTheFloor: promises below the durable floor are
+// not synced, so a crash may lose them; after the restart the acceptor must
+// still refuse what they refused (DESIGN §2.2: a promise is never broken).
+// The crash clone keeps none of the unsynced data, the worst case. The
+// acceptor with the floor disabled (restart floor zero) is the negative
+// control: it accepts the lower ballot.
+func TestCrashKeepsPromisesThroughTheFloor(t *testing.T) {
+	for _, floor := range []bool{true, false} {
+		t.Run(fmt.Sprintf("floor=%v", floor), func(t *testing.T) {
+			mem := vfs.NewCrashableMem()
+			n := start(t, memOptions(mem))
+			n.admit(1)
+			ctx := context.Background()
+			prep := func(n *node, key string, bal *kshakav1.Ballot) *kshakav1.PrepareResult {
+				t.Helper()
+				r, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Items: []*kshakav1.PrepareItem{{Key: []byte(key), Ballot: bal}}})
+				if err != nil {
+					t.Fatalf("Prepare(%s, %v): %v", key, bal, err)
+				}
+				return r.Results[0]
+			}
+			// The first prepare raises the floor with a sync; the second,
+			// below it, is only in memory and the WAL buffer.
+			if r := prep(n, "a", b(10, 1)); !r.Ok {
+				t.Fatalf("prepare a@10 refused: %v", r)
+			}
+			syncs := n.acc.SyncCount()
+			if r := prep(n, "k", b(20, 1)); !r.Ok {
+				t.Fatalf("prepare k@20 refused: %v", r)
+			}
+			if n.acc.SyncCount() != syncs {
+				t.Fatalf("the prepare below the floor was synced")
+			}
+			crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+			n.stop()
+
+			m := start(t, memOptions(crashed))
+			if !floor {
+				m.acc.floor.restart = register.Ballot{}
+			}
+			// A proposer that prepared ballot 15 elsewhere now sends its
+			// accept: promise 20 must refuse it.
+			r, err := m.data.Accept(ctx, &kshakav1.AcceptRequest{Epoch: 1, Items: []*kshakav1.AcceptItem{acc("k", b(15, 2), val(1, "late"), nil)}})
+			if err != nil {
+				t.Fatalf("Accept: %v", err)
+			}
+			if floor == r.Results[0].Ok {
+				t.Fatalf("floor=%v: accept k@15 after losing promise k@20: ok=%v, want %v", floor, r.Results[0].Ok, !floor)
+			}
+			if !floor {
+				return
+			}
+			// The refusal shows the floor, so the proposer fast-forwards past it.
+			conflict := kshakav1.BallotFromProto(r.Results[0].Conflict)
+			if conflict.Counter < 20 {
+				t.Fatalf("conflict %v is below the lost promise 20", conflict)
+			}
+			if r := prep(m, "k", b(conflict.Counter+1, 2)); !r.Ok {
+				t.Fatalf("prepare past the floor refused: %v", r)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ const (
 	DefaultLBaseMaxBytes               = 64 << 20
 	DefaultMaxOpenFiles                = 4096
 	DefaultBytesPerSync                = 512 << 10
+	DefaultPromiseFloorStep            = 1 << 20
 
 	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
 	// storage key adds a prefix byte.
@@ -104,6 +105,13 @@ type Options struct {
 	// then share one fsync (useful on IOPS-billed cloud disks, e.g. 250µs to
 	// 500µs). Default 0: sync as soon as asked.
 	WALMinSyncInterval time.Duration
+	// PromiseFloorStep is how far ahead of a prepare's ballot counter the
+	// durable promise floor is raised when a prepare reaches it. Prepares
+	// below the durable floor are written without a sync; after a restart the
+	// acceptor refuses every ballot up to the floor (see doc.go). A larger
+	// step means fewer synced prepares and a larger jump of the proposers'
+	// counters after a restart. Default 1<<20.
+	PromiseFloorStep uint64
 }
 
 // EnsureDefaults fills in the zero fields with their defaults.
@@ -125,6 +133,7 @@ func (o *Options) EnsureDefaults() {
 	setDefault(&o.MaxOpenFiles, DefaultMaxOpenFiles)
 	setDefault(&o.MaxConcurrentCompactions, min(3, runtime.GOMAXPROCS(0)))
 	setDefault(&o.BytesPerSync, DefaultBytesPerSync)
+	setDefault(&o.PromiseFloorStep, DefaultPromiseFloorStep)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -29,6 +29,7 @@ var (
 
 	metaIncarnation = []byte{prefixMeta, '/', 'i', 'n', 'c'}
 	metaConfig      = []byte{prefixMeta, '/', 'c', 'f', 'g'}
+	metaFloor       = []byte{prefixMeta, '/', 'f', 'l', 'r'}
 )
 
 // configFormat is the first byte of the stored configuration record; the rest
@@ -121,6 +122,34 @@ func (s *store) commit(b *pebble.Batch) (err error) {
 	}
 	s.onSync(time.Since(start))
 	return nil
+}
+
+// commitNoSync applies b without waiting for the disk: the records reach the
+// WAL, and the disk with the next synced commit (or the OS's writeback).
+// Only promises below the durable floor are written this way.
+func (s *store) commitNoSync(b *pebble.Batch) (err error) {
+	defer recoverFatal(&err)
+	if err = b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("while committing a batch of %d records: %w", b.Count(), err)
+	}
+	return nil
+}
+
+// loadFloor reads the durable promise floor (0 when absent).
+func (s *store) loadFloor() (floor uint64, err error) {
+	defer recoverFatal(&err)
+	buf, closer, err := s.db.Get(metaFloor)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("while reading the promise floor: %w", err)
+	}
+	defer closer.Close()
+	if len(buf) != 8 {
+		return 0, fmt.Errorf("%w: promise floor record has %d bytes, want 8", register.ErrCorrupt, len(buf))
+	}
+	return binary.BigEndian.Uint64(buf), nil
 }
 
 // loadMeta reads the incarnation (0 when absent) and configuration.

@@ -47,3 +47,14 @@ func (s State) Accept(b Ballot, v Value, next Ballot) (State, bool) {
 	}
 	return s, true
 }
+
+// AtLeast returns s with its promise raised to floor when floor is higher.
+// An acceptor that keeps promises in memory between syncs applies, after a
+// restart, the durable floor it recorded before it promised anything
+// without a sync (see package acceptor): every ballot it may have promised
+// and forgotten is lower than floor, so refusing everything up to floor
+// keeps those promises.
+func (s State) AtLeast(floor Ballot) State {
+	s.Promise = s.Promise.Max(floor)
+	return s
+}

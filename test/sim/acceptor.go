@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
@@ -11,7 +12,10 @@ import (
 // is what it synced: a request changes the state and the state is synced
 // before the reply is sent, after a short fsync delay. A crash in that
 // window leaves the request applied but unreplied; a request that arrives
-// while the node is down is not applied at all.
+// while the node is down is not applied at all. The exception, as in
+// package acceptor, is a prepare below the promise floor: it changes only
+// memory, and a crash loses it (with probability Options.LoseUnsynced per
+// key); the restarted node counts every promise as at least the floor.
 type acceptor struct {
 	w    *world
 	name string
@@ -25,6 +29,11 @@ type acceptor struct {
 	incarnation uint64
 	cfg         *membership.Config
 	keys        map[string]register.State // lookups only
+	// floor is the durable promise floor; restartFloor is the floor this
+	// life started with. unsynced holds, for each key with a promise not
+	// synced yet, its last synced state (zero: none).
+	floor, restartFloor uint64
+	unsynced            map[string]register.State
 }
 
 func newAcceptor(w *world, name string) *acceptor {
@@ -39,6 +48,8 @@ func (a *acceptor) wipe() {
 	a.incarnation = a.w.randID()
 	a.cfg = nil
 	a.keys = map[string]register.State{}
+	a.unsynced = map[string]register.State{}
+	a.floor, a.restartFloor = 0, 0
 }
 
 func (a *acceptor) epoch() uint64 {
@@ -51,6 +62,20 @@ func (a *acceptor) epoch() uint64 {
 func (a *acceptor) crash() {
 	a.up = false
 	a.life++
+	for _, k := range sortedKeys(a.unsynced) {
+		if a.w.chance(a.w.opts.LoseUnsynced) {
+			a.w.note("promise lost "+a.name+" "+k, a.keys[k].Promise.Counter)
+			if old := a.unsynced[k]; old.Promise.IsZero() && old.Accepted.IsZero() {
+				delete(a.keys, k) // the record itself was never synced
+			} else {
+				a.keys[k] = old
+			}
+		}
+	}
+	clear(a.unsynced)
+	if !a.w.opts.Faults.VolatilePromises {
+		a.restartFloor = a.floor
+	}
 	a.w.note("crash "+a.name, uint64(a.life))
 }
 
@@ -92,6 +117,9 @@ func (a *acceptor) receive(m *message) {
 	case mPrepare, mAccept, mRead:
 		r.kind = m.kind + (mPrepareReply - mPrepare)
 		a.serve(m, r)
+		if a.w.served != nil {
+			a.w.served(a, m, r)
+		}
 	default:
 		return
 	}
@@ -113,7 +141,7 @@ func (a *acceptor) cfgCopy() *membership.Config {
 
 // serve applies the admission and epoch gate, then the register rule.
 func (a *acceptor) serve(m, r *message) {
-	st := a.keys[m.key]
+	st := a.keys[m.key].AtLeast(register.Ballot{Counter: a.restartFloor})
 	r.accepted = st.Accepted
 	if err := a.cfg.Check(a.incarnation, m.epoch); err != nil {
 		r.stale = errors.Is(err, membership.ErrStaleEpoch)
@@ -131,7 +159,7 @@ func (a *acceptor) serve(m, r *message) {
 			r.conflict = st.Highest()
 			return
 		}
-		a.keys[m.key] = next
+		a.promise(m.key, next, m.ballot.Counter)
 		r.ok, r.accepted, r.value = true, next.Accepted, next.Value.Clone()
 	case mAccept:
 		next, ok := st.Accept(m.ballot, m.value.Clone(), m.next)
@@ -140,6 +168,7 @@ func (a *acceptor) serve(m, r *message) {
 			return
 		}
 		a.keys[m.key] = next
+		delete(a.unsynced, m.key)
 		a.w.acceptedRounds[m.round] = true
 		if m.epoch < a.w.fenced {
 			// DESIGN §3: after the fence no acceptor accepts anything
@@ -153,4 +182,33 @@ func (a *acceptor) serve(m, r *message) {
 	case mRead:
 		r.ok, r.accepted, r.value = true, st.Accepted, st.Value.Clone()
 	}
+}
+
+// promise stores the state of a successful prepare with ballot counter c:
+// in memory only when c is below the durable floor, else synced after
+// raising the floor past c.
+func (a *acceptor) promise(key string, next register.State, c uint64) {
+	step := a.w.opts.PromiseFloorStep
+	volatile := a.w.opts.Faults.VolatilePromises || (step > 0 && c < a.floor)
+	if !volatile {
+		if step > 0 {
+			a.floor = max(a.floor, c+step)
+		}
+		delete(a.unsynced, key)
+		a.keys[key] = next
+		return
+	}
+	if _, ok := a.unsynced[key]; !ok {
+		a.unsynced[key] = a.keys[key]
+	}
+	a.keys[key] = next
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }

@@ -41,6 +41,11 @@ var negativeControls = []struct {
 	// (7) Settling that finishes its own proposal but re-applies the
 	// changes when another round may have built on it.
 	{"IgnoreAmbiguous", func(s uint64) Options { return NewOptions(s, Faults{IgnoreAmbiguous: true}) }},
+	// (8) Promises kept only in memory, with no floor after a restart: a
+	// crash forgets a promise and the acceptor accepts below it.
+	// Scripted (LostPromise): random seeds rarely crash an acceptor between
+	// a promise and the late accept it must refuse.
+	{"VolatilePromises", func(s uint64) Options { return LostPromise(s, Faults{VolatilePromises: true}) }},
 	// Not a control but a finding (see AcceptNackNeedsLowerAccepted):
 	// with duplicated accept requests, counting every accept refusal as
 	// definite reports acknowledged-elsewhere writes as failed.

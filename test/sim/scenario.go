@@ -73,12 +73,80 @@ func FenceStraddle(seed uint64, f Faults) Options {
 	return o
 }
 
+// LostPromise returns the options of a scripted run aimed at the promise
+// floor (package acceptor, "Promises and the floor"): acceptors a1..a3, one
+// key, three proposers.
+//
+//   - p0 puts x with ballot a: its prepare reaches every acceptor, its
+//     accept reaches a3 at once and a1, a2 only much later.
+//   - p1 compare-and-swaps the absent key to y with ballot b > a: its
+//     prepare is promised by a1 and a2 (a3 is slow from p1), and a1 crashes
+//     right after answering, losing the promise if it was not synced. p1's
+//     accept is chosen on {a2, a3}.
+//   - a1 restarts; p0's late accept reaches it. Without the floor a1 has
+//     forgotten b and accepts a, so p0 is acknowledged on {a1, a3}: both the
+//     put and the CAS succeeded, and p2's read shows y, which no order of
+//     the two explains. With the floor a1 refuses a.
+//
+// The seed draws the delays and the floor step.
+func LostPromise(seed uint64, f Faults) Options {
+	r := rand.New(rand.NewPCG(seed, 0x70726f6d))
+	o := Options{
+		Seed: seed, Acceptors: 3, MinMembers: 3, MaxMembers: 3,
+		Proposers: 3, Clients: 1, Keys: 1,
+		Duration: 400, Drain: 1200,
+		Timeout: 300, Backoff: 10, OperatorTick: 1,
+		MaxTries: 3, MaxBatch: 1, CacheSize: 16,
+		AcceptNackNeedsLowerAccepted: true,
+		PromiseFloorStep:             uint64(1 + r.IntN(20)),
+		LoseUnsynced:                 1,
+		Net:                          NetFaults{MaxDelay: 2},
+		Faults:                       f,
+	}
+	casAt := int64(6 + r.IntN(8))
+	down := int64(10 + r.IntN(30))
+	lateAccept := down + 30 + int64(r.IntN(30)) // p0's accept to a1 lands after a1 is back
+	slowA3 := int64(10 + r.IntN(20))            // p1 to a3: after p0's accept there
+	o.Scenario = func(w *world) {
+		p0, p1, p2 := w.proposers[0], w.proposers[1], w.proposers[2]
+		w.slow = append(w.slow,
+			slowLink{from: p0.name, to: "a1", kind: mAccept, delay: lateAccept, until: 1000},
+			slowLink{from: p0.name, to: "a2", kind: mAccept, delay: lateAccept, until: 1000},
+			slowLink{from: p1.name, to: "a3", delay: slowA3, until: 1000})
+		crashed := false
+		w.served = func(a *acceptor, m, reply *message) {
+			if crashed || a.name != "a1" || m.kind != mPrepare || m.from != p1.name || !reply.ok {
+				return
+			}
+			crashed = true
+			w.after(1, func() { // once the reply is out
+				a.crash()
+				w.after(down, a.restart)
+			})
+		}
+		w.scriptOp(p0, opPut, "k0", "x")
+		w.after(casAt, func() { w.scriptCAS(p1, "k0", "", "y") })
+		w.after(casAt+lateAccept+200, func() { w.scriptOp(p2, opGet, "k0", "") })
+	}
+	return o
+}
+
 // scriptOp issues one operation from a new client of p.
 func (w *world) scriptOp(p *proposer, kind opKind, key, val string) {
+	w.scriptOpFrom(p, kind, key, "", val)
+}
+
+// scriptCAS issues a compare-and-swap of key from the visible value from to
+// val, from a new client of p.
+func (w *world) scriptCAS(p *proposer, key, from, val string) {
+	w.scriptOpFrom(p, opCAS, key, from, val)
+}
+
+func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) {
 	cl := &client{p: p, id: w.hist.newClient(), n: len(p.clients), seen: map[string]string{}}
 	p.clients = append(p.clients, cl)
 	cl.busy = true
-	o := &clientOp{cl: cl, clientID: cl.id, kind: kind, key: key, val: val, call: w.nextStamp()}
+	o := &clientOp{cl: cl, clientID: cl.id, kind: kind, key: key, val: val, from: from, call: w.nextStamp()}
 	cl.cur = o
 	w.stats.Ops++
 	w.note("call "+p.name+" "+key+" "+val, uint64(kind))

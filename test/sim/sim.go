@@ -49,6 +49,10 @@ type Faults struct {
 	// when it reports the outcome ambiguous (control 7; needs
 	// SettleUnknown): the derivation rule is what keeps it exactly once.
 	IgnoreAmbiguous bool
+	// VolatilePromises never syncs a prepare and forgets the floor: a
+	// crash may lose a promise and the restarted acceptor accepts below
+	// it (control 8).
+	VolatilePromises bool
 }
 
 // NetFaults are the network's misbehaviours; probabilities per message.
@@ -124,6 +128,12 @@ type Options struct {
 	// unknown outcome when someone may have built on the proposal. Off,
 	// an Unknown attempt is reported unknown at once.
 	SettleUnknown bool
+	// PromiseFloorStep is the acceptors' promise floor step (see package
+	// acceptor): a prepare below the durable floor is not synced, and a
+	// crash loses it with probability LoseUnsynced; a prepare at or above
+	// the floor raises it by this step, synced. 0: every promise synced.
+	PromiseFloorStep uint64
+	LoseUnsynced     float64
 
 	Net     NetFaults
 	Nemesis Nemesis
@@ -203,6 +213,8 @@ func NewOptions(seed uint64, f Faults) Options {
 	o.Acceptors = min(max(o.Acceptors, o.MinMembers), o.MaxMembers)
 	// Drawn last so that the fields above keep their values per seed.
 	o.SettleUnknown = r.IntN(4) != 0 || f.BlindRetry || f.IgnoreAmbiguous
+	o.PromiseFloorStep = uint64(pick(0, 1, 2, 5, 20))
+	o.LoseUnsynced = pick(0.5, 1)
 	if f.QuorumOfOne {
 		o.Acceptors = 3
 		o.ChangeEvery = 0

@@ -116,7 +116,10 @@ type world struct {
 	// installDelay delays the operator's installs to some acceptors
 	// (scripted scenarios): they switch epochs late.
 	installDelay map[string]int64
-	stats        Stats
+	// served, when set, is called after an acceptor served a request
+	// (scripted scenarios: crash a node at an exact step).
+	served func(a *acceptor, m, reply *message)
+	stats  Stats
 }
 
 func (w *world) after(d int64, fn func()) {
@@ -195,7 +198,7 @@ func (w *world) send(m *message) {
 		if w.chance(f.LongDelay) {
 			d = w.between(f.MaxDelay, f.MaxLongDelay)
 		}
-		d += w.slowness(m.from, m.to)
+		d += w.slowness(m)
 		if m.kind == mInstall {
 			d += w.between(0, w.opts.InstallJitter) + w.installDelay[m.to]
 		}
@@ -207,7 +210,8 @@ func (w *world) send(m *message) {
 // slowness is extra delay for messages from a paused sender (a proposer
 // stuck in a long GC pause, say: its requests land long after it sent
 // them) or over a slow link.
-func (w *world) slowness(from, to string) int64 {
+func (w *world) slowness(m *message) int64 {
+	from, to := m.from, m.to
 	var d int64
 	for _, p := range w.proposers {
 		if p.name == from && p.pausedUntil > w.now {
@@ -215,17 +219,19 @@ func (w *world) slowness(from, to string) int64 {
 		}
 	}
 	for _, l := range w.slow {
-		if l.until > w.now && l.from == from && l.to == to {
+		if l.until > w.now && l.from == from && l.to == to && (l.kind == 0 || l.kind == m.kind) {
 			d = max(d, l.delay)
 		}
 	}
 	return d
 }
 
-// slowLink delays every message from one node to another.
+// slowLink delays every message from one node to another, or only those
+// of one kind.
 type slowLink struct {
 	from, to     string
 	delay, until int64
+	kind         msgKind // 0: all
 }
 
 func (w *world) deliver(m *message) {
