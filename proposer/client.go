@@ -309,7 +309,7 @@ func (c *Client) do(ctx context.Context, key []byte, o *op) opResult {
 	return c.wait(ctx, o)
 }
 
-// touchConcurrency bounds the keys one Touch call has in flight.
+// touchConcurrency bounds the keys one Touch or Rescan call has in flight.
 const touchConcurrency = 1024
 
 // Touch runs an identity change with a fresh ballot (a full prepare, never
@@ -326,6 +326,21 @@ func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 		return err
 	}
 	defer c.wg.Done()
+	return c.eachKey(ctx, keys, c.touch)
+}
+
+// touch runs the identity change of Touch on one key.
+func (c *Client) touch(ctx context.Context, key []byte) error {
+	r := c.do(ctx, clone(key), &op{change: round.Identity, identity: true, fresh: true})
+	if r.err != nil {
+		return fmt.Errorf("while touching key %q: %w", key, r.err)
+	}
+	return nil
+}
+
+// eachKey runs fn on every key, touchConcurrency at a time, and joins the
+// errors. Once ctx ends, the keys not started fail with its error.
+func (c *Client) eachKey(ctx context.Context, keys [][]byte, fn func(context.Context, []byte) error) error {
 	errs := make([]error, len(keys))
 	sem := make(chan struct{}, touchConcurrency)
 	var wg sync.WaitGroup
@@ -340,14 +355,77 @@ func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := c.do(ctx, clone(k), &op{change: round.Identity, identity: true, fresh: true})
-			if r.err != nil {
-				errs[i] = fmt.Errorf("while touching key %q: %w", k, r.err)
-			}
+			errs[i] = fn(ctx, k)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// RescanStats is what Rescan did with its keys.
+type RescanStats struct {
+	// Skipped counts the keys left as they were: their accepted ballot
+	// agreed on an accept quorum of S.
+	Skipped int
+	// Touched counts the keys whose identity change succeeded.
+	Touched int
+}
+
+// Rescan is the rescan of a membership change (DESIGN §5 step 3) under the
+// client's configuration, which must be the joint configuration of the
+// change and fenced. For each key it first reads the accepted ballot from
+// every member of the accept set S (one round trip, no disk write, batched
+// like other requests) and skips the key when qa members of S agree on it
+// (round.Skip: the key is already valid for the configuration; that
+// includes a key on which they agree that nothing was accepted). Every
+// other key — no agreement, failed, lost or stale-epoch reads — gets the
+// identity change of Touch. Keys are processed concurrently; the errors of
+// the keys that could not be touched are joined, and the stats count only
+// keys that were skipped or touched successfully.
+//
+// Before the fence a skip proves nothing: a write from an older epoch may
+// still land after the reads. The operator only rescans fenced epochs.
+func (c *Client) Rescan(ctx context.Context, keys ...[]byte) (RescanStats, error) {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return RescanStats{}, err
+		}
+	}
+	if err := c.enter(); err != nil {
+		return RescanStats{}, err
+	}
+	defer c.wg.Done()
+	var skipped, touched atomic.Int64
+	err := c.eachKey(ctx, keys, func(ctx context.Context, key []byte) error {
+		if c.skip(ctx, key) {
+			skipped.Add(1)
+			return nil
+		}
+		if err := c.touch(ctx, key); err != nil {
+			return err
+		}
+		touched.Add(1)
+		return nil
+	})
+	return RescanStats{Skipped: int(skipped.Load()), Touched: int(touched.Load())}, err
+}
+
+// skip reads key's accepted ballot from the members of S under the current
+// configuration and reports whether the rescan may skip it (round.Skip).
+func (c *Client) skip(ctx context.Context, key []byte) bool {
+	key = clone(key) // a request may still hold it after the phase ends
+	cfg := c.config()
+	s := round.NewSkip(&cfg)
+	targets := s.Targets()
+	ph := newPhase(len(targets))
+	for _, t := range targets {
+		c.batcher(t.Addr, methodRead).add(&item{epoch: cfg.Epoch, key: key, inc: t.Incarnation, ph: ph})
+	}
+	c.await(ctx, ph, len(targets), func(mr memberReply) bool {
+		s.OnRead(mr.inc, mr.reply == round.Ack, mr.accepted)
+		return s.Outcome() != round.Pending
+	}, s.Expire)
+	return s.Outcome() == round.Success
 }
 
 // Resolve settles an unknown outcome (err must be or wrap an
