@@ -41,6 +41,9 @@ var negativeControls = []struct {
 	// (7) Settling that finishes its own proposal but re-applies the
 	// changes when another round may have built on it.
 	{"IgnoreAmbiguous", func(s uint64) Options { return NewOptions(s, Faults{IgnoreAmbiguous: true}) }},
+	// (8) A rescan that skips keys agreeing on qa − 1 members of the
+	// joint accept set instead of qa (round.Skip).
+	{"SkipBelowAcceptQuorum", func(s uint64) Options { return NewOptions(s, Faults{SkipBelowAcceptQuorum: true}) }},
 	// Not a control but a finding (see AcceptNackNeedsLowerAccepted):
 	// with duplicated accept requests, counting every accept refusal as
 	// definite reports acknowledged-elsewhere writes as failed.
