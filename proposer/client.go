@@ -371,17 +371,21 @@ type RescanStats struct {
 	Touched int
 }
 
+// rescanReadsInFlight bounds the read batches one Rescan call has in
+// flight (each goes to every member of S).
+const rescanReadsInFlight = 8
+
 // Rescan is the rescan of a membership change (DESIGN §5 step 3) under the
 // client's configuration, which must be the joint configuration of the
-// change and fenced. For each key it first reads the accepted ballot from
-// every member of the accept set S (one round trip, no disk write, batched
-// like other requests) and skips the key when qa members of S agree on it
-// (round.Skip: the key is already valid for the configuration; that
-// includes a key on which they agree that nothing was accepted). Every
-// other key — no agreement, failed, lost or stale-epoch reads — gets the
-// identity change of Touch. Keys are processed concurrently; the errors of
-// the keys that could not be touched are joined, and the stats count only
-// keys that were skipped or touched successfully.
+// change and fenced. It first reads the keys' accepted ballots from every
+// member of the accept set S (one round trip, no disk write, in batches of
+// MaxBatch keys, a few batches at a time) and skips each key on which qa
+// members of S agree (round.Skip: the key is already valid for the
+// configuration; that includes a key on which they agree that nothing was
+// accepted). Every other key — no agreement, failed, lost or stale-epoch
+// reads — gets the identity change of Touch. The errors of the keys that
+// could not be touched are joined; the stats count only keys that were
+// skipped or touched successfully.
 //
 // Before the fence a skip proves nothing: a write from an older epoch may
 // still land after the reads. The operator only rescans fenced epochs.
@@ -395,37 +399,94 @@ func (c *Client) Rescan(ctx context.Context, keys ...[]byte) (RescanStats, error
 		return RescanStats{}, err
 	}
 	defer c.wg.Done()
-	var skipped, touched atomic.Int64
-	err := c.eachKey(ctx, keys, func(ctx context.Context, key []byte) error {
-		if c.skip(ctx, key) {
-			skipped.Add(1)
-			return nil
+	var (
+		skipped, touched atomic.Int64
+		errs             = make([]error, len(keys))
+		reads            = make(chan struct{}, rescanReadsInFlight)
+		touches          = make(chan struct{}, touchConcurrency)
+		wg               sync.WaitGroup
+	)
+	n := max(c.cfg.MaxBatch, 1)
+	for lo := 0; lo < len(keys); lo += n {
+		hi := min(lo+n, len(keys))
+		select {
+		case reads <- struct{}{}:
+		case <-ctx.Done():
+			for i := lo; i < hi; i++ {
+				errs[i] = ctx.Err()
+			}
+			continue
 		}
-		if err := c.touch(ctx, key); err != nil {
-			return err
-		}
-		touched.Add(1)
-		return nil
-	})
-	return RescanStats{Skipped: int(skipped.Load()), Touched: int(touched.Load())}, err
+		wg.Go(func() {
+			skip := c.skipBatch(ctx, keys[lo:hi])
+			<-reads
+			for i, k := range keys[lo:hi] {
+				if skip[i] {
+					skipped.Add(1)
+					continue
+				}
+				touches <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-touches }()
+					if errs[lo+i] = c.touch(ctx, k); errs[lo+i] == nil {
+						touched.Add(1)
+					}
+				})
+			}
+		})
+	}
+	wg.Wait()
+	return RescanStats{Skipped: int(skipped.Load()), Touched: int(touched.Load())}, errors.Join(errs...)
 }
 
-// skip reads key's accepted ballot from the members of S under the current
-// configuration and reports whether the rescan may skip it (round.Skip).
-func (c *Client) skip(ctx context.Context, key []byte) bool {
-	key = clone(key) // a request may still hold it after the phase ends
+// skipBatch reads keys (at most MaxBatch) from every member of S under the
+// current configuration, one request per member sent at once, and reports
+// which keys the rescan may skip (round.Skip). It stops waiting once every
+// key is decided: the requests still out are cancelled, so a slow or dead
+// member costs nothing while the others agree.
+func (c *Client) skipBatch(ctx context.Context, keys [][]byte) []bool {
 	cfg := c.config()
-	s := round.NewSkip(&cfg)
-	targets := s.Targets()
-	ph := newPhase(len(targets))
-	for _, t := range targets {
-		c.batcher(t.Addr, methodRead).add(&item{epoch: cfg.Epoch, key: key, inc: t.Incarnation, ph: ph})
+	checks := make([]*round.Skip, len(keys))
+	for i := range checks {
+		checks[i] = round.NewSkip(&cfg)
 	}
-	c.await(ctx, ph, len(targets), func(mr memberReply) bool {
-		s.OnRead(mr.inc, mr.reply == round.Ack, mr.accepted)
-		return s.Outcome() != round.Pending
-	}, s.Expire)
-	return s.Outcome() == round.Success
+	targets := checks[0].Targets()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel) // Close ends the reads too
+	results := make(chan []memberReply, len(targets))
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		batch := make([]*item, len(keys))
+		for i, k := range keys {
+			batch[i] = &item{epoch: cfg.Epoch, key: k, inc: t.Incarnation}
+		}
+		b := c.batcher(t.Addr, methodRead)
+		wg.Go(func() { results <- b.exchange(ctx, batch) })
+	}
+	pending := len(keys)
+	for range targets {
+		for i, r := range <-results {
+			if checks[i].Outcome() != round.Pending {
+				continue
+			}
+			checks[i].OnRead(r.inc, r.reply == round.Ack, r.accepted)
+			if checks[i].Outcome() != round.Pending {
+				pending--
+			}
+		}
+		if pending == 0 {
+			break
+		}
+	}
+	cancel()
+	stop()
+	wg.Wait() // no request outlives the call (they hold the caller's keys)
+	skip := make([]bool, len(keys))
+	for i, s := range checks {
+		s.Expire()
+		skip[i] = s.Outcome() == round.Success
+	}
+	return skip
 }
 
 // Resolve settles an unknown outcome (err must be or wrap an

@@ -99,3 +99,26 @@ func TestRescan(t *testing.T) {
 		t.Errorf("Rescan created a key: %v", err)
 	}
 }
+
+// TestRescanMemberDown: with one member of S down, the others decide; every
+// key is skipped or touched and keeps its value.
+func TestRescanMemberDown(t *testing.T) {
+	cl := acceptortest.StartCluster(t, 3)
+	c := newClient(t, cl.Addrs()[:1], nil)
+	var keys [][]byte
+	for i := range 40 {
+		k := fmt.Sprintf("d/%d", i)
+		mustPut(t, c, k, k)
+		keys = append(keys, []byte(k))
+	}
+	cl.Kill(2)
+	st, err := c.Rescan(ctxT(t), keys...)
+	if err != nil || st.Skipped+st.Touched != len(keys) {
+		t.Fatalf("Rescan with a member down = %+v, %v", st, err)
+	}
+	for _, k := range keys {
+		if v := mustGet(t, c, string(k)); v.Version != 1 || string(v.Data) != string(k) {
+			t.Errorf("after Rescan %s = %+v", k, v)
+		}
+	}
+}
