@@ -32,9 +32,11 @@ type Acceptors interface {
 	// ListKeys returns up to limit keys stored at addr after the key after,
 	// in ascending order.
 	ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error)
-	// Touch runs the identity change on every key with a proposer that
-	// bootstraps from endpoints.
-	Touch(ctx context.Context, endpoints []string, keys [][]byte) error
+	// Rescan rescans keys with a proposer that bootstraps from endpoints
+	// (proposer.Client.Rescan): a key whose accepted ballot agrees on an
+	// accept quorum of S is skipped, every other key gets the identity
+	// change. It reports how many keys were skipped and touched.
+	Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error)
 }
 
 // GRPCAcceptors talks to acceptors over gRPC. Connections are cached per
@@ -149,14 +151,15 @@ func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte,
 	}
 }
 
-// Touch implements Acceptors with a proposer.Client that lives for one call.
-func (g *GRPCAcceptors) Touch(ctx context.Context, endpoints []string, keys [][]byte) error {
+// Rescan implements Acceptors with a proposer.Client that lives for one
+// call.
+func (g *GRPCAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
 	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, AdminToken: g.AdminToken})
 	if err != nil {
-		return fmt.Errorf("while starting the rescan's proposer: %w", err)
+		return proposer.RescanStats{}, fmt.Errorf("while starting the rescan's proposer: %w", err)
 	}
 	defer func() { _ = p.Close() }()
-	return p.Touch(ctx, keys...)
+	return p.Rescan(ctx, keys...)
 }
 
 // Close closes the cached connections.
@@ -210,7 +213,9 @@ func MergeKeyPages(pages [][][]byte, limit int) (keys [][]byte, cursor []byte, d
 
 // RescanBatch carries out an ActionRescan: it checks that each source is
 // still the expected incarnation, lists up to batch keys after the cursor
-// from every source, and touches the merged batch under a.Config.
+// from every source, and rescans the merged batch under a.Config: keys that
+// already agree on an accept quorum of its S are skipped, the others
+// touched (DESIGN §5 step 3).
 func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (RescanResult, error) {
 	pages := make([][][]byte, len(a.Targets))
 	for i, t := range a.Targets {
@@ -225,12 +230,14 @@ func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (Resca
 		pages[i] = keys
 	}
 	keys, cursor, done := MergeKeyPages(pages, batch)
+	var st proposer.RescanStats
 	if len(keys) > 0 {
-		if err := acc.Touch(ctx, a.Endpoints, keys); err != nil {
-			return RescanResult{}, fmt.Errorf("while rescanning %d keys: %w", len(keys), err)
+		var err error
+		if st, err = acc.Rescan(ctx, a.Endpoints, keys); err != nil {
+			return RescanResult{}, fmt.Errorf("while rescanning %d keys (%d skipped, %d touched): %w", len(keys), st.Skipped, st.Touched, err)
 		}
 	}
-	return RescanResult{Cursor: cursor, Keys: len(keys), Done: done}, nil
+	return RescanResult{Cursor: cursor, Keys: len(keys), Skipped: st.Skipped, Done: done}, nil
 }
 
 // Install carries out an ActionInstall: on each target in order, check its

@@ -385,12 +385,13 @@ func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a
 			return err
 		}
 		rescannedKeysTotal.Add(float64(res.Keys))
+		rescanSkippedKeysTotal.Add(float64(res.Skipped))
 		events, err := AfterRescan(c, &c.Status, res)
 		if err != nil {
 			return err
 		}
 		if err := r.Status().Update(ctx, c); err != nil {
-			// The batch is touched again next time; an identity change is
+			// The batch is rescanned again next time; an identity change is
 			// harmless to repeat.
 			return fmt.Errorf("while recording rescan progress: %w", err)
 		}

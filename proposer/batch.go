@@ -158,24 +158,34 @@ func (b *batcher) run() {
 }
 
 func (b *batcher) send(batch []*item) {
+	replies := b.exchange(b.c.ctx, batch)
+	for i, it := range batch {
+		it.ph.ch <- replies[i]
+	}
+}
+
+// exchange sends batch as one request now, bypassing the queue, and returns
+// each item's reply (with the item's incarnation). The request ends with
+// ctx or after RequestTimeout. Rescan's reads use it directly: they come
+// in ready-made batches and need no phases.
+func (b *batcher) exchange(ctx context.Context, batch []*item) []memberReply {
 	start := time.Now()
-	replies, err := b.call(batch)
+	replies, err := b.call(ctx, batch)
 	if f := b.c.cfg.Events.RPCDone; f != nil {
 		f(RPCInfo{Addr: b.addr, Method: b.method.String(), Items: len(batch), Duration: time.Since(start), Err: err})
 	}
 	for i, it := range batch {
-		r := replies[i]
-		r.inc = it.inc
-		it.ph.ch <- r
+		replies[i].inc = it.inc
 	}
+	return replies
 }
 
 // call sends batch and classifies each item's reply.
-func (b *batcher) call(batch []*item) ([]memberReply, error) {
+func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error) {
 	if b.api == nil {
 		return failAll(len(batch), round.Lost, b.dial), b.dial
 	}
-	ctx, cancel := context.WithTimeout(b.c.ctx, b.c.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.c.cfg.RequestTimeout)
 	defer cancel()
 	epoch, inc := batch[0].epoch, batch[0].inc
 	switch b.method {

@@ -46,6 +46,9 @@ var negativeControls = []struct {
 	// Scripted (LostPromise): random seeds rarely crash an acceptor between
 	// a promise and the late accept it must refuse.
 	{"VolatilePromises", func(s uint64) Options { return LostPromise(s, Faults{VolatilePromises: true}) }},
+	// (9) A rescan that skips keys agreeing on qa − 1 members of the
+	// joint accept set instead of qa (round.Skip).
+	{"SkipBelowAcceptQuorum", func(s uint64) Options { return NewOptions(s, Faults{SkipBelowAcceptQuorum: true}) }},
 	// Not a control but a finding (see AcceptNackNeedsLowerAccepted):
 	// with duplicated accept requests, counting every accept refusal as
 	// definite reports acknowledged-elsewhere writes as failed.

@@ -13,7 +13,8 @@
 // the acceptors, membership.Config.Check as their admission and epoch gate,
 // membership.Steps for every change, and internal/round (Write, Read,
 // Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
-// rescan. There are no goroutines and no wall clock in the simulated logic,
+// rescan, which skips keys with round.Skip (the rule of the real
+// proposer's Rescan) after reading them from the joint accept set. There are no goroutines and no wall clock in the simulated logic,
 // and no map is iterated where order matters, so a seed replays exactly.
 //
 // Every client operation is recorded with its call and return times in

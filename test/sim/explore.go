@@ -45,6 +45,9 @@ type ExploreOptions struct {
 	MajorityFence bool
 	// SkipRescan breaks the procedure: no rescan between joint and final.
 	SkipRescan bool
+	// SkipBelowAcceptQuorum breaks the rescan's skip rule: a key that
+	// agrees on qa − 1 members of the joint accept set is skipped.
+	SkipBelowAcceptQuorum bool
 	// MaxStates stops the search (0: no limit).
 	MaxStates int
 }
@@ -537,7 +540,7 @@ func (e *explorer) dfs(s xState, depth int) {
 		}
 	}
 	if s.Op.A.Active && s.Op.A.Read {
-		// The rescan's quorum read, as one snapshot of every member; or
+		// The rescan's skip read, as one snapshot of every member of S; or
 		// it fails (replies missing) and the identity change follows.
 		for _, fail := range []bool{false, true} {
 			t := s
@@ -933,8 +936,8 @@ func (e *explorer) advance(s *xState, st uint8) {
 	}
 }
 
-// rescanKey starts the rescan of the key at the cursor: a quorum read of
-// the joint configuration, then (if it does not agree) the identity change.
+// rescanKey starts the rescan of the key at the cursor: a read of the
+// joint accept set, then (if it does not agree) the identity change.
 func (e *explorer) rescanKey(s *xState) {
 	if int(s.Op.Cursor) >= e.o.Keys {
 		e.advance(s, s.Op.Stage+1)
@@ -945,8 +948,9 @@ func (e *explorer) rescanKey(s *xState) {
 	s.Op.A = xAttempt{Active: true, Read: true, Key: s.Op.Cursor, Epoch: ep, Att: n, Val: xNone}
 }
 
-// snapshotRead runs round.Read over the replies every member would give
-// now (DESIGN §5 step 3: a key that already agrees is skipped).
+// snapshotRead runs round.Skip over the replies every member of the joint
+// accept set would give now (DESIGN §5 step 3: a key whose accepted ballot
+// agrees on qa members of S is skipped).
 func (e *explorer) snapshotRead(s *xState, fail bool) string {
 	att := &s.Op.A
 	if fail {
@@ -954,18 +958,23 @@ func (e *explorer) snapshotRead(s *xState, fail bool) string {
 		return fmt.Sprintf("operator's rescan read of k%d fails", att.Key)
 	}
 	cfg := e.cfg(s, att.Epoch)
-	rd := round.NewRead(cfg)
-	for _, mb := range cfg.Members {
+	if e.o.SkipBelowAcceptQuorum && cfg.AcceptQuorum > 1 {
+		weak := cfg.Clone()
+		weak.AcceptQuorum--
+		cfg = &weak
+	}
+	sk := round.NewSkip(cfg)
+	for _, mb := range sk.Targets() {
 		slot := slotOf(mb)
 		a := s.Acc[slot]
 		ok := e.cfg(s, a.Epoch).Check(incarnation(int(slot), a.Lost), uint64(att.Epoch)) == nil
-		r := a.Keys[att.Key]
-		rd.OnRead(incarnation(int(slot), a.Lost), ok, r.Accepted.reg(), e.value(r.Val, s))
+		sk.OnRead(incarnation(int(slot), a.Lost), ok, a.Keys[att.Key].Accepted.reg())
 	}
-	if rd.Outcome() == round.Success {
+	sk.Expire()
+	if sk.Outcome() == round.Success {
 		key := att.Key
 		e.rescanned(s)
-		return fmt.Sprintf("operator's rescan read of k%d agrees on %v: skipped", key, rd.Ballot())
+		return fmt.Sprintf("operator's rescan read of k%d agrees on %v: skipped", key, sk.Ballot())
 	}
 	e.startWrite(s, xOperator, att.Key, 0)
 	return fmt.Sprintf("operator's rescan read of k%d does not agree", att.Key)

@@ -44,8 +44,9 @@ func TestExploreDiskLossDuringChange(t *testing.T) {
 }
 
 // TestExploreBrokenProcedures: the explorer finds a counterexample to a
-// fence that waits for a majority (DESIGN §3) and to a change without the
-// rescan (DESIGN §5). One proposer suffices for both.
+// fence that waits for a majority (DESIGN §3), to a change without the
+// rescan (DESIGN §5) and to a rescan that skips keys agreeing on qa − 1
+// members of S. One proposer suffices for each.
 func TestExploreBrokenProcedures(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -53,6 +54,7 @@ func TestExploreBrokenProcedures(t *testing.T) {
 	}{
 		{"MajorityFence", ExploreOptions{Keys: 1, Writes: 1, Tries: 1, Proposers: 1, MajorityFence: true}},
 		{"SkipRescan", ExploreOptions{Keys: 1, Writes: 1, Tries: 1, Proposers: 1, SkipRescan: true}},
+		{"SkipBelowAcceptQuorum", ExploreOptions{Keys: 1, Writes: 1, Tries: 1, Proposers: 1, SkipBelowAcceptQuorum: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := explore(t, tc.o)

@@ -308,10 +308,10 @@ func (o *operator) receive(m *message) {
 	}
 	switch m.kind {
 	case mReadReply:
-		if att.r == nil {
+		if att.skip == nil {
 			return
 		}
-		att.r.OnRead(m.incarnation, m.ok, m.accepted, m.value)
+		att.skip.OnRead(m.incarnation, m.ok, m.accepted)
 		o.rescanProgress()
 	case mPrepareReply:
 		if att.w == nil || att.w.Phase() != round.Preparing {
@@ -341,8 +341,9 @@ func (o *operator) receive(m *message) {
 
 // rescanStep runs the identity change on every key under the joint
 // configuration, resuming at the durable cursor. A key whose accepted
-// ballot already agrees on a quorum read of the joint configuration (qp of
-// P and qa of S) is skipped (DESIGN §5 step 3).
+// ballot already agrees on qa members of the joint accept set S is skipped
+// (DESIGN §5 step 3, round.Skip, the rule the real proposer's Rescan uses):
+// the operator reads it from every member of S under the joint epoch first.
 func (o *operator) rescanStep() {
 	if o.rescan != nil {
 		return
@@ -358,8 +359,8 @@ func (o *operator) rescanStep() {
 	o.attempts = map[uint64]*attempt{att.id: att}
 	o.rescan = att
 	if !o.w.opts.NoRescanSkip {
-		att.r = round.NewRead(att.cfg)
-		for _, m := range att.r.Targets() {
+		att.skip = round.NewSkip(o.skipConfig(att.cfg))
+		for _, m := range att.skip.Targets() {
 			o.w.send(&message{kind: mRead, from: opName, to: m.ID, attempt: att.id, key: key, epoch: cfg.Epoch})
 		}
 	} else {
@@ -368,8 +369,21 @@ func (o *operator) rescanStep() {
 	o.armRescan(att)
 }
 
+// skipConfig is the configuration the skip rule is checked against: cfg
+// itself, or with Faults.SkipBelowAcceptQuorum (negative control 8) a copy
+// whose accept quorum is one smaller, so that keys agreeing on qa − 1
+// members of S are skipped.
+func (o *operator) skipConfig(cfg *membership.Config) *membership.Config {
+	if !o.w.opts.Faults.SkipBelowAcceptQuorum || cfg.AcceptQuorum <= 1 {
+		return cfg
+	}
+	weak := cfg.Clone()
+	weak.AcceptQuorum--
+	return &weak
+}
+
 func (o *operator) identity(att *attempt) {
-	att.r = nil
+	att.skip = nil
 	att.id = o.w.id() // late read replies must not reach the write
 	o.attempts = map[uint64]*attempt{att.id: att}
 	att.round = o.w.id()
@@ -389,8 +403,8 @@ func (o *operator) armRescan(att *attempt) {
 		if o.life != life || o.rescan != att {
 			return
 		}
-		if att.r != nil {
-			att.r.Expire()
+		if att.skip != nil {
+			att.skip.Expire()
 		} else {
 			att.w.Expire()
 		}
@@ -400,8 +414,8 @@ func (o *operator) armRescan(att *attempt) {
 
 func (o *operator) rescanProgress() {
 	att := o.rescan
-	if att.r != nil {
-		switch att.r.Outcome() {
+	if att.skip != nil {
+		switch att.skip.Outcome() {
 		case round.Success:
 			o.w.stats.RescanSkips++
 			o.keyDone()

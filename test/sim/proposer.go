@@ -79,6 +79,7 @@ type attempt struct {
 	cfg   *membership.Config
 	w     *round.Write
 	r     *round.Read
+	skip  *round.Skip // the operator's rescan read
 	ops   []*clientOp
 	res   []round.Applied
 	tries int

@@ -53,6 +53,10 @@ type Faults struct {
 	// crash may lose a promise and the restarted acceptor accepts below
 	// it (control 8).
 	VolatilePromises bool
+	// SkipBelowAcceptQuorum lets the rescan skip a key whose accepted
+	// ballot agrees on qa − 1 members of the joint accept set, one short
+	// of round.Skip's rule (control 9).
+	SkipBelowAcceptQuorum bool
 }
 
 // NetFaults are the network's misbehaviours; probabilities per message.
@@ -114,7 +118,8 @@ type Options struct {
 	// HotKeys keys; the other keys stay mostly idle.
 	HotKeys int
 	// NoRescanSkip makes the rescan write every key instead of skipping
-	// the keys a quorum read of the joint configuration agrees on.
+	// the keys whose accepted ballot agrees on qa members of the joint
+	// accept set (round.Skip).
 	NoRescanSkip bool
 	// AcceptNackNeedsLowerAccepted counts an accept refusal as definite
 	// only when the acceptor's accepted ballot is below the attempt's;
