@@ -21,8 +21,8 @@ const (
 	DefaultMaxMessageSize = 64 << 20 // 64 MiB
 	DefaultLockStripes    = 4096
 
-	DefaultCacheSize                   = 64 << 20
-	DefaultMemTableSize                = 64 << 20
+	DefaultCacheSize                   = 32 << 20
+	DefaultMemTableSize                = 16 << 20
 	DefaultMemTableStopWritesThreshold = 4
 	DefaultL0CompactionThreshold       = 2
 	DefaultL0StopWritesThreshold       = 1000
@@ -41,9 +41,20 @@ const (
 // problem at once. Sizes are in bytes.
 //
 // The Pebble tuning defaults follow Pebble's own benchmark settings for small,
-// write-heavy values (research/perf-reliability.md §3.3): a large memtable so
-// that it rotates rarely, an eager L0 compaction trigger and no hard write
-// stall on L0 (rely on compaction pacing instead).
+// write-heavy values (research/perf-reliability.md §3.3): an eager L0
+// compaction trigger and no hard write stall on L0 (rely on compaction pacing
+// instead).
+//
+// Memory. CacheSize is the budget of Pebble's manually allocated memory, not
+// just the block cache: every memtable reserves its size from the cache, so
+// the blocks get what the memtables leave. Usually two memtables are resident
+// (the one being filled and the last one, flushing or kept for reuse), up to
+// MemTableStopWritesThreshold while flushes fall behind. In a pure-Go build
+// (CGO_ENABLED=0, as the images are built) that memory is Go heap, so the
+// garbage collector's headroom comes on top of it. The defaults (32 MiB
+// cache, 16 MiB memtables), with the memory limit kshaka-acceptor sets, keep
+// an acceptor near 100 MiB RSS while serving the benchmark's 64-client put on
+// one million keys (docs/memory.md); 64 MiB of each took it to 200 MiB.
 type Options struct {
 	// Dir is the data directory. Required.
 	Dir string
@@ -75,9 +86,10 @@ type Options struct {
 	// LockStripes is the number of striped per-key locks. Default 4096.
 	LockStripes int
 
-	// CacheSize is Pebble's block cache. Default 64 MiB.
+	// CacheSize is Pebble's block cache, from which the memtables reserve
+	// their size (see Memory above). Default 32 MiB.
 	CacheSize int64
-	// MemTableSize is the size of one Pebble memtable. Default 64 MiB.
+	// MemTableSize is the size of one Pebble memtable. Default 16 MiB.
 	MemTableSize uint64
 	// MemTableStopWritesThreshold is how many queued memtables stop writes.
 	// Default 4.

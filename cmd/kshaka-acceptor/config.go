@@ -30,6 +30,7 @@ type config struct {
 	tlsClientCAFile string
 	cacheSize       int64
 	memTableSize    uint64
+	memoryLimit     int64
 	walMinSyncIntv  time.Duration
 	shutdownTimeout time.Duration
 	logLevel        string
@@ -64,6 +65,7 @@ var envVars = map[string]string{
 	"tls-client-ca-file":    "KSHAKA_TLS_CLIENT_CA_FILE",
 	"cache-size":            "KSHAKA_CACHE_SIZE",
 	"memtable-size":         "KSHAKA_MEMTABLE_SIZE",
+	"memory-limit":          "KSHAKA_MEMORY_LIMIT",
 	"wal-min-sync-interval": "KSHAKA_WAL_MIN_SYNC_INTERVAL",
 	"shutdown-timeout":      "KSHAKA_SHUTDOWN_TIMEOUT",
 	"log-level":             "KSHAKA_LOG_LEVEL",
@@ -90,8 +92,9 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "PEM certificate of the gRPC server. With --tls-key-file it enables TLS.")
 	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
 	fs.StringVar(&c.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).")
-	fs.Int64Var(&c.cacheSize, "cache-size", acceptor.DefaultCacheSize, "Pebble block cache, in bytes.")
-	fs.Uint64Var(&c.memTableSize, "memtable-size", acceptor.DefaultMemTableSize, "Pebble memtable size, in bytes.")
+	fs.Int64Var(&c.cacheSize, "cache-size", acceptor.DefaultCacheSize, "Pebble block cache, in bytes; the memtables reserve their size from it, so it bounds Pebble's memory.")
+	fs.Uint64Var(&c.memTableSize, "memtable-size", acceptor.DefaultMemTableSize, "Pebble memtable size, in bytes; usually two are resident, taken from --cache-size.")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "Soft limit of the Go runtime's memory, in bytes (debug.SetMemoryLimit; Pebble's cache and memtables are Go memory in a pure-Go build). 0: --cache-size + 64 MiB, unless GOMEMLIMIT is set. Negative: no limit.")
 	fs.DurationVar(&c.walMinSyncIntv, "wal-min-sync-interval", 0, "Minimum gap between WAL fsyncs (e.g. 500us on IOPS-billed disks). 0: sync at once.")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled.")
 	fs.StringVar(&c.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")

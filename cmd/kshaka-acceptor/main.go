@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -63,6 +64,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 	creds, err := cfg.tlsCredentials()
 	if err != nil {
 		return err
+	}
+	if limit, ok := cfg.goMemoryLimit(os.LookupEnv); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("go memory limit set", "bytes", limit)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -143,6 +148,32 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 	}
 	log.Info("stopped")
 	return err
+}
+
+// memoryLimitHeadroom is what the default Go memory limit allows beyond the
+// Pebble cache: memtables being flushed, gRPC buffers, request garbage.
+const memoryLimitHeadroom = 64 << 20
+
+// goMemoryLimit returns the soft memory limit to set, if any. An explicit
+// --memory-limit wins; otherwise GOMEMLIMIT, which the runtime already
+// applied, is left alone; otherwise the limit is the cache plus headroom, so
+// the garbage collector does not let Pebble's Go-allocated cache and
+// memtables double the heap (docs/memory.md).
+func (c *config) goMemoryLimit(getenv func(string) (string, bool)) (int64, bool) {
+	switch {
+	case c.memoryLimit < 0:
+		return 0, false
+	case c.memoryLimit > 0:
+		return c.memoryLimit, true
+	}
+	if _, ok := getenv("GOMEMLIMIT"); ok {
+		return 0, false
+	}
+	cache := c.cacheSize
+	if cache <= 0 {
+		cache = acceptor.DefaultCacheSize
+	}
+	return cache + memoryLimitHeadroom, true
 }
 
 // gracefulStop lets in-flight RPCs finish, cancelling them after timeout

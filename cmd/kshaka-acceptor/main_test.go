@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/kshaka-io/kshaka/acceptor"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -267,4 +268,27 @@ func newCert(t *testing.T, parent *pem.Block, parentKey *pem.Block, name string)
 		t.Fatal(err)
 	}
 	return &pem.Block{Type: "CERTIFICATE", Bytes: der}, &pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}
+}
+
+func TestGoMemoryLimit(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	withGOMEMLIMIT := func(k string) (string, bool) { return "200MiB", k == "GOMEMLIMIT" }
+	for _, tc := range []struct {
+		name   string
+		c      config
+		getenv func(string) (string, bool)
+		want   int64
+		ok     bool
+	}{
+		{"default: cache plus headroom", config{cacheSize: acceptor.DefaultCacheSize}, noEnv, acceptor.DefaultCacheSize + memoryLimitHeadroom, true},
+		{"follows the cache", config{cacheSize: 256 << 20}, noEnv, 256<<20 + memoryLimitHeadroom, true},
+		{"GOMEMLIMIT is left alone", config{cacheSize: acceptor.DefaultCacheSize}, withGOMEMLIMIT, 0, false},
+		{"explicit wins over GOMEMLIMIT", config{memoryLimit: 1 << 30}, withGOMEMLIMIT, 1 << 30, true},
+		{"negative: none", config{memoryLimit: -1}, noEnv, 0, false},
+	} {
+		got, ok := tc.c.goMemoryLimit(tc.getenv)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: goMemoryLimit = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
 }

@@ -3,8 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image/png"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +83,7 @@ func TestValidateRejectsUnknownWorkload(t *testing.T) {
 
 func TestPreloadWritesEveryKey(t *testing.T) {
 	tg := &memTarget{m: map[string][]byte{}}
-	if err := Preload(context.Background(), tg, 100, 8, 7); err != nil {
+	if err := Preload(context.Background(), tg, PreloadOptions{Keys: 100, ValueSize: 8, Clients: 7}); err != nil {
 		t.Fatal(err)
 	}
 	if len(tg.m) != 100 {
@@ -104,5 +107,64 @@ func TestPlotAndTable(t *testing.T) {
 	buf.Reset()
 	if err := WriteTable(&buf, []Result{r}); err != nil || !bytes.Contains(buf.Bytes(), []byte("put")) {
 		t.Fatalf("table: %v %q", err, buf.String())
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	// An excerpt of a real /proc/<pid>/status.
+	const status = `Name:	kshaka-acceptor
+Umask:	0022
+State:	S (sleeping)
+Pid:	4242
+VmPeak:	 2253612 kB
+VmSize:	 2253612 kB
+VmHWM:	  131072 kB
+VmRSS:	  104852 kB
+RssAnon:	   98304 kB
+RssFile:	    6548 kB
+Threads:	12
+`
+	got, err := parseVmRSS(strings.NewReader(status))
+	if err != nil || got != 104852<<10 {
+		t.Fatalf("parseVmRSS = %d, %v; want %d", got, err, 104852<<10)
+	}
+	if _, err := parseVmRSS(strings.NewReader("Name:\tkthreadd\nState:\tS\n")); err == nil {
+		t.Fatal("a status without VmRSS parsed")
+	}
+	if _, err := parseVmRSS(strings.NewReader("VmRSS:\t12 MB\n")); err == nil {
+		t.Fatal("a VmRSS in an unknown unit parsed")
+	}
+}
+
+func TestRunSamplesServerRSS(t *testing.T) {
+	if _, err := ReadRSS(os.Getpid()); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	tg := &memTarget{m: map[string][]byte{}}
+	// This test process stands in for a server.
+	r, err := Run(context.Background(), tg, Options{Workload: WorkloadPut, Clients: 2, Duration: 50 * time.Millisecond,
+		Keys: 10, ServerPids: []int{os.Getpid(), os.Getpid()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ServerRSSMaxMiB <= 0 || r.ServerRSSEndMiB <= 0 || len(r.ServerRSSPeakMiB) != 2 {
+		t.Fatalf("RSS not reported: %+v", r)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !bytes.Contains(b, []byte(`"server_rss_max_mib":`)) {
+		t.Fatalf("JSON lacks server_rss_max_mib: %s %v", b, err)
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, []Result{r}); err != nil || !strings.Contains(buf.String(), "max RSS MiB") {
+		t.Fatalf("table lacks the RSS column: %v %q", err, buf.String())
+	}
+
+	// Without server processes, nothing is reported.
+	r, err = Run(context.Background(), tg, Options{Workload: WorkloadPut, Duration: 20 * time.Millisecond, Keys: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(r); bytes.Contains(b, []byte("rss")) {
+		t.Fatalf("RSS reported without servers: %s", b)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,18 @@ type Result struct {
 	Conflicts int64 `json:"conflicts,omitempty"`
 	// FirstError describes the first definite error, if any.
 	FirstError string `json:"first_error,omitempty"`
+
+	// Resident memory of the server processes the harness started (absent
+	// for clusters it did not start), sampled every RSSInterval from the
+	// start of the warm-up to the end of the measured phase, in MiB.
+	// ServerRSSMaxMiB is the peak of the largest process: the figure to
+	// hold against a per-process budget.
+	ServerRSSMaxMiB float64 `json:"server_rss_max_mib,omitempty"`
+	// ServerRSSEndMiB is the largest process at the end of the run.
+	ServerRSSEndMiB float64 `json:"server_rss_end_mib,omitempty"`
+	// ServerRSSPeakMiB is each process's peak, in the order they were
+	// started.
+	ServerRSSPeakMiB []float64 `json:"server_rss_peak_mib,omitempty"`
 
 	// Latencies of the successful operations, sorted (not in JSON).
 	Latencies []time.Duration `json:"-"`
@@ -56,6 +69,17 @@ func summarize(target string, o Options, elapsed time.Duration, ws []*worker) Re
 	return r
 }
 
+func (r *Result) setRSS(m RSS) {
+	r.ServerRSSMaxMiB = round1(m.MaxPeakMiB())
+	r.ServerRSSEndMiB = round1(m.MaxEndMiB())
+	r.ServerRSSPeakMiB = make([]float64, len(m.PeakMiB))
+	for i, v := range m.PeakMiB {
+		r.ServerRSSPeakMiB[i] = round1(v)
+	}
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // Percentile returns the q-quantile (0..1) of sorted, by nearest rank.
@@ -67,15 +91,20 @@ func Percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// WriteTable writes results as an aligned table. When a pair of results
+// WriteTable writes results as an aligned table; "max RSS MiB" is
+// ServerRSSMaxMiB ("-" when not measured). When a pair of results
 // shares workload and clients, a ratio row compares the first target with
 // the second.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\ttarget\tclients\tops/s\tp50 µs\tp99 µs\tp99.9 µs\terrors\tunknown\t")
+	fmt.Fprintln(tw, "workload\ttarget\tclients\tops/s\tp50 µs\tp99 µs\tp99.9 µs\terrors\tunknown\tmax RSS MiB\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t\n",
-			r.Workload, r.Target, r.Clients, r.OpsPerSec, r.P50us, r.P99us, r.P999us, r.Errors, r.Unknown)
+		rss := "-"
+		if r.ServerRSSMaxMiB > 0 {
+			rss = fmt.Sprintf("%.0f", r.ServerRSSMaxMiB)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\t\n",
+			r.Workload, r.Target, r.Clients, r.OpsPerSec, r.P50us, r.P99us, r.P999us, r.Errors, r.Unknown, rss)
 	}
 	return tw.Flush()
 }

@@ -31,9 +31,23 @@ type Options struct {
 	Warmup    time.Duration // unmeasured time before it; default 1s
 	ValueSize int           // bytes; default 256
 	Keys      int           // keyspace size; default 10,000
-	// Progress, when set, is called about once a second with the
-	// operations completed so far in the measured phase.
-	Progress func(done int64, elapsed time.Duration)
+	// ServerPids are the server processes behind the target, when the
+	// harness started them. Their resident memory is sampled from the
+	// start of the warm-up to the end of the measured phase (RSSSampler)
+	// and reported in the Result.
+	ServerPids []int
+	// Progress, when set, is called about once a second during the
+	// measured phase.
+	Progress func(Progress)
+}
+
+// Progress is a running run's state so far.
+type Progress struct {
+	// Done counts the operations completed in the measured phase.
+	Done    int64
+	Elapsed time.Duration
+	// ServerRSSMiB is the largest current RSS of the ServerPids; 0 if none.
+	ServerRSSMiB float64
 }
 
 func (o *Options) ensureDefaults() {
@@ -72,32 +86,85 @@ func Key(i int) []byte { return []byte("bench/" + strconv.Itoa(i)) }
 // HotKey is the key of the cas-hot workload.
 var HotKey = []byte("bench/hot")
 
-// Preload writes every key of the keyspace once with concurrency workers,
-// so that get and mixed read existing values.
-func Preload(ctx context.Context, t Target, keys, valueSize, concurrency int) error {
-	value := make([]byte, valueSize)
-	var next atomic.Int64
+// PreloadOptions configures Preload.
+type PreloadOptions struct {
+	Keys      int // keyspace size; default 10,000
+	ValueSize int // bytes; default 256
+	Clients   int // concurrent writers; default 64
+	// Progress, when set, is called about once a second with the keys
+	// written so far.
+	Progress func(Progress)
+}
+
+// preloadAttempts is how often Preload tries one key. Writing a key is
+// idempotent here (every key gets the same value), so an error, even an
+// unknown outcome, is simply retried.
+const preloadAttempts = 3
+
+// Preload writes every key of the keyspace once, so that get and mixed read
+// existing values and put overwrites a store of the intended size.
+func Preload(ctx context.Context, t Target, o PreloadOptions) error {
+	if o.Keys <= 0 {
+		o.Keys = 10000
+	}
+	if o.ValueSize <= 0 {
+		o.ValueSize = 256
+	}
+	if o.Clients <= 0 {
+		o.Clients = 64
+	}
+	value := make([]byte, o.ValueSize)
+	for i := range value {
+		value[i] = 'a' + byte(i%26)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next, done atomic.Int64
 	var wg sync.WaitGroup
-	errc := make(chan error, concurrency)
-	for range max(concurrency, 1) {
+	errc := make(chan error, o.Clients)
+	for range o.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= keys || ctx.Err() != nil {
+				if i >= o.Keys || ctx.Err() != nil {
 					return
 				}
-				if err := t.Put(ctx, Key(i), value); err != nil {
+				var err error
+				for range preloadAttempts {
+					if err = t.Put(ctx, Key(i), value); err == nil || ctx.Err() != nil {
+						break
+					}
+				}
+				if err != nil {
 					errc <- fmt.Errorf("while preloading key %d: %w", i, err)
+					cancel()
 					return
 				}
+				done.Add(1)
 			}
 		}()
 	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	began := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if o.Progress != nil {
+				o.Progress(Progress{Done: done.Load(), Elapsed: time.Since(began)})
+			}
+		case <-finished:
+			close(errc)
+			if err := <-errc; err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+	}
 }
 
 // Run drives o.Workload against t and returns the measured result.
@@ -115,6 +182,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	workers := make([]*worker, o.Clients)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	rss := StartRSSSampler(o.ServerPids)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{rng: rand.New(rand.NewPCG(uint64(i), 42))}
@@ -137,6 +205,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		}()
 	}
 	if err := sleepCtx(ctx, o.Warmup); err != nil {
+		rss.Stop()
 		return Result{}, err
 	}
 	measuring.Store(true)
@@ -149,10 +218,11 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			rss.Stop()
 			return Result{}, ctx.Err()
 		case <-tick.C:
 			if o.Progress != nil {
-				o.Progress(done.Load(), time.Since(began))
+				o.Progress(Progress{Done: done.Load(), Elapsed: time.Since(began), ServerRSSMiB: rss.CurrentMaxMiB()})
 			}
 		case <-deadline.C:
 			break loop
@@ -160,9 +230,14 @@ loop:
 	}
 	measuring.Store(false)
 	elapsed := time.Since(began)
+	mem := rss.Stop()
 	cancel()
 	wg.Wait()
-	return summarize(t.Name(), o, elapsed, workers), nil
+	r := summarize(t.Name(), o, elapsed, workers)
+	if len(o.ServerPids) > 0 {
+		r.setRSS(mem)
+	}
+	return r, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

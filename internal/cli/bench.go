@@ -38,6 +38,9 @@ type benchOptions struct {
 	basePort      int
 	etcdBasePort  int
 	skipPreload   bool
+	preload       bool
+	preloadConc   int
+	acceptorArgs  []string
 	startTimeout  time.Duration
 	acceptorCount int
 }
@@ -89,12 +92,33 @@ three-member etcd cluster from --etcd-bin (built by 'make kube-binaries'),
 both with their data on the same disk and an fsync per commit, and stops them
 at the end. Progress goes to stderr; the table, or with --json one line per
 (target, workload) run, to stdout. --report DIR also writes report.md, the
-JSON lines and a latency-distribution plot (PNG) per run.`,
+JSON lines and a latency-distribution plot (PNG) per run.
+
+For the servers it starts, bench samples each process's resident memory
+(VmRSS from /proc/<pid>/status, every 200ms from the start of the warm-up to
+the end of the run; Linux only). The table's "max RSS MiB" column, and
+server_rss_max_mib in the JSON, is the peak of the largest process of the
+target (one acceptor, one etcd member); server_rss_end_mib is the largest at
+the end and server_rss_peak_mib each process's peak.
+
+The keyspace (--keys) is preloaded, every key written once, before the first
+get or mixed run, or with --preload before the first run of any workload, so
+that put overwrites a store that already holds --keys keys. With --dir the
+data stays after bench exits and a later bench on the same --dir reuses it:
+the clusters restart on their data and a preload already done for the same
+--keys and --value-size is skipped (bench notes it in DIR/<target>/preloaded).`,
 		Example: `  # the full comparison, with a report
   kshaka bench --report bench-report
 
   # one quick run against a running 'kshaka local'
-  kshaka bench --targets kshaka --kshaka-endpoints 127.0.0.1:7400 --runs put:8 --duration 5s`,
+  kshaka bench --targets kshaka --kshaka-endpoints 127.0.0.1:7400 --runs put:8 --duration 5s
+
+  # put with 64 clients on a store of one million keys; the data is kept in
+  # /var/tmp/kb, so running it again skips the preload
+  kshaka bench --keys 1000000 --preload --dir /var/tmp/kb --runs put:64 --duration 30s
+
+  # the same acceptors with a larger Pebble block cache
+  kshaka bench --targets kshaka --acceptor-arg=--cache-size=67108864 --runs put:64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			runs, err := parseRuns(o.runs)
@@ -127,6 +151,9 @@ JSON lines and a latency-distribution plot (PNG) per run.`,
 	fs.IntVar(&o.basePort, "base-port", 7500, "first port of the acceptors bench starts")
 	fs.IntVar(&o.etcdBasePort, "etcd-base-port", 7600, "first client port of the etcd members bench starts (peers at +100)")
 	fs.BoolVar(&o.skipPreload, "skip-preload", false, "do not preload the keyspace before get and mixed runs")
+	fs.BoolVar(&o.preload, "preload", false, "preload the keyspace before the first run of any workload, put included")
+	fs.IntVar(&o.preloadConc, "preload-clients", 256, "concurrent writers of the preload")
+	fs.StringArrayVar(&o.acceptorArgs, "acceptor-arg", nil, "extra flag for the kshaka-acceptor processes bench starts, e.g. --acceptor-arg=--cache-size=33554432 (repeatable)")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the clusters to start")
 	o.acceptorCount = 3
 	return cmd
@@ -141,71 +168,67 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 		}
 		defer os.RemoveAll(dir)
 	}
-	targets := map[string]bench.Target{}
+	targets := map[string]*benchTarget{}
 	defer func() {
 		for _, t := range targets {
 			_ = t.Close()
 		}
 	}()
 	for _, name := range o.targets {
-		var eps []string
+		t := &benchTarget{dir: filepath.Join(dir, name)}
 		switch name {
 		case "kshaka":
-			eps = o.kshakaEPs
+			eps := o.kshakaEPs
 			if len(eps) == 0 {
-				lc, err := startBenchAcceptors(ctx, g, o, filepath.Join(dir, "kshaka"))
+				lc, err := startBenchAcceptors(ctx, g, o, t.dir)
 				if err != nil {
 					return err
 				}
 				defer lc.stop()
-				eps = lc.endpoints()
+				eps, t.pids, t.started = lc.endpoints(), lc.pids(), true
 			}
-			t, err := bench.NewKshaka(ctx, eps, o.connections)
-			if err != nil {
+			if t.Target, err = bench.NewKshaka(ctx, eps, o.connections); err != nil {
 				return err
 			}
-			targets[name] = t
 		case "etcd":
-			eps = o.etcdEPs
+			eps := o.etcdEPs
 			if len(eps) == 0 {
 				fmt.Fprintf(progress, "bench: starting a 3-member etcd cluster (%s) on 127.0.0.1:%d-%d\n", o.etcdBin, o.etcdBasePort, o.etcdBasePort+2)
-				if err := os.MkdirAll(filepath.Join(dir, "etcd"), 0o700); err != nil {
+				if err := os.MkdirAll(t.dir, 0o700); err != nil {
 					return err
 				}
-				ec, err := bench.StartEtcd(ctx, o.etcdBin, filepath.Join(dir, "etcd"), 3, o.etcdBasePort)
+				ec, err := bench.StartEtcd(ctx, o.etcdBin, t.dir, 3, o.etcdBasePort)
 				if err != nil {
 					return err
 				}
 				defer ec.Stop()
-				eps = ec.Endpoints()
+				eps, t.pids, t.started = ec.Endpoints(), ec.Pids(), true
 			}
-			t, err := bench.NewEtcd(ctx, eps, o.connections)
-			if err != nil {
+			if t.Target, err = bench.NewEtcd(ctx, eps, o.connections); err != nil {
 				return err
 			}
-			targets[name] = t
 		}
+		targets[name] = t
 	}
 
-	preloaded := map[string]bool{}
 	var results []bench.Result
 	for _, r := range runs {
 		for _, name := range o.targets {
 			t := targets[name]
-			if (r.workload == bench.WorkloadGet || r.workload == bench.WorkloadMixed) && !preloaded[name] && !o.skipPreload {
-				fmt.Fprintf(progress, "bench: preloading %d keys into %s\n", o.keys, name)
-				if err := bench.Preload(ctx, t, o.keys, o.valueSize, 64); err != nil {
+			needsData := r.workload == bench.WorkloadGet || r.workload == bench.WorkloadMixed || o.preload
+			if needsData && !o.skipPreload {
+				if err := t.preload(ctx, progress, o); err != nil {
 					return err
 				}
-				preloaded[name] = true
 			}
 			label := fmt.Sprintf("%s %s clients=%d", name, r.workload, r.clients)
 			fmt.Fprintf(progress, "bench: %s: warm-up %v, measuring %v\n", label, o.warmup, o.duration)
 			res, err := bench.Run(ctx, t, bench.Options{
 				Workload: r.workload, Clients: r.clients, Duration: o.duration, Warmup: o.warmup,
-				ValueSize: o.valueSize, Keys: o.keys,
-				Progress: func(done int64, el time.Duration) {
-					fmt.Fprintf(progress, "  %s: %4.0fs  %8d ops  %8.0f ops/s\n", label, el.Seconds(), done, float64(done)/el.Seconds())
+				ValueSize: o.valueSize, Keys: o.keys, ServerPids: t.pids,
+				Progress: func(p bench.Progress) {
+					fmt.Fprintf(progress, "  %s: %4.0fs  %8d ops  %8.0f ops/s%s\n", label, p.Elapsed.Seconds(), p.Done,
+						float64(p.Done)/p.Elapsed.Seconds(), rssNote(p.ServerRSSMiB))
 				},
 			})
 			if err != nil {
@@ -237,6 +260,82 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 	return nil
 }
 
+func rssNote(mib float64) string {
+	if mib <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  server RSS %4.0f MiB", mib)
+}
+
+// benchTarget is a target with what bench knows about its servers.
+type benchTarget struct {
+	bench.Target
+	// dir holds the data of the cluster bench started.
+	dir string
+	// started is set when bench started the cluster; pids are its
+	// processes, in order.
+	started bool
+	pids    []int
+	// preloaded is set once the keyspace is known to be written.
+	preloaded bool
+}
+
+// preloadMarker is the file, in the data directory of a cluster bench
+// started, that records a finished preload, so a later bench on the same
+// --dir can skip it.
+const preloadMarker = "preloaded"
+
+func preloadStamp(o benchOptions) string {
+	return fmt.Sprintf("keys=%d value-size=%d\n", o.keys, o.valueSize)
+}
+
+// preload writes the keyspace once, unless it already has been in this run
+// or, for a cluster on a kept --dir, by an earlier one.
+func (t *benchTarget) preload(ctx context.Context, progress io.Writer, o benchOptions) error {
+	if t.preloaded {
+		return nil
+	}
+	marker := filepath.Join(t.dir, preloadMarker)
+	if t.started {
+		if b, err := os.ReadFile(marker); err == nil && string(b) == preloadStamp(o) {
+			fmt.Fprintf(progress, "bench: %s already holds the %d keys of an earlier preload (%s)\n", t.Name(), o.keys, marker)
+			t.preloaded = true
+			return nil
+		}
+	}
+	fmt.Fprintf(progress, "bench: preloading %d keys of %d bytes into %s with %d writers\n", o.keys, o.valueSize, t.Name(), o.preloadConc)
+	began := time.Now()
+	var last bench.Progress
+	err := bench.Preload(ctx, t, bench.PreloadOptions{
+		Keys: o.keys, ValueSize: o.valueSize, Clients: o.preloadConc,
+		Progress: func(p bench.Progress) {
+			if p.Elapsed-last.Elapsed < 5*time.Second {
+				return // a line every 5 seconds is enough
+			}
+			rate := float64(p.Done-last.Done) / (p.Elapsed - last.Elapsed).Seconds()
+			eta := "?"
+			if rate > 0 {
+				eta = (time.Duration(float64(int64(o.keys)-p.Done)/rate) * time.Second).Truncate(time.Second).String()
+			}
+			fmt.Fprintf(progress, "  preload %s: %4.0fs  %9d/%d keys (%3.0f%%)  %7.0f keys/s  ETA %s\n", t.Name(),
+				p.Elapsed.Seconds(), p.Done, o.keys, 100*float64(p.Done)/float64(o.keys), rate, eta)
+			last = p
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("while preloading %s: %w", t.Name(), err)
+	}
+	el := time.Since(began)
+	fmt.Fprintf(progress, "bench: preloaded %d keys into %s in %v (%.0f keys/s)\n", o.keys, t.Name(), el.Truncate(time.Second), float64(o.keys)/el.Seconds())
+	t.preloaded = true
+	if t.started {
+		if err := os.WriteFile(marker, []byte(preloadStamp(o)), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // startBenchAcceptors starts a three-acceptor cluster the way kshaka local
 // does, quietly.
 func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir string) (*localCluster, error) {
@@ -249,7 +348,7 @@ func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir st
 	}
 	lo := localOptions{acceptors: o.acceptorCount, dir: dir, basePort: o.basePort, startTimeout: o.startTimeout, stopTimeout: 10 * time.Second}
 	lc := &localCluster{o: lo, g: g, out: g.errw, errw: g.errw, exits: make(chan *acceptorProc, lo.acceptors), sigs: make(chan os.Signal, 1)}
-	spec := procSpec{bin: bin, dir: dir, basePort: o.basePort, adminToken: g.client.adminToken, stopTimeout: lo.stopTimeout}
+	spec := procSpec{bin: bin, dir: dir, basePort: o.basePort, adminToken: g.client.adminToken, stopTimeout: lo.stopTimeout, extraArgs: o.acceptorArgs}
 	for i := range lo.acceptors {
 		lc.procs = append(lc.procs, newAcceptorProc(spec, i))
 	}
@@ -295,6 +394,33 @@ func writeRatios(w io.Writer, rs []bench.Result) {
 	}
 }
 
+// writeMemory lists each server process's peak RSS per run, for the runs
+// where bench measured it.
+func writeMemory(w io.Writer, rs []bench.Result) {
+	header := false
+	for _, r := range rs {
+		if len(r.ServerRSSPeakMiB) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprint(w, "## Server memory\n\n"+
+				"Resident memory (VmRSS) of each server process bench started, sampled every "+
+				bench.RSSInterval.String()+" from the start of the warm-up to the end of the run, in MiB. "+
+				"The table's \"max RSS MiB\" is the largest peak.\n\n"+
+				"| workload | target | clients | peak per process | largest at end |\n|---|---|---|---|---|\n")
+			header = true
+		}
+		peaks := make([]string, len(r.ServerRSSPeakMiB))
+		for i, v := range r.ServerRSSPeakMiB {
+			peaks[i] = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f |\n", r.Workload, r.Target, r.Clients, strings.Join(peaks, ", "), r.ServerRSSEndMiB)
+	}
+	if header {
+		fmt.Fprintln(w)
+	}
+}
+
 func writeReport(dir string, rs []bench.Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -307,6 +433,7 @@ func writeReport(dir string, rs []bench.Result) error {
 	}
 	writeRatios(&md, rs)
 	md.WriteString("```\n\n")
+	writeMemory(&md, rs)
 	var jl strings.Builder
 	groups := map[string][]bench.Result{}
 	var order []string

@@ -216,6 +216,17 @@ func (lc *localCluster) cancelOnSignal(ctx context.Context) (context.Context, fu
 	}
 }
 
+// pids are the acceptors' process IDs, in order (0 for one not started).
+func (lc *localCluster) pids() []int {
+	pids := make([]int, len(lc.procs))
+	for i, p := range lc.procs {
+		if p.cmd != nil {
+			pids[i] = p.cmd.Process.Pid
+		}
+	}
+	return pids
+}
+
 func (lc *localCluster) endpoints() []string {
 	var eps []string
 	for _, p := range lc.procs {

@@ -77,6 +77,9 @@ type procSpec struct {
 	adminToken string
 	// stopTimeout is how long stop waits before SIGKILL.
 	stopTimeout time.Duration
+	// extraArgs are appended to every acceptor's command line (kshaka
+	// bench --acceptor-arg).
+	extraArgs []string
 }
 
 func newAcceptorProc(s procSpec, i int) *acceptorProc {
@@ -104,14 +107,15 @@ func (p *acceptorProc) start(s procSpec, exits chan<- *acceptorProc) error {
 		p.logStart = st.Size()
 	}
 	fmt.Fprintf(lf, "=== kshaka local: starting %s at %s on %s ===\n", p.id, time.Now().Format(time.RFC3339), p.addr)
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--data-dir", p.dataDir,
 		"--listen", p.addr,
 		"--metrics-listen", "",
 		"--log-format", "text",
 		// Finish in-flight requests, but exit before stop's SIGKILL.
 		"--shutdown-timeout", (s.stopTimeout / 2).String(),
-	)
+	}
+	cmd := exec.Command(s.bin, append(args, s.extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = childProcAttr()
 	cmd.Env = childEnv(s.adminToken)
