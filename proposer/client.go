@@ -60,6 +60,8 @@ type Client struct {
 	wg       sync.WaitGroup // every goroutine and public call in progress
 	// roundTime is a moving average of successful rounds, in nanoseconds.
 	roundTime atomic.Int64
+	// lastDiscovery is when rediscover last asked the Endpoints (unix ns).
+	lastDiscovery atomic.Int64
 
 	life struct {
 		sync.Mutex

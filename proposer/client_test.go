@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
@@ -939,5 +942,51 @@ func TestResolveRejectsOtherErrors(t *testing.T) {
 	c := newClient(t, cl.Addrs(), nil)
 	if _, _, err := c.Resolve(ctxT(t), errors.New("x")); !errors.Is(err, proposer.ErrInvalidArgument) {
 		t.Errorf("Resolve(other error): %v", err)
+	}
+}
+
+// TestRediscoverWhenEveryMemberMoved: every acceptor comes back on a new
+// address (pods with new IPs) while the client is idle, so no member of the
+// configuration it knows answers, and none can tell it about the new one.
+// The client asks its bootstrap endpoint (here a name that, like a
+// Kubernetes Service, follows the pods) again and carries on.
+func TestRediscoverWhenEveryMemberMoved(t *testing.T) {
+	cl := acceptortest.StartCluster(t, 3)
+	// Port 1 on localhost stands for the Service: the dialer sends it to
+	// wherever acceptor 0 is now.
+	const bootstrap = "localhost:1"
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		if _, port, _ := net.SplitHostPort(addr); port == "1" {
+			addr = cl.Addrs()[0]
+		}
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
+	c := newClient(t, []string{bootstrap}, func(cfg *proposer.Config) {
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithContextDialer(dial))
+	})
+	ctx := context.Background()
+	if _, err := c.Put(ctx, []byte("k"), []byte("before")); err != nil {
+		t.Fatalf("Put before the move: %v", err)
+	}
+	old := cl.Addrs()
+	for i := range 3 {
+		cl.Move(i)
+	}
+	for i, a := range cl.Addrs() {
+		if a == old[i] {
+			t.Fatalf("acceptor %d did not move (%s)", i, a)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := c.Get(ctx, []byte("k"))
+	if err != nil {
+		t.Fatalf("Get after every member moved: %v", err)
+	}
+	if string(v.Data) != "before" {
+		t.Fatalf("Get = %q, want %q", v.Data, "before")
+	}
+	if _, err := c.Put(ctx, []byte("k"), []byte("after")); err != nil {
+		t.Fatalf("Put after every member moved: %v", err)
 	}
 }

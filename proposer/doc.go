@@ -4,8 +4,11 @@
 //
 // A Client is created from a few bootstrap addresses; it reads the cluster's
 // configuration from any of them and then sends every request to the
-// members. Every key is an independent register; every operation is
-// linearizable.
+// members. It follows membership changes through the members' stale-epoch
+// replies, and when no member it knows answers for two attempts in a row
+// (every pod came back elsewhere) it asks the bootstrap addresses again, at
+// most once a second; so on Kubernetes, give it the Service name. Every key
+// is an independent register; every operation is linearizable.
 //
 //	c, err := proposer.New(ctx, proposer.Config{Endpoints: []string{"kshaka:7000"}})
 //	v, err := c.Put(ctx, []byte("k"), []byte("v1"))

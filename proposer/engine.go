@@ -243,6 +243,9 @@ func (c *Client) runGroup(q *keyQueue, ops []*op) {
 		if c.config().Epoch != epoch {
 			continue // refreshed: retry under the new configuration at once
 		}
+		if c.maxFailures(g) >= rediscoverAfter {
+			c.rediscover()
+		}
 		base := max(backoffBase, time.Duration(c.roundTime.Load()))
 		if !c.sleep(backoff(c.maxFailures(g), base, backoffMax, rand.Float64())) {
 			c.endGroup(g, ErrClosed)

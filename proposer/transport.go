@@ -95,6 +95,38 @@ func (c *Client) adopt(cfg membership.Config) bool {
 	return true
 }
 
+// rediscoverAfter is how many failed attempts in a row make a change ask the
+// bootstrap Endpoints for the configuration again, and rediscoverEvery how
+// often a client does it at most.
+const (
+	rediscoverAfter = 2
+	rediscoverEvery = time.Second
+)
+
+// rediscover asks the bootstrap Endpoints for the configuration again, in
+// the background, and adopts it when its epoch is higher. Attempts learn a
+// newer configuration from the members' stale-epoch replies; this covers the
+// case where no member of the known configuration answers any more (every
+// pod came back with a new address, or they were all replaced), which
+// Endpoints such as a Kubernetes Service name still reach. The caller is
+// inside a public call or a goroutine counted in c.wg.
+func (c *Client) rediscover() {
+	now := time.Now().UnixNano()
+	last := c.lastDiscovery.Load()
+	if now-last < int64(rediscoverEvery) || !c.lastDiscovery.CompareAndSwap(last, now) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		cfg, err := discover(c.ctx, c.cfg, c.dialOpts)
+		if err != nil {
+			return // the next failed attempts try again
+		}
+		c.adopt(cfg)
+	}()
+}
+
 // discover asks every endpoint for its configuration and returns the one
 // with the highest epoch among those that answered.
 func discover(ctx context.Context, cfg Config, opts []grpc.DialOption) (membership.Config, error) {

@@ -209,6 +209,26 @@ func (c *Cluster) Restart(i int) {
 	c.install(cfg)
 }
 
+// Move restarts acceptor i on a new port (as a pod that comes back with a
+// new IP) and installs the next epoch, with the new address, on every
+// running member, as the operator does.
+func (c *Cluster) Move(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stop(i, true)
+	nd := c.nodes[i]
+	c.start(i, "127.0.0.1:0")
+	cfg := c.cfg.Clone()
+	cfg.Epoch++
+	for j := range cfg.Members {
+		if cfg.Members[j].ID == nd.id {
+			cfg.Members[j].Addr = nd.addr
+		}
+	}
+	c.install(cfg)
+}
+
 // Install installs cfg on every running acceptor through the Admin SetConfig
 // RPC and records it as the cluster's configuration.
 func (c *Cluster) Install(cfg membership.Config) {
