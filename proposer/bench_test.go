@@ -147,18 +147,7 @@ func rescanCluster(b *testing.B, missing bool) ([]string, [][]byte) {
 	cl := acceptortest.StartClusterWith(b, 4, func(_ int, o *acceptor.Options) {
 		o.CacheSize, o.MemTableSize = acceptor.DefaultCacheSize, acceptor.DefaultMemTableSize
 	})
-	start := cl.Config()
-	var three []membership.Member
-	var fourth membership.Member
-	for _, m := range start.Members {
-		if m.ID == "a3" {
-			fourth = m
-		} else {
-			three = append(three, m)
-		}
-	}
-	cfg3 := membership.Stable(start.Epoch+1, three...)
-	cl.Install(cfg3)
+	cfg3, fourth := threeAndSpare(cl)
 	joint, _, err := membership.Steps(cfg3, membership.Change{Kind: membership.Add, Member: fourth})
 	if err != nil {
 		b.Fatal(err)

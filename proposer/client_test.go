@@ -619,18 +619,7 @@ func TestStaleEpochRefresh(t *testing.T) {
 // rescan with Touch), then remove one.
 func TestMembershipChange(t *testing.T) {
 	cl := acceptortest.StartCluster(t, 4)
-	start := cl.Config()
-	var three []membership.Member
-	var fourth membership.Member
-	for _, m := range start.Members {
-		if m.ID == "a3" {
-			fourth = m
-		} else {
-			three = append(three, m)
-		}
-	}
-	cfg3 := membership.Stable(start.Epoch+1, three...)
-	cl.Install(cfg3)
+	cfg3, fourth := threeAndSpare(cl)
 
 	c := newClient(t, cl.Addrs()[:1], nil)
 	ctx := ctxT(t)
@@ -989,4 +978,23 @@ func TestRediscoverWhenEveryMemberMoved(t *testing.T) {
 	if _, err := c.Put(ctx, []byte("k"), []byte("after")); err != nil {
 		t.Fatalf("Put after every member moved: %v", err)
 	}
+}
+
+// threeAndSpare installs, on a cluster of four started by acceptortest, a
+// stable configuration of a0..a2 at the next epoch and returns it with the
+// spare member a3, for tests that add a fourth member.
+func threeAndSpare(cl *acceptortest.Cluster) (membership.Config, membership.Member) {
+	start := cl.Config()
+	var three []membership.Member
+	var fourth membership.Member
+	for _, m := range start.Members {
+		if m.ID == "a3" {
+			fourth = m
+		} else {
+			three = append(three, m)
+		}
+	}
+	cfg3 := membership.Stable(start.Epoch+1, three...)
+	cl.Install(cfg3)
+	return cfg3, fourth
 }

@@ -17,18 +17,7 @@ import (
 // epoch lead to a touch; a key nobody stores is skipped.
 func TestRescan(t *testing.T) {
 	cl := acceptortest.StartCluster(t, 4)
-	start := cl.Config()
-	var three []membership.Member
-	var fourth membership.Member
-	for _, m := range start.Members {
-		if m.ID == "a3" {
-			fourth = m
-		} else {
-			three = append(three, m)
-		}
-	}
-	cfg3 := membership.Stable(start.Epoch+1, three...)
-	cl.Install(cfg3)
+	cfg3, fourth := threeAndSpare(cl)
 
 	var n counters
 	c := newClient(t, cl.Addrs()[:1], func(c *proposer.Config) { c.Events = n.events() })

@@ -198,15 +198,7 @@ func (c *Cluster) Restart(i int) {
 		c.start(i, nd.addr)
 		return
 	}
-	c.start(i, "127.0.0.1:0")
-	cfg := c.cfg.Clone()
-	cfg.Epoch++
-	for j := range cfg.Members {
-		if cfg.Members[j].ID == nd.id {
-			cfg.Members[j].Addr = nd.addr
-		}
-	}
-	c.install(cfg)
+	c.moveLocked(i)
 }
 
 // Move restarts acceptor i on a new port (as a pod that comes back with a
@@ -217,6 +209,12 @@ func (c *Cluster) Move(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stop(i, true)
+	c.moveLocked(i)
+}
+
+// moveLocked starts the stopped acceptor i on a new port and installs the
+// next epoch with its new address. Caller holds c.mu.
+func (c *Cluster) moveLocked(i int) {
 	nd := c.nodes[i]
 	c.start(i, "127.0.0.1:0")
 	cfg := c.cfg.Clone()
