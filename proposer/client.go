@@ -110,7 +110,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.clock.c = round.NewClock(cfg.ID)
+	// A counter that starts at the wall clock keeps ballots new even when
+	// a fixed Config.ID is reused after a restart.
+	c.clock.c = round.NewClockAt(cfg.ID, uint64(time.Now().UnixMicro()))
 	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
 	c.conf.cfg = mc
 	c.net.conns = map[string]*grpc.ClientConn{}

@@ -65,9 +65,12 @@ type Config struct {
 	// MaxRetries is how many times a change is retried after a definite
 	// failure (nothing was accepted). Default 10; negative means no retries.
 	MaxRetries int
-	// ID is the proposer ID in every ballot. It must be unique to this
-	// process incarnation: reusing an ID after a restart can reuse a ballot,
-	// which CASPaxos does not survive. 0 (the default) picks a random ID.
+	// ID is the proposer ID in every ballot. 0 (the default) picks a random
+	// ID. Two clients running at once must never share an ID (they would
+	// issue the same ballots, which CASPaxos does not survive). A fixed ID
+	// may be reused after a restart: the ballot counter starts at the wall
+	// clock in microseconds, above anything the earlier client issued,
+	// provided the clock did not go back.
 	ID uint64
 	// AdminToken, if set, is sent as a bearer token with GetConfig.
 	AdminToken string

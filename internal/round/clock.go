@@ -10,12 +10,19 @@ type Clock struct {
 	counter uint64
 }
 
-// NewClock returns a clock for the proposer with the given non-zero ID.
-func NewClock(id uint64) *Clock {
+// NewClock returns a clock for the proposer with the given non-zero ID,
+// whose first ballot has counter 1.
+func NewClock(id uint64) *Clock { return NewClockAt(id, 0) }
+
+// NewClockAt returns a clock whose first ballot has counter start+1. A
+// process that starts its counter at the wall clock in microseconds issues
+// ballots above those of an earlier process with the same ID (which cannot
+// have used a counter per microsecond), unless the wall clock went back.
+func NewClockAt(id, start uint64) *Clock {
 	if id == 0 {
 		panic("round: proposer ID 0")
 	}
-	return &Clock{id: id}
+	return &Clock{id: id, counter: start}
 }
 
 // ID is the proposer ID.

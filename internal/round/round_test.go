@@ -555,3 +555,24 @@ func TestRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestClockAt: a clock started at a counter issues ballots above it, and a
+// restart at a later start is above everything the earlier clock issued.
+func TestClockAt(t *testing.T) {
+	c := NewClockAt(7, 1000)
+	first := c.Next()
+	if first != (register.Ballot{Counter: 1001, Proposer: 7}) {
+		t.Fatalf("first ballot = %v, want 1001.7", first)
+	}
+	for range 10 {
+		c.Next()
+	}
+	last := c.Next()
+	restarted := NewClockAt(7, 2000).Next()
+	if !last.Less(restarted) {
+		t.Fatalf("restarted clock issued %v, not above %v", restarted, last)
+	}
+	if got := NewClock(7).Next(); got.Counter != 1 {
+		t.Fatalf("NewClock starts at %v, want counter 1", got)
+	}
+}
