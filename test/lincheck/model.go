@@ -126,9 +126,9 @@ func (s state) visibleVersion() uint64 {
 // output) is checked on its visible value alone: the version cannot be
 // observed there, and leaving it out keeps porcupine's state space that of
 // a value register.
-var Model = porcupine.Model{
+var Model = (&porcupine.NondeterministicModel{
 	Partition: partition,
-	Init:      func() any { return state{} },
+	Init:      func() []any { return []any{state{}} },
 	Step:      step,
 	Hash: func(st any) uint64 {
 		s := st.(state)
@@ -145,7 +145,7 @@ var Model = porcupine.Model{
 		}
 		return fmt.Sprintf("v%d:%q", s.Version, s.Val)
 	},
-}
+}).ToModel()
 
 // partition splits a history by key, in key order (deterministic), and
 // marks the operations of keys whose history carries no version.
@@ -177,23 +177,29 @@ func partition(h []porcupine.Operation) [][]porcupine.Operation {
 	return out
 }
 
-func step(st, input, output any) (bool, any) {
+// step returns the states the key can be in after the operation, none if
+// it could not have returned output from st. An unknown write may apply or
+// not; the powerset model (porcupine.NondeterministicModel) keeps both, so
+// porcupine need not backtrack over every pending unknown write: a write
+// that takes effect later is the same as one that applies at a later
+// linearization point.
+func step(st, input, output any) []any {
 	s, in, out := st.(state), input.(Input), output.(Output)
 	if out.Status == StatusFail {
-		return true, s
+		return []any{s}
 	}
 	var next state // the state if the operation changes the key
 	switch in.Op {
 	case OpGet:
-		if out.Status != StatusOK {
-			return true, s
+		if out.Status == StatusOK && (out.Val != s.Val || out.Versioned && out.Version != s.visibleVersion()) {
+			return nil
 		}
-		return out.Val == s.Val && (!out.Versioned || out.Version == s.visibleVersion()), s
+		return []any{s}
 	case OpPut:
 		next = state{Version: s.Version + 1, Val: in.Val}
 	case OpDelete:
 		if s.Val == "" {
-			return true, s
+			return []any{s}
 		}
 		next = state{Version: s.Version + 1}
 	case OpCAS, OpCASVersion:
@@ -202,26 +208,28 @@ func step(st, input, output any) (bool, any) {
 			match = s.visibleVersion() == in.FromVersion
 		}
 		if !match {
-			if out.Status == StatusOK {
-				ok := !out.CasOK && (!out.Versioned || out.Version == s.visibleVersion() && out.Val == s.Val)
-				return ok, s
+			if out.Status == StatusOK && (out.CasOK || out.Versioned && (out.Version != s.visibleVersion() || out.Val != s.Val)) {
+				return nil
 			}
-			return true, s
+			return []any{s}
 		}
 		if out.Status == StatusOK && !out.CasOK {
-			return false, s
+			return nil
 		}
 		next = state{Version: s.Version + 1, Val: in.Val}
 	default:
-		return false, s
+		return nil
 	}
 	if in.unversioned {
 		next.Version = 0
 	}
-	if out.Status == StatusOK && out.Versioned && in.Op != OpDelete && out.Version != next.Version {
-		return false, s
+	switch {
+	case out.Status == StatusUnknown:
+		return []any{s, next}
+	case out.Versioned && in.Op != OpDelete && out.Version != next.Version:
+		return nil
 	}
-	return true, next
+	return []any{next}
 }
 
 func describe(input, output any) string {
