@@ -32,7 +32,9 @@
 //   - StatusUnknown: the operation may or may not take effect, now or at any
 //     later time. It is recorded with Return = math.MaxInt64 (+∞): porcupine
 //     may then linearize it anywhere after its call, including after every
-//     other operation, where it is as good as not having happened.
+//     other operation, where it is as good as not having happened. The
+//     model also lets it step to "not applied" wherever it is linearized
+//     (the same histories, found without backtracking over it).
 //
 // Reads that did not end with StatusOK carry no information and are legal
 // anywhere.

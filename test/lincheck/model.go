@@ -116,11 +116,13 @@ func (s state) visibleVersion() uint64 {
 	return s.Version
 }
 
-// Model is a compare-and-swap register per key (porcupine's kvModel
-// pattern), following register.Value: a put, and a cas that swaps, add one
-// to the version; a delete of an existing key leaves a tombstone one
-// version higher, and a delete of an absent key changes nothing. Inputs are
-// Input, outputs Output.
+// Model is a compare-and-swap register per key (partitioned by key),
+// following register.Value: a put, and a cas that swaps, add one to the
+// version; a delete of an existing key leaves a tombstone one version
+// higher, and a delete of an absent key changes nothing. Inputs are Input,
+// outputs Output. It is a porcupine.NondeterministicModel turned into a
+// Model (a state is a set of registers): an unknown write steps to both
+// "applied" and "not applied".
 //
 // A key whose history carries no version (no OpCASVersion, no Versioned
 // output) is checked on its visible value alone: the version cannot be
