@@ -183,8 +183,6 @@ type worker struct {
 	name string
 	id   int
 	seq  int
-	// lastVersion is the version the last successful get read.
-	lastVersion uint64
 }
 
 // value returns a new, unique value.
@@ -217,64 +215,61 @@ func (w *worker) step(ctx context.Context, r *rand.Rand) {
 	case n < 55:
 		v := w.value()
 		w.record(ctx, lincheck.Input{Op: lincheck.OpPut, Key: k, Val: v}, func(ctx context.Context) lincheck.Output {
-			_, err := w.c.Put(ctx, []byte(k), []byte(v))
-			return w.writeOutput(err)
+			nv, err := w.c.Put(ctx, []byte(k), []byte(v))
+			return w.writeOutput(nv, err)
 		})
 	case n < 65:
 		w.record(ctx, lincheck.Input{Op: lincheck.OpDelete, Key: k}, func(ctx context.Context) lincheck.Output {
-			return w.writeOutput(w.c.Delete(ctx, []byte(k)))
+			out := w.writeOutput(proposer.Value{}, w.c.Delete(ctx, []byte(k)))
+			out.Versioned = false // a delete reports no version
+			return out
 		})
 	default:
 		w.cas(ctx, k)
 	}
 }
 
-// get records a Get; a key that is absent reads as "".
+// get records a Get with the version read; a key that is absent reads as
+// "" at version 0.
 func (w *worker) get(ctx context.Context, k string) lincheck.Output {
-	var version uint64
-	out := w.record(ctx, lincheck.Input{Op: lincheck.OpGet, Key: k}, func(ctx context.Context) lincheck.Output {
+	return w.record(ctx, lincheck.Input{Op: lincheck.OpGet, Key: k}, func(ctx context.Context) lincheck.Output {
 		v, err := w.c.Get(ctx, []byte(k))
 		switch {
 		case err == nil:
-			version = v.Version
-			return lincheck.Output{Val: string(v.Data)}
+			return lincheck.Output{Val: string(v.Data), Version: v.Version, Versioned: true}
 		case errors.Is(err, proposer.ErrNotFound):
-			return lincheck.Output{}
+			return lincheck.Output{Versioned: true}
 		}
 		// A read that failed took no effect and tells nothing.
 		return lincheck.Output{Status: lincheck.StatusFail}
 	})
-	w.lastVersion = version
-	return out
 }
 
-// cas reads k, then swaps it from the version read. Written values are
-// unique and versions never reused, so the expected version stands for the
-// value read ("" for absent, version 0).
+// cas reads k, then swaps it from the version read (0 for absent), and
+// records the version written or, on a mismatch, the current value.
 func (w *worker) cas(ctx context.Context, k string) {
 	read := w.get(ctx, k)
 	if read.Status != lincheck.StatusOK || ctx.Err() != nil {
 		return
 	}
-	version, v := w.lastVersion, w.value()
-	w.record(ctx, lincheck.Input{Op: lincheck.OpCAS, Key: k, From: read.Val, Val: v}, func(ctx context.Context) lincheck.Output {
-		_, err := w.c.CompareAndSwap(ctx, []byte(k), version, []byte(v))
-		if errors.Is(err, proposer.ErrVersionMismatch) {
-			return lincheck.Output{CasOK: false}
+	version, v := read.Version, w.value()
+	w.record(ctx, lincheck.Input{Op: lincheck.OpCASVersion, Key: k, FromVersion: version, Val: v}, func(ctx context.Context) lincheck.Output {
+		nv, err := w.c.CompareAndSwap(ctx, []byte(k), version, []byte(v))
+		if m, ok := errors.AsType[*proposer.VersionMismatchError](err); ok {
+			return lincheck.Output{Val: string(m.Current.Data), Version: m.Current.Version, Versioned: true}
 		}
-		out := w.writeOutput(err)
-		out.CasOK = err == nil
-		return out
+		return w.writeOutput(nv, err)
 	})
 }
 
-// writeOutput classifies the error of a change: nil is done; ErrNoQuorum
-// is a definite failure; anything else (ErrUnknownOutcome, a deadline, a
-// cancellation) may or may not take effect.
-func (w *worker) writeOutput(err error) lincheck.Output {
+// writeOutput classifies the outcome of a change: nil is done (at version
+// nv.Version); ErrNoQuorum is a definite failure; anything else
+// (ErrUnknownOutcome, a deadline, a cancellation) may or may not take
+// effect.
+func (w *worker) writeOutput(nv proposer.Value, err error) lincheck.Output {
 	switch {
 	case err == nil:
-		return lincheck.Output{}
+		return lincheck.Output{CasOK: true, Version: nv.Version, Versioned: true}
 	case errors.Is(err, proposer.ErrNoQuorum):
 		return lincheck.Output{Status: lincheck.StatusFail}
 	case errors.Is(err, proposer.ErrUnknownOutcome):

@@ -3,17 +3,21 @@
 // plane (test/localkube), KshakaClusters created, scaled, and disturbed
 // (pods deleted, disks lost, the operator killed mid-change, paused) while
 // a client workload runs through the proposer library. Every workload's
-// history is checked for linearizability against a compare-and-swap
-// register model (porcupine), so an acknowledged write that is lost, or a
-// read of a value that was never written, fails the test.
+// history is recorded and checked for linearizability by package
+// test/lincheck, version-based: the workload's compare-and-swap compares
+// versions, and every version the client is told is checked against the
+// register's rules. An acknowledged write that is lost, a read of a value
+// that was never written, or a version that breaks the rules fails the
+// test.
 //
 // The tests carry the build tag e2e: `make e2e`, or
 //
 //	go test -tags e2e -count=1 -v ./test/e2e/
 //
 // after `make build kube-binaries` and `hack/install-tools.sh helm`.
-// The model (model.go) has no tag; its unit tests, including negative
-// controls that the checker must reject, run with the ordinary tests.
+// The model's unit tests, including the negative controls that the
+// checker must reject, are in test/lincheck and run with the ordinary
+// tests.
 //
 // cmd/democlient is the client of `make demo` (hack/demo.sh).
 package e2e

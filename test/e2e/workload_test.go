@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,23 +18,25 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/kshaka-io/kshaka/proposer"
+	"github.com/kshaka-io/kshaka/test/lincheck"
 )
 
 // workload runs clients through the proposer library and records every
-// operation for the linearizability check.
+// operation for the linearizability check (lincheck, version-based: the
+// cas compares versions and every answer's version is checked).
 type workload struct {
 	t      *testing.T
 	start  time.Time
 	keys   []string
+	rec    *lincheck.Recorder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
-		ops                       []porcupine.Operation
-		acked, unknown, failed    int
-		reads, mismatches, errors int
-		lastErr, firstUnknown     error
+		acked, unknown, failed int
+		reads, mismatches      int
+		lastErr, firstUnknown  error
 	}
 }
 
@@ -44,7 +45,7 @@ type workload struct {
 func startWorkload(t *testing.T, endpoints []string, workers int, prefix string) *workload {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &workload{t: t, start: time.Now(), cancel: cancel}
+	w := &workload{t: t, start: time.Now(), rec: lincheck.NewRecorder(), cancel: cancel}
 	for i := range 3 {
 		w.keys = append(w.keys, fmt.Sprintf("%s/k%d", prefix, i))
 	}
@@ -67,80 +68,84 @@ func startWorkload(t *testing.T, endpoints []string, workers int, prefix string)
 	return w
 }
 
-func (w *workload) now() int64 { return int64(time.Since(w.start)) }
-
 // run is one worker: gets, puts and compare-and-swaps at random, the cas
 // expecting the last version this worker saw (so some of them mismatch).
 func (w *workload) run(ctx context.Context, c *proposer.Client, id int) {
 	seen := map[string]uint64{}
 	for seq := 0; ctx.Err() == nil; seq++ {
 		key := w.keys[rand.IntN(len(w.keys))]
-		in := Input{Key: key, Data: fmt.Sprintf("c%d-%d", id, seq)}
+		in := lincheck.Input{Key: key, Val: fmt.Sprintf("c%d-%d", id, seq)}
 		switch r := rand.IntN(10); {
 		case r < 4:
-			in.Op = OpGet
+			in.Op, in.Val = lincheck.OpGet, ""
 		case r < 7:
-			in.Op = OpPut
+			in.Op = lincheck.OpPut
 		default:
-			in.Op, in.Expect = OpCAS, seen[key]
+			in.Op, in.FromVersion = lincheck.OpCASVersion, seen[key]
 		}
-		out, ok := w.do(ctx, c, id, in)
-		if ok && (out.Result == ResultOK) {
+		out := w.do(ctx, c, id, in)
+		if out.Status == lincheck.StatusOK && (in.Op != lincheck.OpCASVersion || out.CasOK) {
 			seen[key] = out.Version
 		}
 		time.Sleep(time.Duration(5+rand.IntN(10)) * time.Millisecond)
 	}
 }
 
-// do runs one operation and records it. ok is false when the operation is
-// left out of the history: a read that failed, or a write that definitely
-// did not take effect.
-func (w *workload) do(ctx context.Context, c *proposer.Client, client int, in Input) (Output, bool) {
+// do runs one operation and records it. A read that failed, or a write
+// that definitely did not take effect (ErrNoQuorum), is recorded as
+// StatusFail: the model ignores it.
+func (w *workload) do(ctx context.Context, c *proposer.Client, client int, in lincheck.Input) lincheck.Output {
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	call := w.now()
+	done := w.rec.Call(client, in)
 	var v proposer.Value
 	var err error
 	switch in.Op {
-	case OpGet:
+	case lincheck.OpGet:
 		v, err = c.Get(octx, []byte(in.Key))
-	case OpPut:
-		v, err = c.Put(octx, []byte(in.Key), []byte(in.Data))
-	case OpCAS:
-		v, err = c.CompareAndSwap(octx, []byte(in.Key), in.Expect, []byte(in.Data))
+	case lincheck.OpPut:
+		v, err = c.Put(octx, []byte(in.Key), []byte(in.Val))
+	case lincheck.OpCASVersion:
+		v, err = c.CompareAndSwap(octx, []byte(in.Key), in.FromVersion, []byte(in.Val))
 	}
-	ret := w.now()
-	out := Output{Result: ResultOK, Data: string(v.Data), Version: v.Version}
+	out := lincheck.Output{Versioned: true, Version: v.Version}
+	if in.Op == lincheck.OpGet {
+		out.Val = string(v.Data)
+	}
+	var mismatch *proposer.VersionMismatchError
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	switch {
-	case err == nil && in.Op == OpGet:
+	case err == nil && in.Op == lincheck.OpGet:
 		w.mu.reads++
 	case err == nil:
+		out.CasOK = true // a put, or a cas that swapped
 		w.mu.acked++
-	case in.Op == OpGet && errors.Is(err, proposer.ErrNotFound):
-		out = Output{Result: ResultNotFound}
+	case in.Op == lincheck.OpGet && errors.Is(err, proposer.ErrNotFound):
+		out = lincheck.Output{Versioned: true} // absent: "" at version 0
 		w.mu.reads++
-	case in.Op == OpCAS && errors.Is(err, proposer.ErrVersionMismatch):
-		out = Output{Result: ResultMismatch}
+	case in.Op == lincheck.OpCASVersion && errors.As(err, &mismatch):
+		// The authoritative current value, version 0 when absent.
+		out = lincheck.Output{Versioned: true, Val: string(mismatch.Current.Data), Version: mismatch.Current.Version}
 		w.mu.mismatches++
-	case in.Op == OpGet || errors.Is(err, proposer.ErrNoQuorum):
+	case in.Op == lincheck.OpGet || errors.Is(err, proposer.ErrNoQuorum):
 		// A failed read has no effect; ErrNoQuorum is definite.
+		out = lincheck.Output{Status: lincheck.StatusFail}
 		w.mu.failed++
 		w.mu.lastErr = err
-		return Output{}, false
 	default:
 		// Unknown outcome, or an error the library does not call definite:
-		// the write may take effect at any time from now on.
-		out, ret = Output{Result: ResultUnknown}, math.MaxInt64
+		// the write may take effect at any time from now on (the recorder
+		// makes its return time +∞).
+		out = lincheck.Output{Status: lincheck.StatusUnknown}
 		w.mu.unknown++
 		w.mu.lastErr = err
 		if w.mu.firstUnknown == nil {
 			w.mu.firstUnknown = err
 		}
 	}
-	w.mu.ops = append(w.mu.ops, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
-	return out, true
+	w.mu.Unlock()
+	done(out)
+	return out
 }
 
 // stop ends the workload, reads every key once more with a fresh client,
@@ -162,30 +167,31 @@ func (w *workload) stop(endpoints []string, minAcked int) {
 	defer c.Close()
 	for _, k := range w.keys {
 		for {
-			if _, ok := w.do(ctx, c, 99, Input{Key: k, Op: OpGet}); ok || ctx.Err() != nil {
+			out := w.do(ctx, c, 99, lincheck.Input{Key: k, Op: lincheck.OpGet})
+			if out.Status == lincheck.StatusOK || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
 
+	ops := w.rec.Operations()
 	w.mu.Lock()
-	ops := append([]porcupine.Operation(nil), w.mu.ops...)
 	acked, unknown, failed, reads, mism := w.mu.acked, w.mu.unknown, w.mu.failed, w.mu.reads, w.mu.mismatches
 	lastErr, firstUnknown := w.mu.lastErr, w.mu.firstUnknown
 	w.mu.Unlock()
 	t.Logf("workload: %s, %d ops recorded: %d writes acknowledged, %d reads, %d cas mismatches, %d unknown outcomes (first: %v), %d failed (last error: %v)",
 		time.Since(w.start).Round(time.Millisecond), len(ops), acked, reads, mism, unknown, firstUnknown, failed, lastErr)
-	res, info := porcupine.CheckOperationsVerbose(Model, ops, 2*time.Minute)
+	res := lincheck.Check(ops, 2*time.Minute)
 	switch res {
 	case porcupine.Ok:
-		t.Logf("workload: history is linearizable (porcupine, CAS-register model)")
+		t.Logf("workload: history is linearizable (porcupine, lincheck's versioned CAS-register model)")
 	case porcupine.Illegal:
 		path := filepath.Join(artifactDir(t), "history.html")
-		if err := porcupine.VisualizePath(Model, info, path); err != nil {
+		if err := lincheck.Visualize(ops, path, 2*time.Minute); err != nil {
 			t.Logf("while writing the visualization: %v", err)
 		}
-		t.Errorf("the history is NOT linearizable (an acknowledged write was lost or a read saw a value never written); see %s", path)
+		t.Errorf("the history is NOT linearizable (an acknowledged write was lost, a read saw a value never written, or a version broke the register's rules); see %s", path)
 	default:
 		t.Errorf("porcupine could not decide within 2m (%d ops); the history is unchecked", len(ops))
 	}
@@ -198,7 +204,7 @@ func (w *workload) stop(endpoints []string, minAcked int) {
 		case !ok:
 			t.Logf("negative control skipped: no key has two acknowledged writes before its first unknown outcome")
 		default:
-			switch porcupine.CheckOperationsTimeout(Model, bad, 20*time.Second) {
+			switch lincheck.Check(bad, 20*time.Second) {
 			case porcupine.Illegal:
 				t.Logf("negative control: a read of an overwritten value is caught (%d ops)", len(bad))
 			case porcupine.Ok:
@@ -231,7 +237,7 @@ func artifactDir(t *testing.T) string {
 func staleReadControl(ops []porcupine.Operation) ([]porcupine.Operation, bool) {
 	byKey := map[string][]porcupine.Operation{}
 	for _, op := range ops {
-		k := op.Input.(Input).Key
+		k := op.Input.(lincheck.Input).Key
 		byKey[k] = append(byKey[k], op)
 	}
 	var best []porcupine.Operation
@@ -239,7 +245,7 @@ func staleReadControl(ops []porcupine.Operation) ([]porcupine.Operation, bool) {
 		slices.SortFunc(kops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
 		cut := len(kops)
 		for i, op := range kops {
-			if op.Output.(Output).Result == ResultUnknown {
+			if op.Output.(lincheck.Output).Status == lincheck.StatusUnknown {
 				cut = i
 				break
 			}
@@ -248,30 +254,32 @@ func staleReadControl(ops []porcupine.Operation) ([]porcupine.Operation, bool) {
 			best = kops[:cut]
 		}
 	}
+	// acked reports whether op is an acknowledged write.
+	acked := func(op porcupine.Operation) bool {
+		out := op.Output.(lincheck.Output)
+		return op.Input.(lincheck.Input).Op != lincheck.OpGet && out.Status == lincheck.StatusOK && out.CasOK
+	}
 	var first *porcupine.Operation
 	var end int64
-	overwritten := false
 	for i := range best {
 		op := &best[i]
 		end = max(end, op.Return)
-		in, out := op.Input.(Input), op.Output.(Output)
-		if in.Op == OpGet || out.Result != ResultOK {
-			continue
-		}
-		if first == nil || op.Call < first.Call {
+		if acked(*op) && (first == nil || op.Call < first.Call) {
 			first = op
 		}
 	}
+	overwritten := false
 	for _, op := range best {
-		if out := op.Output.(Output); first != nil && op.Input.(Input).Op != OpGet && out.Result == ResultOK && out.Version > first.Output.(Output).Version {
+		if first != nil && acked(op) && op.Output.(lincheck.Output).Version > first.Output.(lincheck.Output).Version {
 			overwritten = true
 		}
 	}
 	if !overwritten {
 		return nil, false
 	}
+	in := first.Input.(lincheck.Input)
 	stale := porcupine.Operation{ClientId: 100, Call: end + 1, Return: end + 2,
-		Input:  Input{Key: first.Input.(Input).Key, Op: OpGet},
-		Output: Output{Result: ResultOK, Data: first.Input.(Input).Data, Version: first.Output.(Output).Version}}
+		Input:  lincheck.Input{Key: in.Key, Op: lincheck.OpGet},
+		Output: lincheck.Output{Val: in.Val, Version: first.Output.(lincheck.Output).Version, Versioned: true}}
 	return append(slices.Clone(best), stale), true
 }

@@ -27,14 +27,21 @@ func status(s Status) Output       { return Output{Status: s} }
 
 var ok = Output{}
 
+// The version-based flavour: a cas comparing versions, outputs reporting
+// them.
+func casv(k string, from uint64, to string) Input {
+	return Input{Op: OpCASVersion, Key: k, FromVersion: from, Val: to}
+}
+func readv(v string, ver uint64) Output { return Output{Val: v, Version: ver, Versioned: true} }
+func wrote(ver uint64) Output           { return Output{Version: ver, Versioned: true, CasOK: true} }
+
+// mismatch is a cas mismatch reporting the current value.
+func mismatch(v string, ver uint64) Output { return Output{Val: v, Version: ver, Versioned: true} }
+
 // TestModel checks hand-written histories: the legal ones must pass and the
 // illegal ones must be rejected.
 func TestModel(t *testing.T) {
-	tests := []struct {
-		name  string
-		ops   []porcupine.Operation
-		legal bool
-	}{
+	tests := []historyCase{
 		{"empty key reads absent", []porcupine.Operation{
 			op(0, 1, 2, get("a"), read("")),
 		}, true},
@@ -161,6 +168,17 @@ func TestModel(t *testing.T) {
 			op(2, 6, 7, get("a"), read("y")),
 		}, false},
 	}
+	checkAll(t, tests)
+}
+
+type historyCase struct {
+	name  string
+	ops   []porcupine.Operation
+	legal bool
+}
+
+func checkAll(t *testing.T, tests []historyCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Check(tt.ops, time.Minute)
@@ -172,6 +190,230 @@ func TestModel(t *testing.T) {
 				t.Errorf("Check = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestModelVersions checks hand-written histories that carry versions
+// (register.Value's rules), with both cas flavours. The illegal ones are
+// the negative controls of the e2e suite: if the model accepted them, its
+// checks would prove nothing.
+func TestModelVersions(t *testing.T) {
+	checkAll(t, []historyCase{
+		// Legal.
+		{"sequential", []porcupine.Operation{
+			op(0, 1, 2, get("a"), readv("", 0)),
+			op(0, 3, 4, put("a", "x"), wrote(1)),
+			op(0, 5, 6, casv("a", 1, "y"), wrote(2)),
+			op(0, 7, 8, casv("a", 1, "z"), mismatch("y", 2)),
+			op(0, 9, 10, get("a"), readv("y", 2)),
+		}, true},
+		{"concurrent puts in either order", []porcupine.Operation{
+			op(0, 1, 10, put("a", "x"), wrote(2)),
+			op(1, 2, 9, put("a", "y"), wrote(1)),
+			op(2, 11, 12, get("a"), readv("x", 2)),
+		}, true},
+		{"unknown write applied later", []porcupine.Operation{
+			op(0, 1, inf, put("a", "x"), status(StatusUnknown)),
+			op(1, 5, 6, get("a"), readv("", 0)),
+			op(1, 7, 8, get("a"), readv("x", 1)),
+		}, true},
+		{"unknown write never applied", []porcupine.Operation{
+			op(0, 1, inf, put("a", "x"), status(StatusUnknown)),
+			op(1, 5, 6, put("a", "y"), wrote(1)),
+			op(1, 7, 8, get("a"), readv("y", 1)),
+		}, true},
+		{"unknown write applied after a later acknowledged one", []porcupine.Operation{
+			op(0, 1, inf, put("a", "x"), status(StatusUnknown)),
+			op(1, 5, 6, put("a", "y"), wrote(1)),
+			op(1, 7, 8, get("a"), readv("y", 1)),
+			op(1, 9, 10, get("a"), readv("x", 2)),
+		}, true},
+		{"unknown version cas applied later", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, inf, casv("a", 1, "y"), status(StatusUnknown)),
+			op(2, 4, 5, get("a"), readv("x", 1)),
+			op(2, 6, 7, get("a"), readv("y", 2)),
+		}, true},
+		{"keys are independent", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("b", "y"), wrote(1)),
+		}, true},
+		{"delete leaves a tombstone one version up", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(1, 5, 6, get("a"), readv("", 0)),
+			op(0, 7, 8, put("a", "y"), wrote(3)),
+			op(1, 9, 10, get("a"), readv("y", 3)),
+		}, true},
+		{"version cas from 0 on a deleted key", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(0, 5, 6, casv("a", 1, "z"), mismatch("", 0)),
+			op(0, 7, 8, casv("a", 0, "y"), wrote(3)),
+		}, true},
+		{"delete of an absent key changes nothing", []porcupine.Operation{
+			op(0, 1, 2, del("a"), ok),
+			op(0, 3, 4, put("a", "x"), wrote(1)),
+			op(0, 5, 6, del("a"), ok),
+			op(0, 7, 8, del("a"), ok),
+			op(0, 9, 10, put("a", "y"), wrote(3)),
+		}, true},
+		{"unknown delete takes effect later", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, inf, del("a"), status(StatusUnknown)),
+			op(1, 4, 5, get("a"), readv("x", 1)),
+			op(1, 6, 7, put("a", "y"), wrote(3)),
+		}, true},
+		{"both cas flavours on one key", []porcupine.Operation{
+			op(0, 1, 2, cas("a", "", "x"), wrote(1)),
+			op(0, 3, 4, casv("a", 1, "y"), wrote(2)),
+			op(0, 5, 6, cas("a", "x", "z"), mismatch("y", 2)),
+			op(0, 7, 8, cas("a", "y", "z"), wrote(3)),
+			op(0, 9, 10, casv("a", 0, "w"), mismatch("z", 3)),
+		}, true},
+		{"versioned and unversioned outputs mix", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), ok),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, get("a"), read("y")),
+			op(1, 7, 8, casv("a", 2, "z"), swapped(true)),
+			op(1, 9, 10, get("a"), readv("z", 3)),
+		}, true},
+		{"failed version cas took no effect", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, 4, casv("a", 1, "y"), status(StatusFail)),
+			op(2, 5, 6, put("a", "z"), wrote(2)),
+		}, true},
+
+		// Illegal.
+		{"lost acknowledged write", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, get("a"), readv("x", 1)),
+		}, false},
+		{"read of a value never written", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, 4, get("a"), readv("z", 1)),
+		}, false},
+		{"acknowledged write then not found", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, 4, get("a"), readv("", 0)),
+		}, false},
+		{"version reused", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(1)),
+		}, false},
+		{"put skips a version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(3)),
+		}, false},
+		{"first put is not version 1", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(0)),
+		}, false},
+		{"get reads an old version of the current value", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, get("a"), readv("y", 1)),
+		}, false},
+		{"version goes backwards", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), ok),
+			op(0, 3, 4, put("a", "y"), ok),
+			op(1, 5, 6, get("a"), readv("y", 2)),
+			op(0, 7, 8, put("a", "z"), wrote(2)),
+		}, false},
+		{"version goes backwards, control", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), ok),
+			op(0, 3, 4, put("a", "y"), ok),
+			op(1, 5, 6, get("a"), readv("y", 2)),
+			op(0, 7, 8, put("a", "z"), wrote(3)),
+		}, true},
+		{"stale version cas accepted", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, casv("a", 1, "z"), wrote(3)),
+		}, false},
+		{"stale version cas accepted, no version reported", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), ok),
+			op(0, 3, 4, put("a", "y"), ok),
+			op(1, 5, 6, casv("a", 1, "z"), swapped(true)),
+		}, false},
+		{"version cas mismatch on the current version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, 4, casv("a", 1, "z"), swapped(false)),
+		}, false},
+		{"mismatch reports a stale current version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, casv("a", 7, "z"), mismatch("y", 1)),
+		}, false},
+		{"mismatch reports a stale current value", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "y"), wrote(2)),
+			op(1, 5, 6, cas("a", "x", "z"), mismatch("x", 2)),
+		}, false},
+		{"version cas from 0 swaps an existing key", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(1, 3, 4, casv("a", 0, "y"), wrote(2)),
+		}, false},
+		{"version cas matches a tombstone's version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(1, 5, 6, casv("a", 2, "y"), swapped(true)),
+		}, false},
+		{"deleted key reads with the tombstone's version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(1, 5, 6, get("a"), readv("", 2)),
+		}, false},
+		{"put after a delete ignores the tombstone", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(0, 5, 6, put("a", "y"), wrote(2)),
+		}, false},
+		{"delete of an absent key bumps the version", []porcupine.Operation{
+			op(0, 1, 2, del("a"), ok),
+			op(0, 3, 4, put("a", "x"), wrote(2)),
+		}, false},
+		{"unknown version cas applies only from its expected version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "w"), wrote(2)),
+			op(1, 5, inf, casv("a", 1, "y"), status(StatusUnknown)),
+			op(2, 6, 7, get("a"), readv("y", 3)),
+		}, false},
+		{"unknown write seen then unseen", []porcupine.Operation{
+			op(0, 1, inf, put("a", "x"), status(StatusUnknown)),
+			op(1, 3, 4, get("a"), readv("x", 1)),
+			op(1, 5, 6, get("a"), readv("", 0)),
+		}, false},
+		{"two version cas from the same version both swap", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 6, casv("a", 1, "y"), swapped(true)),
+			op(1, 4, 7, casv("a", 1, "z"), swapped(true)),
+		}, false},
+	})
+}
+
+// TestPartitionVersioned checks that a key is checked on versions as soon
+// as one of its operations carries one, and that keys without versions
+// stay value registers.
+func TestPartitionVersioned(t *testing.T) {
+	parts := Model.Partition([]porcupine.Operation{
+		op(0, 1, 2, put("b", "x"), ok),
+		op(0, 3, 4, put("a", "x"), ok),
+		op(0, 5, 6, get("a"), readv("x", 1)),
+		op(0, 7, 8, cas("c", "", "x"), ok),
+		op(0, 9, 10, casv("c", 0, "y"), status(StatusFail)),
+	})
+	want := map[string]bool{"a": true, "b": false, "c": true}
+	if len(parts) != len(want) {
+		t.Fatalf("got %d partitions, want %d", len(parts), len(want))
+	}
+	for _, p := range parts {
+		for _, o := range p {
+			in := o.Input.(Input)
+			if in.unversioned == want[in.Key] {
+				t.Errorf("%s: unversioned = %v, want %v", describe(o.Input, o.Output), in.unversioned, !want[in.Key])
+			}
+		}
 	}
 }
 
@@ -226,6 +468,9 @@ func TestVisualize(t *testing.T) {
 	ops := []porcupine.Operation{
 		op(0, 1, 2, put("a", "x"), ok),
 		op(1, 3, 4, get("a"), read("")),
+		op(0, 5, 6, put("b", "x"), wrote(1)),
+		op(0, 7, 8, casv("b", 2, "y"), mismatch("x", 1)),
+		op(1, 9, 10, get("b"), readv("y", 1)),
 	}
 	if err := Visualize(ops, path, time.Minute); err != nil {
 		t.Fatal(err)
