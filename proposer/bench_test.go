@@ -182,10 +182,7 @@ func rescanCluster(b *testing.B, missing bool) ([]string, [][]byte) {
 	// A Put returns once two members accepted; wait until the accepts to
 	// the third were answered too (or failed, when it is stopped), so that
 	// none is refused for a stale epoch after the joint install.
-	deadline := time.Now().Add(time.Minute)
-	for n.acceptItems.Load() < 3*rescanKeys && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	n.waitAccepts(b, 3*rescanKeys, time.Minute)
 	if err := c.Close(); err != nil {
 		b.Fatal(err)
 	}

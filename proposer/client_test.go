@@ -26,11 +26,20 @@ type counters struct {
 	prepareItems, acceptItems, readItems atomic.Int64
 	rounds, fastRounds, readRounds       atomic.Int64
 	configs                              atomic.Int64
+	// rpcDone gets a token after every RPC (see waitAccepts).
+	rpcDone chan struct{}
 }
 
 func (n *counters) events() proposer.Events {
+	n.rpcDone = make(chan struct{}, 1)
 	return proposer.Events{
 		RPCDone: func(i proposer.RPCInfo) {
+			defer func() {
+				select {
+				case n.rpcDone <- struct{}{}:
+				default:
+				}
+			}()
 			switch i.Method {
 			case "prepare":
 				n.prepareItems.Add(int64(i.Items))
@@ -52,6 +61,21 @@ func (n *counters) events() proposer.Events {
 			}
 		},
 		ConfigChanged: func(membership.Config) { n.configs.Add(1) },
+	}
+}
+
+// waitAccepts waits until the client has had answers (or errors) for want
+// accept items, or fails tb after timeout.
+func (n *counters) waitAccepts(tb testing.TB, want int64, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for n.acceptItems.Load() < want {
+		select {
+		case <-n.rpcDone:
+		case <-deadline.C:
+			tb.Fatalf("%d of %d accept items answered after %v", n.acceptItems.Load(), want, timeout)
+		}
 	}
 }
 
