@@ -80,6 +80,15 @@ func writeJSON(w io.Writer, v any) error {
 
 // withProposer runs fn with a proposer connected to the cluster; the whole
 // command, connection included, has --timeout.
+// checkKeyArgs checks what every key command takes before it dials: the key
+// and the output flags (raw: whether -o raw is allowed).
+func checkKeyArgs(key string, o *outputFlag, raw bool) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return o.check(raw)
+}
+
 func (g *globals) withProposer(ctx context.Context, fn func(ctx context.Context, p *proposer.Client) error) error {
 	tlsCfg, err := g.client.tlsConfig()
 	if err != nil {
@@ -138,10 +147,7 @@ A key that was never written, or was deleted, is not found (exit code 3).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
-			if err := o.check(true); err != nil {
+			if err := checkKeyArgs(key, &o, true); err != nil {
 				return err
 			}
 			return g.withProposer(cmd.Context(), func(ctx context.Context, p *proposer.Client) error {
@@ -198,10 +204,7 @@ not have happened: read the key before trying again.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
-			if err := o.check(false); err != nil {
+			if err := checkKeyArgs(key, &o, false); err != nil {
 				return err
 			}
 			data, err := g.readValue(args[1])
@@ -242,10 +245,7 @@ safe, since it cannot apply twice.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
-			if err := o.check(false); err != nil {
+			if err := checkKeyArgs(key, &o, false); err != nil {
 				return err
 			}
 			version, err := strconv.ParseUint(args[1], 10, 64)
@@ -282,10 +282,7 @@ recreates it, and its version continues from where it was.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
-			if err := o.check(false); err != nil {
+			if err := checkKeyArgs(key, &o, false); err != nil {
 				return err
 			}
 			return g.withProposer(cmd.Context(), func(ctx context.Context, p *proposer.Client) error {
