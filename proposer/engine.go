@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -519,33 +520,43 @@ func (c *Client) await(ctx context.Context, ph *phase, n int, feed func(memberRe
 }
 
 // apply computes a new proposal at ballot b: every live change of g applied
-// in order to cur. It marks the ops proposed and records the proposal as in
-// flight in the same critical section, so a caller that leaves either was
-// not included or sees the proposal. The caller must send it.
+// in order to cur. The change functions are the caller's code and may be
+// slow, so they run without q.mu: a caller that leaves meanwhile must not
+// wait for them. Its op is still queued then, so it leaves with a definite
+// error, and apply computes the proposal again without it. Once every op
+// it used is still live, apply marks them proposed and records the
+// proposal as in flight in one critical section, so a caller that leaves
+// either was not included or sees the proposal. The caller must send it.
 func (c *Client) apply(g *group, b register.Ballot, cur register.Value) proposal {
 	q := g.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	p := proposal{ballot: b}
-	var changes []round.Change
-	for _, o := range g.ops {
-		if o.state == opAbandoned || o.state == opDone {
-			continue
+	for {
+		g.ops = c.live(g)
+		ops := slices.Clone(g.ops) // p.ops must not share g.ops' array
+		p := proposal{ballot: b}
+		if len(ops) == 0 {
+			return p
 		}
-		o.state = opProposed
-		p.ops = append(p.ops, o)
-		changes = append(changes, o.change)
-	}
-	v, applied := round.ApplyAll(cur, changes)
-	p.value = v
-	p.applied = make([]changeResult, len(applied))
-	for i, a := range applied {
-		p.applied[i] = changeResult{value: a.Value, err: a.Err}
-	}
-	if len(p.ops) > 0 {
+		changes := make([]round.Change, len(ops))
+		for i, o := range ops {
+			changes[i] = o.change
+		}
+		v, applied := round.ApplyAll(cur, changes)
+
+		q.mu.Lock()
+		if slices.ContainsFunc(ops, func(o *op) bool { return o.state == opAbandoned || o.state == opDone }) {
+			q.mu.Unlock()
+			continue // someone left while the changes ran: leave them out
+		}
+		p.ops, p.value = ops, v
+		p.applied = make([]changeResult, len(applied))
+		for i, a := range applied {
+			ops[i].state = opProposed
+			p.applied[i] = changeResult{value: a.Value, err: a.Err}
+		}
 		q.inflight = &p
+		q.mu.Unlock()
+		return p
 	}
-	return p
 }
 
 // succeed answers the ops of a successful round. q.mu is held.
