@@ -227,10 +227,11 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 		}
 		out := make([]memberReply, len(batch))
 		for i, r := range resp.GetResults() {
-			out[i] = memberReply{reply: round.Ack, conflict: kshakav1.BallotFromProto(r.GetConflict())}
-			if !r.GetOk() {
-				out[i].reply = round.Refusal(batch[i].ballot, kshakav1.BallotFromProto(r.GetAccepted()))
+			a := round.AcceptAnswer{OK: r.GetOk()}
+			if !a.OK {
+				a.Conflict, a.Accepted = true, kshakav1.BallotFromProto(r.GetAccepted())
 			}
+			out[i] = memberReply{reply: round.ClassifyAccept(batch[i].ballot, a), conflict: kshakav1.BallotFromProto(r.GetConflict())}
 		}
 		return out, nil
 	default:
@@ -256,7 +257,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (out []memberReply, _ error, done bool) {
 	switch {
 	case err != nil:
-		return failAll(n, classify(err), err), err, true
+		return failAll(n, b.classify(err), err), err, true
 	case stale != nil:
 		err := fmt.Errorf("acceptor %s: stale configuration epoch", b.addr)
 		if cfg, cerr := configFromProto(stale); cerr == nil {
@@ -264,7 +265,7 @@ func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (
 		} else {
 			err = fmt.Errorf("%w; its configuration is invalid: %w", err, cerr)
 		}
-		return failAll(n, round.Nack, err), err, true
+		return failAll(n, b.refused(), err), err, true
 	case results != n:
 		err := fmt.Errorf("acceptor %s: %d results for %d items", b.addr, results, n)
 		return failAll(n, round.Lost, err), err, true
@@ -280,11 +281,28 @@ func failAll(n int, r round.Reply, err error) []memberReply {
 	return out
 }
 
-// classify maps an RPC error to a reply. Codes that say the request was
-// refused before anything was written are Nack; everything else (timeouts,
-// unavailable, transport errors) is Lost: an accept may have landed.
-func classify(err error) round.Reply {
-	switch status.Code(err) {
+// refused is the reply for a whole request refused before any key was
+// looked at (a stale epoch). A prepare or read refused so did nothing. An
+// accept may still have landed through an earlier delivery of the same
+// request, so round.ClassifyAccept counts it as Lost.
+func (b *batcher) refused() round.Reply {
+	if b.method == methodAccept {
+		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{})
+	}
+	return round.Nack
+}
+
+// classify maps an RPC error to a reply. For prepares and reads, codes that
+// say the request was refused before anything was written are Nack;
+// everything else (timeouts, unavailable, transport errors) is Lost. For
+// accepts, round.ClassifyAccept decides: only an invalid request proves
+// that no delivery of it landed.
+func (b *batcher) classify(err error) round.Reply {
+	code := status.Code(err)
+	if b.method == methodAccept {
+		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{Invalid: code == codes.InvalidArgument})
+	}
+	switch code {
 	case codes.FailedPrecondition, // not admitted (DESIGN §4)
 		codes.InvalidArgument, // refused, nothing written
 		codes.PermissionDenied,

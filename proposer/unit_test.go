@@ -140,20 +140,34 @@ func TestTakeBatch(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		want round.Reply
+		err    error
+		want   round.Reply // prepares and reads
+		accept round.Reply
 	}{
-		{status.Error(codes.FailedPrecondition, "not admitted"), round.Nack},
-		{status.Error(codes.InvalidArgument, "bad"), round.Nack},
-		{status.Error(codes.Unauthenticated, "token"), round.Nack},
-		{status.Error(codes.Unavailable, "down"), round.Lost},
-		{status.Error(codes.DeadlineExceeded, "slow"), round.Lost},
-		{status.Error(codes.Internal, "?"), round.Lost},
-		{status.Error(codes.ResourceExhausted, "too big"), round.Lost},
-		{errors.New("transport"), round.Lost},
+		{status.Error(codes.FailedPrecondition, "not admitted"), round.Nack, round.Lost},
+		{status.Error(codes.InvalidArgument, "bad"), round.Nack, round.Nack},
+		{status.Error(codes.Unauthenticated, "token"), round.Nack, round.Lost},
+		{status.Error(codes.PermissionDenied, "role"), round.Nack, round.Lost},
+		{status.Error(codes.Unavailable, "down"), round.Lost, round.Lost},
+		{status.Error(codes.DeadlineExceeded, "slow"), round.Lost, round.Lost},
+		{status.Error(codes.Internal, "?"), round.Lost, round.Lost},
+		{status.Error(codes.ResourceExhausted, "too big"), round.Lost, round.Lost},
+		{errors.New("transport"), round.Lost, round.Lost},
 	} {
-		if got := classify(tc.err); got != tc.want {
-			t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
+		for _, m := range []method{methodPrepare, methodRead, methodAccept} {
+			want := tc.want
+			if m == methodAccept {
+				want = tc.accept
+			}
+			b := &batcher{method: m}
+			if got := b.classify(tc.err); got != want {
+				t.Errorf("%v: classify(%v) = %v, want %v", m, tc.err, got, want)
+			}
+		}
+	}
+	for m, want := range map[method]round.Reply{methodPrepare: round.Nack, methodRead: round.Nack, methodAccept: round.Lost} {
+		if got := (&batcher{method: m}).refused(); got != want {
+			t.Errorf("%v: a stale-epoch refusal is %v, want %v", m, got, want)
 		}
 	}
 }

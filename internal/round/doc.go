@@ -11,7 +11,7 @@
 // may leave a key as it is: its accepted ballot agrees on qa members of the
 // accept set S of the fenced joint configuration (DESIGN §5 step 3).
 //
-// Refusal classifies accept refusals, and Settle decides what a new attempt
+// ClassifyAccept classifies accept answers, and Settle decides what a new attempt
 // may do about earlier attempts whose outcome is unknown: finish them,
 // re-apply their changes once, or leave the outcome unknown.
 //

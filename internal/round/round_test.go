@@ -535,23 +535,33 @@ func TestRefusalOfDuplicateAccept(t *testing.T) {
 	}
 }
 
-// TestRefusal checks that an accept refusal proves nothing landed only when
-// the acceptor's accepted ballot is below the refused one (a duplicate of
-// the same accept may have landed before a later ballot replaced it).
-func TestRefusal(t *testing.T) {
+// TestClassifyAccept checks that an accept refusal proves nothing landed
+// only when the request was invalid or the acceptor's accepted ballot is
+// below the refused one (a duplicate of the same accept may have landed
+// before a later ballot replaced it, or before the acceptor moved to a
+// later epoch).
+func TestClassifyAccept(t *testing.T) {
 	b := register.Ballot{Counter: 5, Proposer: 2}
+	conflict := func(accepted register.Ballot) AcceptAnswer {
+		return AcceptAnswer{Conflict: true, Accepted: accepted}
+	}
 	for _, tc := range []struct {
-		accepted register.Ballot
-		want     Reply
+		name string
+		a    AcceptAnswer
+		want Reply
 	}{
-		{register.Ballot{}, Nack},
-		{register.Ballot{Counter: 5, Proposer: 1}, Nack},
-		{b, Lost},
-		{register.Ballot{Counter: 5, Proposer: 3}, Lost},
-		{register.Ballot{Counter: 9, Proposer: 1}, Lost},
+		{"accepted", AcceptAnswer{OK: true}, Ack},
+		{"conflict, nothing accepted", conflict(register.Ballot{}), Nack},
+		{"conflict below", conflict(register.Ballot{Counter: 5, Proposer: 1}), Nack},
+		{"conflict at the ballot", conflict(b), Lost},
+		{"conflict just above", conflict(register.Ballot{Counter: 5, Proposer: 3}), Lost},
+		{"conflict above", conflict(register.Ballot{Counter: 9, Proposer: 1}), Lost},
+		{"invalid request", AcceptAnswer{Invalid: true}, Nack},
+		{"stale epoch, not admitted, no answer", AcceptAnswer{}, Lost},
+		{"stale epoch with a lower accepted ballot it did not vouch for", AcceptAnswer{Accepted: register.Ballot{Counter: 1}}, Lost},
 	} {
-		if got := Refusal(b, tc.accepted); got != tc.want {
-			t.Errorf("Refusal(%v, accepted %v) = %v, want %v", b, tc.accepted, got, tc.want)
+		if got := ClassifyAccept(b, tc.a); got != tc.want {
+			t.Errorf("%s: ClassifyAccept(%v, %+v) = %v, want %v", tc.name, b, tc.a, got, tc.want)
 		}
 	}
 }

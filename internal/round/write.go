@@ -41,24 +41,49 @@ type Reply int
 const (
 	// Ack: the acceptor promised (prepare) or accepted (accept).
 	Ack Reply = iota + 1
-	// Nack: the acceptor definitely did not promise or accept: a ballot
-	// conflict, a stale epoch or not admitted.
+	// Nack: the acceptor definitely did not promise or accept. For a
+	// prepare: a ballot conflict, a stale epoch or not admitted; for an
+	// accept, only what ClassifyAccept says proves it.
 	Nack
 	// Lost: no answer (timeout, transport error, unavailable). For an accept
 	// the acceptor may have accepted.
 	Lost
 )
 
-// Refusal classifies an acceptor's refusal of an accept at ballot, given the
-// ballot the acceptor had accepted when it refused. Accepted ballots only
-// grow, so one below ballot proves the acceptor never accepted ballot: a
-// Nack. One at or above it does not: an earlier delivery of the same accept
-// (a duplicated request) may have been accepted before a later ballot
-// replaced it, so the refusal counts as Lost. Without this, every member
-// refusing duplicates of an accept that a quorum had taken would look like
-// a definite failure, and a retry would apply the change twice.
-func Refusal(ballot, accepted register.Ballot) Reply {
-	if accepted.Less(ballot) {
+// AcceptAnswer is what one acceptor's answer to an accept of one key says,
+// as far as the wire carries it. The zero AcceptAnswer is an answer that
+// says nothing about the key: no answer at all, a transport error, a stale
+// epoch, not admitted (another incarnation), or a refused caller.
+type AcceptAnswer struct {
+	// OK: the acceptor accepted.
+	OK bool
+	// Conflict: the register rule refused the ballot, and Accepted is the
+	// ballot the acceptor had accepted for the key when it refused.
+	Conflict bool
+	Accepted register.Ballot
+	// Invalid: the acceptor refused the request as malformed before it
+	// looked at any key; every delivery of the request gets this answer.
+	Invalid bool
+}
+
+// ClassifyAccept is the one rule that turns an acceptor's answer to an
+// accept at ballot into a Reply; the proposer and the simulation both use
+// it. A refusal is definite (Nack) only when it proves that no delivery of
+// the accept ever landed: the request was invalid, or the acceptor's
+// accepted ballot is below ballot (accepted ballots only grow). Everything
+// else counts as Lost: a stale-epoch or not-admitted refusal, or a
+// conflict at or above ballot, may answer a duplicate whose first delivery
+// was accepted before the acceptor moved on. Counting those as Nack
+// reported a value chosen by a quorum as a definite failure, and the retry
+// applied the change twice (docs/protocol-notes.md, "An accept refusal
+// proves nothing landed only below the accepted ballot").
+func ClassifyAccept(ballot register.Ballot, a AcceptAnswer) Reply {
+	switch {
+	case a.OK:
+		return Ack
+	case a.Invalid:
+		return Nack
+	case a.Conflict && a.Accepted.Less(ballot):
 		return Nack
 	}
 	return Lost

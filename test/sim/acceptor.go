@@ -142,8 +142,9 @@ func (a *acceptor) cfgCopy() *membership.Config {
 // serve applies the admission and epoch gate, then the register rule.
 func (a *acceptor) serve(m, r *message) {
 	st := a.keys[m.key].AtLeast(register.Ballot{Counter: a.restartFloor})
-	r.accepted = st.Accepted
 	if err := a.cfg.Check(a.incarnation, m.epoch); err != nil {
+		// Like the real acceptor's: the whole request is refused, with
+		// nothing about the key.
 		r.stale = errors.Is(err, membership.ErrStaleEpoch)
 		r.notAdmitted = errors.Is(err, membership.ErrNotAdmitted)
 		r.cfg = a.cfgCopy()
@@ -152,6 +153,7 @@ func (a *acceptor) serve(m, r *message) {
 		}
 		return
 	}
+	r.accepted = st.Accepted
 	switch m.kind {
 	case mPrepare:
 		next, ok := st.Prepare(m.ballot)

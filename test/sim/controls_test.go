@@ -49,12 +49,17 @@ var negativeControls = []struct {
 	// (9) A rescan that skips keys agreeing on qa − 1 members of the
 	// joint accept set instead of qa (round.Skip).
 	{"SkipBelowAcceptQuorum", func(s uint64) Options { return NewOptions(s, Faults{SkipBelowAcceptQuorum: true}) }},
-	// Not a control but a finding (see AcceptNackNeedsLowerAccepted):
-	// with duplicated accept requests, counting every accept refusal as
-	// definite reports acknowledged-elsewhere writes as failed.
+	// (10) Accepts refused for a stale epoch or as not admitted counted
+	// as definite failures, as proposer/batch.go did (defect F4): with
+	// duplicated accepts around epoch switches, a chosen write is reported
+	// as failed and retried, so it is applied twice.
+	// Scripted (StaleDuplicate): random seeds rarely lose every reply of
+	// an accept and duplicate it across an epoch switch.
+	{"StaleRefusalDefinite", func(s uint64) Options { return StaleDuplicate(s, Faults{StaleRefusalDefinite: true}) }},
+	// (11) Every accept refusal counted as definite, whatever the
+	// acceptor had accepted (round.TestRefusalOfDuplicateAccept).
 	{"RefusalAlwaysDefinite", func(s uint64) Options {
-		o := NewOptions(s, Faults{})
-		o.AcceptNackNeedsLowerAccepted = false
+		o := NewOptions(s, Faults{RefusalAlwaysDefinite: true})
 		o.Net.Duplicate = 0.3
 		return o
 	}},

@@ -327,14 +327,7 @@ func (o *operator) receive(m *message) {
 		if att.w == nil || att.w.Phase() != round.Accepting {
 			return
 		}
-		r := round.Ack
-		if !m.ok {
-			r = round.Nack
-		}
-		if r == round.Nack && o.w.opts.AcceptNackNeedsLowerAccepted {
-			r = round.Refusal(att.w.Ballot(), m.accepted)
-		}
-		att.w.OnAccept(m.incarnation, r, m.conflict)
+		att.w.OnAccept(m.incarnation, o.w.acceptReply(att.w.Ballot(), m), m.conflict)
 		o.rescanProgress()
 	}
 }

@@ -294,6 +294,25 @@ func (p *proposer) arm(att *attempt, phase round.Phase) {
 	})
 }
 
+// acceptReply classifies an acceptor's answer to an accept at ballot with
+// round.ClassifyAccept, from what the real wire carries: the proposer's
+// batcher and this simulation share the rule. The faults StaleRefusalDefinite
+// and RefusalAlwaysDefinite put back the broken rules of the negative
+// controls.
+func (w *world) acceptReply(ballot register.Ballot, m *message) round.Reply {
+	refusedWhole := m.stale || m.notAdmitted
+	switch f := w.opts.Faults; {
+	case m.ok:
+	case f.RefusalAlwaysDefinite, f.StaleRefusalDefinite && refusedWhole:
+		return round.Nack
+	}
+	a := round.AcceptAnswer{OK: m.ok}
+	if !m.ok && !refusedWhole {
+		a.Conflict, a.Accepted = true, m.accepted
+	}
+	return round.ClassifyAccept(ballot, a)
+}
+
 func (p *proposer) receive(m *message) {
 	if !p.up {
 		return
@@ -329,9 +348,7 @@ func (p *proposer) receive(m *message) {
 		if att.w.Phase() != round.Accepting {
 			return
 		}
-		if reply == round.Nack && p.w.opts.AcceptNackNeedsLowerAccepted {
-			reply = round.Refusal(att.w.Ballot(), m.accepted)
-		}
+		reply = p.w.acceptReply(att.w.Ballot(), m)
 		p.w.note("accept reply "+p.name+" "+m.from+" "+m.key, uint64(reply), att.round, m.accepted.Counter)
 		att.w.OnAccept(m.incarnation, reply, m.conflict)
 		p.writeProgress(att)

@@ -97,11 +97,10 @@ func LostPromise(seed uint64, f Faults) Options {
 		Duration: 400, Drain: 1200,
 		Timeout: 300, Backoff: 10, OperatorTick: 1,
 		MaxTries: 3, MaxBatch: 1, CacheSize: 16,
-		AcceptNackNeedsLowerAccepted: true,
-		PromiseFloorStep:             uint64(1 + r.IntN(20)),
-		LoseUnsynced:                 1,
-		Net:                          NetFaults{MaxDelay: 2},
-		Faults:                       f,
+		PromiseFloorStep: uint64(1 + r.IntN(20)),
+		LoseUnsynced:     1,
+		Net:              NetFaults{MaxDelay: 2},
+		Faults:           f,
 	}
 	casAt := int64(6 + r.IntN(8))
 	down := int64(10 + r.IntN(30))
@@ -151,4 +150,53 @@ func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) {
 	w.stats.Ops++
 	w.note("call "+p.name+" "+key+" "+val, uint64(kind))
 	p.submit(o)
+}
+
+// StaleDuplicate returns the options of a scripted run aimed at the
+// classification of accept refusals (round.ClassifyAccept, defect F4):
+// acceptors a1..a3, one key, two proposers.
+//
+//   - p1 compare-and-swaps the absent key to x. Its accept lands on every
+//     acceptor, and every reply is lost.
+//   - The operator then adds a4: the joint epoch reaches a1..a3.
+//   - A duplicate of p1's accept reaches each acceptor after the switch and
+//     is refused for its stale epoch. Counted as definite failures, the
+//     three refusals make p1 retry a CAS that was chosen: the retry finds x
+//     and reports the CAS failed, which no order explains once p2 reads x.
+//     Counted as lost replies, p1's outcome is unknown or settled, and the
+//     history is linearizable.
+//
+// The seed draws when the duplicates arrive.
+func StaleDuplicate(seed uint64, f Faults) Options {
+	r := rand.New(rand.NewPCG(seed, 0x64757073))
+	o := Options{
+		Seed: seed, Acceptors: 3, MinMembers: 3, MaxMembers: 4,
+		Proposers: 2, Clients: 1, Keys: 1,
+		Duration: 600, Drain: 1200,
+		Timeout: 400, Backoff: 10, OperatorTick: 1,
+		MaxTries: 3, MaxBatch: 1, CacheSize: 16, SettleUnknown: true,
+		Net:    NetFaults{MaxDelay: 2},
+		Faults: f,
+	}
+	dupDelay := int64(60 + r.IntN(80))
+	o.Scenario = func(w *world) {
+		p1, p2 := w.proposers[0], w.proposers[1]
+		a4 := w.addAcceptor()
+		landed := map[string]bool{}
+		w.served = func(a *acceptor, m, reply *message) {
+			if m.kind != mAccept || m.from != p1.name || landed[a.name] || !reply.ok {
+				return
+			}
+			landed[a.name] = true
+			reply.to = "" // the reply is lost: no node has that name
+			dup := *m
+			w.after(dupDelay, func() { w.deliver(&dup) })
+			if len(landed) == 3 {
+				w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Add, node: a4.name})
+			}
+		}
+		w.scriptCAS(p1, "k0", "", "x")
+		w.after(dupDelay+400, func() { w.scriptOp(p2, opGet, "k0", "") })
+	}
+	return o
 }

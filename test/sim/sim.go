@@ -57,6 +57,14 @@ type Faults struct {
 	// ballot agrees on qa − 1 members of the joint accept set, one short
 	// of round.Skip's rule (control 9).
 	SkipBelowAcceptQuorum bool
+	// StaleRefusalDefinite counts an accept refused for a stale epoch or
+	// as not admitted as a definite failure, as proposer/batch.go did
+	// before it used round.ClassifyAccept (control 10, defect F4): a
+	// duplicate of an accept that landed is then reported as failed.
+	StaleRefusalDefinite bool
+	// RefusalAlwaysDefinite counts every accept refusal as a definite
+	// failure, whatever the acceptor's accepted ballot (control 11).
+	RefusalAlwaysDefinite bool
 }
 
 // NetFaults are the network's misbehaviours; probabilities per message.
@@ -121,11 +129,6 @@ type Options struct {
 	// the keys whose accepted ballot agrees on qa members of the joint
 	// accept set (round.Skip).
 	NoRescanSkip bool
-	// AcceptNackNeedsLowerAccepted counts an accept refusal as definite
-	// only when the acceptor's accepted ballot is below the attempt's;
-	// otherwise as a lost reply (a duplicate of the accept may have
-	// landed).
-	AcceptNackNeedsLowerAccepted bool
 	// SettleUnknown retries a change whose attempt ended Unknown, like
 	// the real proposer: it keeps the attempt's proposal, prepares with a
 	// fresh ballot (never 1RTT) and lets round.Settle decide: finish its
@@ -180,8 +183,6 @@ func NewOptions(seed uint64, f Faults) Options {
 		OneRTT:       r.IntN(4) != 0,
 		QuorumReads:  r.IntN(4) != 0,
 		NoRescanSkip: r.IntN(4) == 0,
-		// Required under duplication: see round.TestRefusalOfDuplicateAccept.
-		AcceptNackNeedsLowerAccepted: true,
 		Net: NetFaults{
 			RequestLoss:  pick(0, 0.02, 0.05, 0.1),
 			ReplyLoss:    pick(0, 0.02, 0.05, 0.1),
