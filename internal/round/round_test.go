@@ -2,6 +2,7 @@ package round
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/kshaka-io/kshaka/membership"
@@ -574,5 +575,18 @@ func TestClockAt(t *testing.T) {
 	}
 	if got := NewClock(7).Next(); got.Counter != 1 {
 		t.Fatalf("NewClock starts at %v, want counter 1", got)
+	}
+}
+
+// TestClockNeverWraps: a clock at the top of the counter space must fail,
+// never wrap to a ballot below the ones it issued (DESIGN §2.1).
+func TestClockNeverWraps(t *testing.T) {
+	c := NewClockAt(7, math.MaxUint64-1)
+	last := c.Next()
+	if last.Counter != math.MaxUint64 {
+		t.Fatalf("first ballot = %v, want counter 2^64-1", last)
+	}
+	if next := c.Next(); !last.Less(next) {
+		t.Fatalf("Next() after %v returned %v: the clock wrapped", last, next)
 	}
 }
