@@ -2,6 +2,7 @@ package acceptor
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"math"
 	"strings"
@@ -86,18 +87,80 @@ func TestFarFutureBallotIsRefused(t *testing.T) {
 		}
 	}
 
-	// After a restart every key, old or new, is writable at the wall clock.
+	// After a restart every key, old or new, is writable at the wall clock:
+	// a prepare there is refused at most once, by the restart floor, which
+	// is close to the clock, and the proposer's next ballot above it wins.
 	n.restart()
 	for i, key := range []string{"seed", "victim", "fine", "other"} {
 		bal := b(wallCounter(), uint64(10+i))
 		pr, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Items: []*kshakav1.PrepareItem{prep(key, bal)}})
-		if err != nil || !pr.Results[0].Ok {
-			t.Errorf("after the restart, prepare %s at %v: %v, %v", key, bal, pr, err)
+		if err != nil {
+			t.Errorf("after the restart, prepare %s at %v: %v", key, bal, err)
 			continue
+		}
+		if !pr.Results[0].Ok {
+			conflict := kshakav1.BallotFromProto(pr.Results[0].Conflict)
+			if limit := wallCounter() + uint64(DefaultMaxBallotLead.Microseconds()); conflict.Counter >= limit {
+				t.Errorf("after the restart, prepare %s at %v is refused with conflict %v, beyond the lead of the clock", key, bal, conflict)
+				continue
+			}
+			bal = b(conflict.Counter+1, uint64(10+i))
+			if pr, err = n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Items: []*kshakav1.PrepareItem{prep(key, bal)}}); err != nil || !pr.Results[0].Ok {
+				t.Errorf("after the restart, prepare %s at %v, above the conflict: %v, %v", key, bal, pr, err)
+				continue
+			}
 		}
 		ar, err := n.data.Accept(ctx, &kshakav1.AcceptRequest{Epoch: 1, Items: []*kshakav1.AcceptItem{acc(key, bal, val(9, "after"), nil)}})
 		if err != nil || !ar.Results[0].Ok {
 			t.Errorf("after the restart, accept %s at %v: %v, %v", key, bal, ar, err)
 		}
+	}
+}
+
+// TestBallotLeadUsesTheAcceptorsClock: the bound is the injected clock plus
+// MaxBallotLead, to the microsecond, and the refusal names that clock.
+func TestBallotLeadUsesTheAcceptorsClock(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 40, 0, 0, time.UTC)
+	opts := testOptions(t)
+	opts.Now = func() time.Time { return at }
+	opts.MaxBallotLead = time.Minute
+	n := startAdmitted(t, opts)
+	ctx := context.Background()
+	limit := uint64(at.UnixMicro() + time.Minute.Microseconds())
+
+	r, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Items: []*kshakav1.PrepareItem{prep("k", b(limit, 1))}})
+	if err != nil || !r.Results[0].Ok {
+		t.Fatalf("prepare at the limit: %v, %v", r, err)
+	}
+	_, err = n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 1, Items: []*kshakav1.PrepareItem{prep("k", b(limit+1, 1))}})
+	wantCode(t, err, codes.InvalidArgument)
+	want := "counter 1796290860000001 is 1m0.000001s ahead of this acceptor's clock (2026-12-03T09:40:00Z, counter 1796290800000000); " +
+		"at most 1m0s is allowed: check the clock of the proposer that sent it"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+// TestFloorNeverSaturates: a floor raise that would pass 2^64-1 refuses the
+// request instead of clamping, commits nothing and leaves the acceptor in
+// service. (Validation keeps counters within the lead, so only a direct call
+// reaches it.)
+func TestFloorNeverSaturates(t *testing.T) {
+	n := startAdmitted(t, testOptions(t))
+	floor := n.floorOnDisk()
+	batch := n.acc.store.db.NewBatch()
+	defer batch.Close()
+	if err := batch.Set(storageKey(nil, []byte("k")), []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	err := n.acc.commitPromises(batch, math.MaxUint64-DefaultPromiseFloorStep+1)
+	if !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("commitPromises near 2^64-1 = %v, want ErrInvalidRequest", err)
+	}
+	if got := n.floorOnDisk(); got != floor || n.acc.floor.durable.Load() != floor {
+		t.Fatalf("floor moved from %d to %d (in memory %d)", floor, got, n.acc.floor.durable.Load())
+	}
+	if len(n.contents()) != 0 || n.acc.Err() != nil {
+		t.Fatalf("contents %v, acceptor error %v", n.contents(), n.acc.Err())
 	}
 }
