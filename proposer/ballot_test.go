@@ -2,7 +2,9 @@ package proposer_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -101,6 +104,41 @@ func TestFixedIDNeverReissuesABallot(t *testing.T) {
 	for bal, first := range sent[0].all {
 		if second, ok := sent[1].all[bal]; ok {
 			t.Errorf("ballot %v was issued by both clients with ID 42: first in %v, then in %v", bal, first, second)
+		}
+	}
+}
+
+// TestFarAheadConflictFailsOnlyThatKey: a key holding a ballot more than
+// MaxBallotLead ahead of the client's clock (here accepted by acceptors
+// whose clocks run an hour ahead) fails with an error that says so, and the
+// client does not follow it: its other keys go on at ordinary ballots, which
+// acceptors with right clocks would take. Before ballots were bounded, one
+// such conflict moved the counter of every key (DESIGN §2.1).
+func TestFarAheadConflictFailsOnlyThatKey(t *testing.T) {
+	cl := acceptortest.StartClusterWith(t, 3, func(_ int, o *acceptor.Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	})
+	ahead := register.Ballot{Counter: uint64(time.Now().Add(30 * time.Minute).UnixMicro()), Proposer: 1}
+	prepareEverywhere(t, cl, "far", ahead)
+
+	var sent sentBallots
+	c := newClient(t, cl.Addrs(), func(cfg *proposer.Config) {
+		cfg.MaxRetries = 2
+		cfg.DialOptions = []grpc.DialOption{sent.dialOption()}
+	})
+	_, err := c.Put(ctxT(t), []byte("far"), []byte("v"))
+	if !errors.Is(err, proposer.ErrNoQuorum) || !strings.Contains(err.Error(), `key "far" holds a ballot this client will not follow`) ||
+		!strings.Contains(err.Error(), "ahead of this proposer's clock") {
+		t.Fatalf("Put(far) = %v; want ErrNoQuorum saying the key's ballot is too far ahead of the proposer's clock", err)
+	}
+	t.Logf("Put(far): %v", err)
+	mustPut(t, c, "near", "v")
+	limit := uint64(time.Now().Add(register.DefaultMaxLead).UnixMicro())
+	sent.mu.Lock()
+	defer sent.mu.Unlock()
+	for bal, what := range sent.all {
+		if bal.Counter > limit {
+			t.Errorf("the client followed the far ballot: it sent %v in %v", bal, what)
 		}
 	}
 }

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// A counter that starts at the wall clock keeps ballots new even when
 	// a fixed Config.ID is reused after a restart.
-	c.clock.c = round.NewClockAt(cfg.ID, uint64(time.Now().UnixMicro()))
+	c.clock.c = round.NewWallClock(cfg.ID, time.Now, cfg.MaxBallotLead)
 	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
 	c.conf.cfg = mc
 	c.net.conns = map[string]*grpc.ClientConn{}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // Limits the acceptors enforce by default. The client refuses larger input
@@ -72,6 +73,13 @@ type Config struct {
 	// clock in microseconds, above anything the earlier client issued,
 	// provided the clock did not go back.
 	ID uint64
+	// MaxBallotLead bounds how far the client fast-forwards its ballot
+	// counter: not to a ballot more than this ahead of its wall clock in
+	// microseconds (DESIGN §2.1). A key holding such a ballot fails with an
+	// error that says so (check the clocks) instead of pushing the one
+	// counter of every key out of the acceptors' bounds. Match the
+	// acceptors' --max-ballot-lead. Default 10 minutes.
+	MaxBallotLead time.Duration
 	// AdminToken, if set, is sent as a bearer token with GetConfig.
 	AdminToken string
 	// Events receives optional callbacks for metrics and tracing.
@@ -140,6 +148,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
+	if c.MaxBallotLead == 0 {
+		c.MaxBallotLead = register.DefaultMaxLead
+	}
 	return c
 }
 
@@ -159,6 +170,9 @@ func (c Config) validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("negative request timeout %v", c.RequestTimeout))
+	}
+	if c.MaxBallotLead < 0 {
+		errs = append(errs, fmt.Errorf("negative max ballot lead %v", c.MaxBallotLead))
 	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("negative max batch %d", c.MaxBatch))
