@@ -106,6 +106,14 @@ func TestFixedIDNeverReissuesABallot(t *testing.T) {
 			t.Errorf("ballot %v was issued by both clients with ID 42: first in %v, then in %v", bal, first, second)
 		}
 	}
+	// The configured ID still shows, in the top 16 bits of the proposer ID.
+	for i := range sent {
+		for bal := range sent[i].all {
+			if bal.Proposer>>48 != 42 {
+				t.Errorf("client %d sent ballot %v, whose proposer ID does not start with the configured ID 42 (0x2a)", i, bal)
+			}
+		}
+	}
 }
 
 // TestFarAheadConflictFailsOnlyThatKey: a key holding a ballot more than
