@@ -79,7 +79,7 @@ func Open(opts Options) (*Acceptor, error) {
 	}
 	a := &Acceptor{
 		opts:   opts,
-		limits: limits{maxKey: opts.MaxKeySize, maxValue: opts.MaxValueSize, maxItems: opts.MaxBatchItems},
+		limits: limits{maxKey: opts.MaxKeySize, maxValue: opts.MaxValueSize, maxItems: opts.MaxBatchItems, lead: opts.MaxBallotLead},
 		log:    opts.Logger,
 		locks:  newStripes(opts.LockStripes),
 		health: health.NewServer(),
@@ -155,6 +155,11 @@ func (a *Acceptor) loadOrCreateMeta() error {
 	floor, err := a.store.loadFloor()
 	if err != nil {
 		return err
+	}
+	if now := a.opts.Now(); register.CheckLead(floor, now, a.opts.MaxBallotLead, "") != nil {
+		a.log.Warn("the durable promise floor is far ahead of this acceptor's clock: every ballot below it is refused "+
+			"until the clocks catch up (the store took a far-future ballot before ballots were bounded)",
+			"floor", floor, "clock", register.ClockCounter(now), "maxBallotLead", a.opts.MaxBallotLead)
 	}
 	a.floor.restart = register.Ballot{Counter: floor}
 	a.floor.durable.Store(floor)
@@ -344,7 +349,10 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 		}
 	}
 	if b.Count() > 0 {
-		if err := commit(b); err != nil {
+		switch err := commit(b); {
+		case errors.Is(err, ErrInvalidRequest):
+			return err // refused before anything was committed
+		case err != nil:
 			return a.storageErr(err)
 		}
 		a.keyCount.Add(created)
@@ -355,7 +363,7 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 }
 
 func (a *Acceptor) prepare(epoch uint64, ops []prepareOp) ([]prepareOutcome, error) {
-	if err := a.limits.checkPrepare(ops); err != nil {
+	if err := a.limits.checkPrepare(ops, a.opts.Now()); err != nil {
 		return nil, err
 	}
 	out := make([]prepareOutcome, len(ops))
@@ -385,7 +393,10 @@ func (a *Acceptor) prepare(epoch uint64, ops []prepareOp) ([]prepareOutcome, err
 // this process or machine dies before the next sync, the promises may be
 // lost, and the restart floor keeps them instead. At or above the floor,
 // the batch raises the floor to highest+PromiseFloorStep and commits with
-// Sync; raises are serialized so that the floor on disk only grows.
+// Sync; raises are serialized so that the floor on disk only grows. The
+// floor never saturates (DESIGN §2.2): a raise past 2^64-1 refuses the
+// request with ErrInvalidRequest and commits nothing. Validation keeps
+// counters within MaxBallotLead of the clock, so that cannot happen.
 func (a *Acceptor) commitPromises(b *pebble.Batch, highest uint64) error {
 	if highest < a.floor.durable.Load() {
 		return a.store.commitNoSync(b)
@@ -395,10 +406,11 @@ func (a *Acceptor) commitPromises(b *pebble.Batch, highest uint64) error {
 	if highest < a.floor.durable.Load() {
 		return a.store.commitNoSync(b)
 	}
-	floor := highest + a.opts.PromiseFloorStep
-	if floor < highest { // overflow: the counter space is exhausted anyway
-		floor = math.MaxUint64
+	if highest > math.MaxUint64-a.opts.PromiseFloorStep {
+		return fmt.Errorf("%w: ballot counter %d leaves no room to raise the promise floor by %d",
+			ErrInvalidRequest, highest, a.opts.PromiseFloorStep)
 	}
+	floor := highest + a.opts.PromiseFloorStep
 	if err := b.Set(metaFloor, binary.BigEndian.AppendUint64(nil, floor), nil); err != nil {
 		return fmt.Errorf("while preparing the promise floor: %w", err)
 	}
@@ -410,7 +422,7 @@ func (a *Acceptor) commitPromises(b *pebble.Batch, highest uint64) error {
 }
 
 func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error) {
-	if err := a.limits.checkAccept(ops); err != nil {
+	if err := a.limits.checkAccept(ops, a.opts.Now()); err != nil {
 		return nil, err
 	}
 	out := make([]acceptOutcome, len(ops))

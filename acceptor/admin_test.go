@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/grpc/codes"
@@ -184,6 +185,18 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := Open(Options{}); !errors.Is(err, ErrOptions) {
 		t.Errorf("Open(Options{}) = %v", err)
+	}
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Dir: "/x", MaxBallotLead: -time.Second}, "MaxBallotLead -1s must be at least 1µs"},
+		{Options{Dir: "/x", MaxBallotLead: time.Second, PromiseFloorStep: 1_000_001}, "PromiseFloorStep 1000001 is more than MaxBallotLead 1s"},
+	} {
+		tc.o.EnsureDefaults()
+		if err := tc.o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() = %v; does not say %q", err, tc.want)
+		}
 	}
 	good := Options{Dir: "/x", FS: vfs.NewMem()}
 	good.EnsureDefaults()

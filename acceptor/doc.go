@@ -16,16 +16,23 @@
 //     (F, 0), so any promise the last life made and the disk lost is still
 //     kept: a ballot at or below it is refused and the proposers
 //     fast-forward past F. Accepts, and the 1RTT promise they carry, are
-//     always synced. This takes the fsync out of the prepare phase.
+//     always synced. This takes the fsync out of the prepare phase. F never
+//     saturates: a raise past 2^64-1 would refuse the request.
+//   - Bounded ballots (DESIGN §2.1). A ballot counter, or an accept's next
+//     ballot counter, more than Options.MaxBallotLead (default ten minutes)
+//     ahead of the acceptor's clock in microseconds is refused as malformed
+//     input (below), so no single request can move a key's promise or the
+//     floor out of the proposers' reach.
 //   - Per-key mutual exclusion. A request holds the striped locks of all its
 //     keys (taken in ascending stripe order) from reading the records until
 //     the reply is built, so it never answers from an accepted value that is
 //     visible in Pebble but not yet synced.
 //   - All or nothing on input. A request is validated whole before storage is
 //     touched; malformed input (empty or oversized keys, oversized values,
-//     invalid ballots, a next ballot not above the ballot, oversized batches,
-//     duplicate keys, missing values) is refused with ErrInvalidRequest
-//     (INVALID_ARGUMENT) and nothing is written.
+//     invalid ballots, ballots too far ahead of the clock, a next ballot not
+//     above the ballot, oversized batches, duplicate keys, missing values)
+//     is refused whole with ErrInvalidRequest (INVALID_ARGUMENT) and
+//     nothing is written.
 //   - Fencing. A request whose epoch is lower than the installed
 //     configuration's is refused whole with that configuration
 //     (StaleEpochError; `stale_config` on the wire). Configuration changes

@@ -11,7 +11,8 @@ import (
 // them with errors.Is.
 var (
 	// ErrInvalidRequest is wrapped by every refusal of malformed input:
-	// empty or oversized keys and values, invalid ballots, oversized batches,
+	// empty or oversized keys and values, invalid ballots or ballots more
+	// than MaxBallotLead ahead of the acceptor's clock, oversized batches,
 	// duplicate keys, missing values. Nothing was written. (INVALID_ARGUMENT)
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrOutOfService is wrapped by every refusal after a storage error: the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -45,6 +47,8 @@ func TestBadInput(t *testing.T) {
 		{"prepare: zero ballot", []*kshakav1.PrepareItem{prep("a", b(0, 0))}, nil, nil, "ballot 0.0 is missing or invalid"},
 		{"prepare: proposer 0", []*kshakav1.PrepareItem{prep("a", b(3, 0))}, nil, nil, "missing or invalid"},
 		{"prepare: counter 0", []*kshakav1.PrepareItem{prep("a", b(0, 3))}, nil, nil, "missing or invalid"},
+		{"prepare: counter too far ahead", []*kshakav1.PrepareItem{goodPrep("a"), prep("b", b(math.MaxUint64, 1))}, nil, nil,
+			"item 1: ballot 18446744073709551615.1: counter 18446744073709551615 is 1.84e+13 s ahead of this acceptor's clock"},
 		{"prepare: duplicate keys", []*kshakav1.PrepareItem{goodPrep("a"), goodPrep("b"), goodPrep("a")}, nil, nil, `item 2: key "a" repeats item 0`},
 		{"prepare: too many items", []*kshakav1.PrepareItem{goodPrep("a"), goodPrep("b"), goodPrep("c"), goodPrep("d"), goodPrep("e")}, nil, nil, "5 items, more than the limit of 4"},
 		{"accept: empty key", nil, []*kshakav1.AcceptItem{good("a"), acc("", b(5, 1), val(1, "x"), nil)}, nil, "key is empty"},
@@ -56,6 +60,10 @@ func TestBadInput(t *testing.T) {
 		{"accept: next equal to ballot", nil, []*kshakav1.AcceptItem{acc("a", b(5, 1), val(1, "x"), b(5, 1))}, nil, "next ballot 5.1 must be higher than ballot 5.1"},
 		{"accept: next below ballot", nil, []*kshakav1.AcceptItem{acc("a", b(5, 1), val(1, "x"), b(4, 9))}, nil, "must be higher"},
 		{"accept: next with proposer 0", nil, []*kshakav1.AcceptItem{acc("a", b(5, 1), val(1, "x"), b(6, 0))}, nil, "next ballot 6.0 is missing or invalid"},
+		{"accept: counter too far ahead", nil, []*kshakav1.AcceptItem{good("a"), acc("b", b(math.MaxUint64, 1), val(1, "x"), nil)}, nil,
+			"item 1: ballot 18446744073709551615.1: counter 18446744073709551615 is 1.84e+13 s ahead"},
+		{"accept: next too far ahead", nil, []*kshakav1.AcceptItem{acc("a", b(5, 1), val(1, "x"), b(math.MaxUint64, 1))}, nil,
+			"item 0: next ballot 18446744073709551615.1: counter 18446744073709551615 is 1.84e+13 s ahead of this acceptor's clock"},
 		{"accept: tombstone with data", nil, []*kshakav1.AcceptItem{acc("a", b(5, 1), &kshakav1.Value{Version: 2, Tombstone: true, Data: []byte("x")}, nil)}, nil, "tombstone"},
 		{"accept: duplicate keys", nil, []*kshakav1.AcceptItem{good("a"), good("a")}, nil, "repeats"},
 		{"accept: too many items", nil, []*kshakav1.AcceptItem{good("a"), good("b"), good("c"), good("d"), good("e")}, nil, "more than the limit of 4"},
@@ -119,7 +127,7 @@ func TestProblemsBounded(t *testing.T) {
 	for i := range ops {
 		ops[i] = prepareOp{Key: []byte(fmt.Sprint(i))}
 	}
-	err := limits{maxKey: 10, maxValue: 10, maxItems: 1000}.checkPrepare(ops)
+	err := limits{maxKey: 10, maxValue: 10, maxItems: 1000}.checkPrepare(ops, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "and 90 more") {
 		t.Fatalf("err = %v", err)
 	}

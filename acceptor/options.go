@@ -11,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // Defaults of Options. Sizes are in bytes.
@@ -30,6 +32,7 @@ const (
 	DefaultMaxOpenFiles                = 4096
 	DefaultBytesPerSync                = 512 << 10
 	DefaultPromiseFloorStep            = 1 << 20
+	DefaultMaxBallotLead               = register.DefaultMaxLead // ten minutes
 
 	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
 	// storage key adds a prefix byte.
@@ -122,8 +125,22 @@ type Options struct {
 	// below the durable floor are written without a sync; after a restart the
 	// acceptor refuses every ballot up to the floor (see doc.go). A larger
 	// step means fewer synced prepares and a larger jump of the proposers'
-	// counters after a restart. Default 1<<20.
+	// counters after a restart. Default 1<<20. At most MaxBallotLead in
+	// microseconds: proposers jump past the floor after a restart, and a
+	// jump past the lead would be refused.
 	PromiseFloorStep uint64
+
+	// MaxBallotLead bounds ballots (DESIGN §2.1): a prepare or accept whose
+	// ballot counter, or whose accept's next ballot counter, is more than
+	// MaxBallotLead ahead of Now in microseconds is refused with
+	// ErrInvalidRequest (INVALID_ARGUMENT) and nothing written, so that no
+	// single request can push a key's promise, or the promise floor, out of
+	// reach of the proposers' clocks. It must exceed the skew between the
+	// proposers' clocks and this acceptor's. Default ten minutes.
+	MaxBallotLead time.Duration
+	// Now is the acceptor's wall clock, for MaxBallotLead. nil: time.Now.
+	// Tests inject a fixed clock.
+	Now func() time.Time
 }
 
 // EnsureDefaults fills in the zero fields with their defaults.
@@ -146,6 +163,10 @@ func (o *Options) EnsureDefaults() {
 	setDefault(&o.MaxConcurrentCompactions, min(3, runtime.GOMAXPROCS(0)))
 	setDefault(&o.BytesPerSync, DefaultBytesPerSync)
 	setDefault(&o.PromiseFloorStep, DefaultPromiseFloorStep)
+	setDefault(&o.MaxBallotLead, DefaultMaxBallotLead)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -215,6 +236,13 @@ func (o *Options) Validate() error {
 	}
 	if o.WALMinSyncInterval < 0 {
 		bad("WALMinSyncInterval %v is negative", o.WALMinSyncInterval)
+	}
+	switch lead := o.MaxBallotLead; {
+	case lead < time.Microsecond:
+		bad("MaxBallotLead %v must be at least 1µs", lead)
+	case o.PromiseFloorStep > uint64(lead.Microseconds()):
+		bad("PromiseFloorStep %d is more than MaxBallotLead %v (%d µs): proposers jump past the floor after a restart, "+
+			"and a jump past the lead would be refused", o.PromiseFloorStep, lead, lead.Microseconds())
 	}
 	return errors.Join(errs...)
 }

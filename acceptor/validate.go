@@ -3,6 +3,7 @@ package acceptor
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kshaka-io/kshaka/register"
 )
@@ -72,9 +73,11 @@ func (p *problems) err() error {
 	return fmt.Errorf("%w: %s", ErrInvalidRequest, msg)
 }
 
-// limits are the request limits of Options.
+// limits are the request limits of Options. lead is MaxBallotLead: a ballot
+// counter more than lead ahead of the acceptor's clock is refused.
 type limits struct {
 	maxKey, maxValue, maxItems int
+	lead                       time.Duration
 }
 
 // checkKeys checks the batch size, each key's size and that no key repeats.
@@ -102,33 +105,41 @@ func (l limits) checkKeys(p *problems, n int, key func(i int) []byte) {
 	}
 }
 
-func checkBallot(p *problems, i int, what string, b register.Ballot) {
+// checkBallot checks that b is a ballot a proposer can send, at most
+// l.lead ahead of the acceptor's clock, which read now (DESIGN §2.1).
+func (l limits) checkBallot(p *problems, i int, what string, b register.Ballot, now time.Time) {
 	if !b.Valid() {
 		p.add("item %d: %s %v is missing or invalid (counter and proposer must be non-zero)", i, what, b)
+		return
+	}
+	if err := register.CheckLead(b.Counter, now, l.lead, "this acceptor's"); err != nil {
+		p.add("item %d: %s %v: %v: check the clock of the proposer that sent it", i, what, b, err)
 	}
 }
 
-func (l limits) checkPrepare(ops []prepareOp) error {
+// checkPrepare validates a prepare whole; now is the acceptor's clock.
+func (l limits) checkPrepare(ops []prepareOp, now time.Time) error {
 	var p problems
 	l.checkKeys(&p, len(ops), func(i int) []byte { return ops[i].Key })
 	if len(ops) <= l.maxItems {
 		for i, op := range ops {
-			checkBallot(&p, i, "ballot", op.Ballot)
+			l.checkBallot(&p, i, "ballot", op.Ballot, now)
 		}
 	}
 	return p.err()
 }
 
-func (l limits) checkAccept(ops []acceptOp) error {
+// checkAccept validates an accept whole; now is the acceptor's clock.
+func (l limits) checkAccept(ops []acceptOp, now time.Time) error {
 	var p problems
 	l.checkKeys(&p, len(ops), func(i int) []byte { return ops[i].Key })
 	if len(ops) > l.maxItems {
 		return p.err()
 	}
 	for i, op := range ops {
-		checkBallot(&p, i, "ballot", op.Ballot)
+		l.checkBallot(&p, i, "ballot", op.Ballot, now)
 		if !op.Next.IsZero() {
-			checkBallot(&p, i, "next ballot", op.Next)
+			l.checkBallot(&p, i, "next ballot", op.Next, now)
 			if op.Next.Compare(op.Ballot) <= 0 {
 				p.add("item %d: next ballot %v must be higher than ballot %v", i, op.Next, op.Ballot)
 			}

@@ -97,12 +97,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	for cfg.ID == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("while picking a proposer ID: %w", err)
-		}
-		cfg.ID = binary.LittleEndian.Uint64(b[:])
+	id, err := proposerID(cfg.ID)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg)}
 	mc, err := discover(ctx, cfg, c.dialOpts)
@@ -110,15 +107,43 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	// A counter that starts at the wall clock keeps ballots new even when
-	// a fixed Config.ID is reused after a restart.
-	c.clock.c = round.NewClockAt(cfg.ID, uint64(time.Now().UnixMicro()))
+	// The ID is new for every client, so its ballots are too, whatever an
+	// earlier client with the same Config.ID issued (DESIGN §2.1).
+	c.clock.c = round.NewWallClock(id, time.Now, cfg.MaxBallotLead)
 	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
 	c.conf.cfg = mc
 	c.net.conns = map[string]*grpc.ClientConn{}
 	c.net.batchers = map[batcherKey]*batcher{}
 	c.keys.m = map[string]*keyQueue{}
 	return c, nil
+}
+
+// configuredIDBits is how many of a configured Config.ID's low bits go into
+// the top of the proposer ID; the rest of the ID is random.
+const configuredIDBits = 16
+
+// proposerID picks the proposer ID of a new client (DESIGN §2.1): 64 random
+// bits, or, with a configured ID, the configured ID's low 16 bits in the
+// top 16 bits (so ballots show which configured client issued them) over 48
+// random bits. It is never 0. A configured ID is never used alone: a client
+// restarted with the same configuration could otherwise reissue a ballot of
+// its previous life, whose counter Observe may have moved ahead of the wall
+// clock.
+func proposerID(configured uint64) (uint64, error) {
+	const randomBits = 64 - configuredIDBits
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("while picking a proposer ID: %w", err)
+		}
+		id := binary.LittleEndian.Uint64(b[:])
+		if configured != 0 {
+			id = configured<<randomBits | id&(1<<randomBits-1)
+		}
+		if id != 0 {
+			return id, nil
+		}
+	}
 }
 
 // Config returns the configuration the client uses now.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // Limits the acceptors enforce by default. The client refuses larger input
@@ -65,13 +66,23 @@ type Config struct {
 	// MaxRetries is how many times a change is retried after a definite
 	// failure (nothing was accepted). Default 10; negative means no retries.
 	MaxRetries int
-	// ID is the proposer ID in every ballot. 0 (the default) picks a random
-	// ID. Two clients running at once must never share an ID (they would
-	// issue the same ballots, which CASPaxos does not survive). A fixed ID
-	// may be reused after a restart: the ballot counter starts at the wall
-	// clock in microseconds, above anything the earlier client issued,
-	// provided the clock did not go back.
+	// ID, when not 0, is mixed into the proposer ID of the client's
+	// ballots, never used alone (DESIGN §2.1): its low 16 bits become the
+	// top 16 bits of the proposer ID, so ballots show which configured
+	// client issued them, and the other 48 bits are random, picked anew by
+	// every New. So clients never share ballots, whatever their
+	// configuration: not two running at once, and not a client restarted
+	// with the same ID, whose predecessor's counter may have run ahead of
+	// the wall clock (it fast-forwards past every conflict). 0 (the
+	// default): all 64 bits are random.
 	ID uint64
+	// MaxBallotLead bounds how far the client fast-forwards its ballot
+	// counter: not to a ballot more than this ahead of its wall clock in
+	// microseconds (DESIGN §2.1). A key holding such a ballot fails with an
+	// error that says so (check the clocks) instead of pushing the one
+	// counter of every key out of the acceptors' bounds. Match the
+	// acceptors' --max-ballot-lead. Default 10 minutes.
+	MaxBallotLead time.Duration
 	// AdminToken, if set, is sent as a bearer token with GetConfig.
 	AdminToken string
 	// Events receives optional callbacks for metrics and tracing.
@@ -140,6 +151,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
+	if c.MaxBallotLead == 0 {
+		c.MaxBallotLead = register.DefaultMaxLead
+	}
 	return c
 }
 
@@ -159,6 +173,9 @@ func (c Config) validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("negative request timeout %v", c.RequestTimeout))
+	}
+	if c.MaxBallotLead < 0 {
+		errs = append(errs, fmt.Errorf("negative max ballot lead %v", c.MaxBallotLead))
 	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("negative max batch %d", c.MaxBatch))

@@ -41,9 +41,11 @@
 //
 // # Engine
 //
-//   - Ballots: one clock per client, (counter, ID); every attempt uses a
-//     ballot never used before, and the clock fast-forwards past every
-//     conflict (DESIGN §2.1).
+//   - Ballots: one clock per client, (counter, ID), with an ID picked anew
+//     for every client (Config.ID is only mixed in); every attempt uses a
+//     ballot never used before, the clock fast-forwards past every
+//     conflict up to Config.MaxBallotLead ahead of the wall clock, and it
+//     fails instead of wrapping (DESIGN §2.1).
 //   - One round trip: a successful accept carries a promise of the next
 //     ballot; the next change of that key from this client skips the
 //     prepare. The cache is bounded (LRU), each promise is used once, and a

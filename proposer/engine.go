@@ -359,8 +359,13 @@ func (c *Client) attempt(g *group) bool {
 			f(RoundInfo{Key: q.key, FastPath: fast, Changes: changes, Outcome: outcome, Duration: time.Since(start)})
 		}
 	}
+	if w == nil { // no ballot left: nothing was sent
+		done("failed", len(g.ops))
+		c.endGroup(g, g.lastErr)
+		return true
+	}
 	if w.Outcome() == round.Failed {
-		c.observe(w.Conflict())
+		c.observe(g, w.Conflict())
 		done("failed", len(g.ops))
 		return false
 	}
@@ -396,12 +401,13 @@ func (c *Client) attempt(g *group) bool {
 	}
 	var next register.Ballot
 	if c.cfg.CacheSize > 0 {
-		next = c.nextBallot()
+		// None left: no one-round-trip promise; the next prepare says why.
+		next, _ = c.nextBallot()
 	}
 	w.Propose(p.value, next)
 
 	c.accept(&cfg, g, w)
-	c.observe(w.Conflict())
+	c.observe(g, w.Conflict())
 	outcome := w.Outcome()
 	switch outcome {
 	case round.Success:
@@ -439,7 +445,8 @@ func (c *Client) attempt(g *group) bool {
 
 // prepare starts a round: a 1RTT attempt with a cached promise when one is
 // valid, else a prepare with a fresh ballot. It returns the round, whether
-// it is a fast one, and the accepted ballot of w.Current() (prepare only).
+// it is a fast one, and the accepted ballot of w.Current() (prepare only);
+// no round, with g.lastErr set, when the clock has no ballot left.
 func (c *Client) prepare(cfg *membership.Config, g *group) (w *round.Write, fast bool, m register.Ballot) {
 	q := g.q
 	e, ok := c.cacheTake(q.key)
@@ -450,7 +457,12 @@ func (c *Client) prepare(cfg *membership.Config, g *group) (w *round.Write, fast
 	if ok && !fresh && e.Epoch == cfg.Epoch {
 		return round.NewFastWrite(cfg, e.Ballot, e.Value), true, register.Ballot{}
 	}
-	w = round.NewWrite(cfg, c.nextBallot())
+	b, err := c.nextBallot()
+	if err != nil {
+		g.lastErr = err
+		return nil, false, register.Ballot{}
+	}
+	w = round.NewWrite(cfg, b)
 	targets := w.PrepareTargets()
 	ph := newPhase(len(targets))
 	for _, t := range targets {
@@ -606,19 +618,30 @@ func (c *Client) noteRoundTime(d time.Duration) {
 	}
 }
 
-func (c *Client) nextBallot() register.Ballot {
+// nextBallot returns a new ballot, or an error once the clock has none left
+// (it never wraps; a new client starts again at the wall clock).
+func (c *Client) nextBallot() (register.Ballot, error) {
 	c.clock.Lock()
 	defer c.clock.Unlock()
-	return c.clock.c.Next()
+	b, err := c.clock.c.Next()
+	if err != nil {
+		return b, fmt.Errorf("kshaka: no ballot left, create a new client: %w", err)
+	}
+	return b, nil
 }
 
-func (c *Client) observe(b register.Ballot) {
+// observe fast-forwards the clock past the conflict b of g's round. When b
+// is too far ahead of the wall clock to follow, g's attempt failed because
+// of it, which g.lastErr then says.
+func (c *Client) observe(g *group, b register.Ballot) {
 	if b.IsZero() {
 		return
 	}
 	c.clock.Lock()
 	defer c.clock.Unlock()
-	c.clock.c.Observe(b)
+	if err := c.clock.c.Observe(b); err != nil {
+		g.lastErr = fmt.Errorf("key %q holds a ballot this client will not follow (check the clocks of the acceptors and proposers): %w", g.q.key, err)
+	}
 }
 
 func (c *Client) cacheTake(key []byte) (round.CacheEntry, bool) {

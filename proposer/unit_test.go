@@ -186,3 +186,24 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("validate = %v, want ErrInvalidArgument", err)
 	}
 }
+
+// TestProposerID: a proposer ID is never 0 and new for every client; a
+// configured ID shows in its top 16 bits and is never the whole ID.
+func TestProposerID(t *testing.T) {
+	for _, configured := range []uint64{0, 1, 42, 0xffff, 1 << 16, 0xdead_0000_0000_beef} {
+		seen := map[uint64]bool{}
+		for range 100 {
+			id, err := proposerID(configured)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id == 0 || seen[id] {
+				t.Fatalf("proposerID(%x) = %x: zero or repeated", configured, id)
+			}
+			seen[id] = true
+			if configured != 0 && id>>48 != configured&0xffff {
+				t.Fatalf("proposerID(%x) = %x: top 16 bits are not the configured ID's low 16 bits", configured, id)
+			}
+		}
+	}
+}

@@ -32,6 +32,7 @@ type config struct {
 	memTableSize    uint64
 	memoryLimit     int64
 	walMinSyncIntv  time.Duration
+	maxBallotLead   time.Duration
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -67,6 +68,7 @@ var envVars = map[string]string{
 	"memtable-size":         "KSHAKA_MEMTABLE_SIZE",
 	"memory-limit":          "KSHAKA_MEMORY_LIMIT",
 	"wal-min-sync-interval": "KSHAKA_WAL_MIN_SYNC_INTERVAL",
+	"max-ballot-lead":       "KSHAKA_MAX_BALLOT_LEAD",
 	"shutdown-timeout":      "KSHAKA_SHUTDOWN_TIMEOUT",
 	"log-level":             "KSHAKA_LOG_LEVEL",
 	"log-format":            "KSHAKA_LOG_FORMAT",
@@ -96,6 +98,7 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	fs.Uint64Var(&c.memTableSize, "memtable-size", acceptor.DefaultMemTableSize, "Pebble memtable size, in bytes; usually two are resident, taken from --cache-size.")
 	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "Soft limit of the Go runtime's memory, in bytes (debug.SetMemoryLimit; Pebble's cache and memtables are Go memory in a pure-Go build). 0: --cache-size + 64 MiB, unless GOMEMLIMIT is set. Negative: no limit.")
 	fs.DurationVar(&c.walMinSyncIntv, "wal-min-sync-interval", 0, "Minimum gap between WAL fsyncs (e.g. 500us on IOPS-billed disks). 0: sync at once.")
+	fs.DurationVar(&c.maxBallotLead, "max-ballot-lead", acceptor.DefaultMaxBallotLead, "Refuse (INVALID_ARGUMENT, nothing written) a ballot whose counter is more than this ahead of this acceptor's clock in microseconds; it must exceed the clock skew between proposers and acceptors.")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled.")
 	fs.StringVar(&c.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.logFormat, "log-format", "json", "Log format: json or text.")
@@ -152,6 +155,9 @@ func (c *config) check() error {
 	}
 	if c.adminToken != "" && c.adminTokenFile != "" {
 		errs = append(errs, errors.New("set --admin-token or --admin-token-file, not both"))
+	}
+	if c.maxBallotLead <= 0 {
+		errs = append(errs, fmt.Errorf("--max-ballot-lead %v must be positive", c.maxBallotLead))
 	}
 	if c.shutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v must be positive", c.shutdownTimeout))

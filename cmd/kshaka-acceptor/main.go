@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 		CacheSize:          cfg.cacheSize,
 		MemTableSize:       cfg.memTableSize,
 		WALMinSyncInterval: cfg.walMinSyncIntv,
+		MaxBallotLead:      cfg.maxBallotLead,
 	})
 	if err != nil {
 		return err

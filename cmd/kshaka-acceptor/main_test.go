@@ -45,22 +45,24 @@ func TestParseConfig(t *testing.T) {
 		wantErr []string
 	}{
 		{"defaults", []string{"--data-dir", "/d"}, nil, func(t *testing.T, c *config) {
-			if c.listen != ":7400" || c.metricsListen != ":9400" || c.maxValueSize != 1<<20 || c.shutdownTimeout != 30*time.Second {
+			if c.listen != ":7400" || c.metricsListen != ":9400" || c.maxValueSize != 1<<20 || c.shutdownTimeout != 30*time.Second ||
+				c.maxBallotLead != 10*time.Minute {
 				t.Errorf("defaults = %+v", c)
 			}
 		}, nil},
 		{"environment", nil, map[string]string{
 			"KSHAKA_DATA_DIR": "/e", "KSHAKA_LISTEN": "127.0.0.1:1", "KSHAKA_METRICS_LISTEN": "",
 			"KSHAKA_MAX_VALUE_SIZE": "2048", "KSHAKA_ADMIN_TOKEN": "t", "KSHAKA_WAL_MIN_SYNC_INTERVAL": "500us",
+			"KSHAKA_MAX_BALLOT_LEAD": "1h",
 		}, func(t *testing.T, c *config) {
 			if c.dataDir != "/e" || c.listen != "127.0.0.1:1" || c.metricsListen != "" || c.maxValueSize != 2048 ||
-				c.adminToken != "t" || c.walMinSyncIntv != 500*time.Microsecond {
+				c.adminToken != "t" || c.walMinSyncIntv != 500*time.Microsecond || c.maxBallotLead != time.Hour {
 				t.Errorf("config = %+v", c)
 			}
 		}, nil},
-		{"flags win over the environment", []string{"--data-dir=/f", "--max-value-size=7"},
-			map[string]string{"KSHAKA_DATA_DIR": "/e", "KSHAKA_MAX_VALUE_SIZE": "9"}, func(t *testing.T, c *config) {
-				if c.dataDir != "/f" || c.maxValueSize != 7 {
+		{"flags win over the environment", []string{"--data-dir=/f", "--max-value-size=7", "--max-ballot-lead=90s"},
+			map[string]string{"KSHAKA_DATA_DIR": "/e", "KSHAKA_MAX_VALUE_SIZE": "9", "KSHAKA_MAX_BALLOT_LEAD": "1h"}, func(t *testing.T, c *config) {
+				if c.dataDir != "/f" || c.maxValueSize != 7 || c.maxBallotLead != 90*time.Second {
 					t.Errorf("config = %+v", c)
 				}
 			}, nil},
@@ -68,8 +70,8 @@ func TestParseConfig(t *testing.T) {
 			[]string{"KSHAKA_MAX_VALUE_SIZE"}},
 		{"bad flag", []string{"--data-dir=/d", "--nope"}, nil, nil, []string{"nope"}},
 		{"stray argument", []string{"--data-dir=/d", "extra"}, nil, nil, []string{"unexpected arguments"}},
-		{"every problem at once", []string{"--listen=", "--tls-key-file=k", "--log-level=loud", "--log-format=xml", "--shutdown-timeout=0s"}, nil, nil,
-			[]string{"--data-dir", "--listen", "go together", "--log-level", "--log-format", "--shutdown-timeout"}},
+		{"every problem at once", []string{"--listen=", "--tls-key-file=k", "--log-level=loud", "--log-format=xml", "--shutdown-timeout=0s", "--max-ballot-lead=0s"}, nil, nil,
+			[]string{"--data-dir", "--listen", "go together", "--log-level", "--log-format", "--shutdown-timeout", "--max-ballot-lead 0s must be positive"}},
 		{"client CA without a certificate", []string{"--data-dir=/d", "--tls-client-ca-file=ca"}, nil, nil, []string{"--tls-client-ca-file needs"}},
 	}
 	for _, tt := range tests {

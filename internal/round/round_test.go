@@ -2,7 +2,10 @@ package round
 
 import (
 	"errors"
+	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
@@ -382,16 +385,16 @@ func TestReadAgreement(t *testing.T) {
 // (DESIGN §2.1).
 func TestClock(t *testing.T) {
 	clk := NewClock(5)
-	prev := clk.Next()
+	prev := mustNext(t, clk)
 	for i := 0; i < 100; i++ {
 		if i%10 == 0 {
-			clk.Observe(bl(prev.Counter+uint64(i), 9)) // a higher proposer ID on the same counter
+			observe(t, clk, bl(prev.Counter+uint64(i), 9)) // a higher proposer ID on the same counter
 		}
 		if i%7 == 0 {
-			clk.Observe(bl(1, 1)) // lower: no effect
+			observe(t, clk, bl(1, 1)) // lower: no effect
 		}
 		shown := bl(prev.Counter, 9)
-		next := clk.Next()
+		next := mustNext(t, clk)
 		if !prev.Less(next) || next.Proposer != 5 || clk.ID() != 5 {
 			t.Fatalf("Next() = %v after %v", next, prev)
 		}
@@ -406,6 +409,22 @@ func TestClock(t *testing.T) {
 		}
 	}()
 	NewClock(0)
+}
+
+func mustNext(t *testing.T, c *Clock) register.Ballot {
+	t.Helper()
+	b, err := c.Next()
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return b
+}
+
+func observe(t *testing.T, c *Clock, b register.Ballot) {
+	t.Helper()
+	if err := c.Observe(b); err != nil {
+		t.Fatalf("Observe(%v): %v", b, err)
+	}
 }
 
 // TestCache: entries are handed out once, bounded LRU (DESIGN §2.4).
@@ -570,19 +589,72 @@ func TestClassifyAccept(t *testing.T) {
 // restart at a later start is above everything the earlier clock issued.
 func TestClockAt(t *testing.T) {
 	c := NewClockAt(7, 1000)
-	first := c.Next()
+	first := mustNext(t, c)
 	if first != (register.Ballot{Counter: 1001, Proposer: 7}) {
 		t.Fatalf("first ballot = %v, want 1001.7", first)
 	}
 	for range 10 {
-		c.Next()
+		mustNext(t, c)
 	}
-	last := c.Next()
-	restarted := NewClockAt(7, 2000).Next()
+	last := mustNext(t, c)
+	restarted := mustNext(t, NewClockAt(7, 2000))
 	if !last.Less(restarted) {
 		t.Fatalf("restarted clock issued %v, not above %v", restarted, last)
 	}
-	if got := NewClock(7).Next(); got.Counter != 1 {
+	if got := mustNext(t, NewClock(7)); got.Counter != 1 {
 		t.Fatalf("NewClock starts at %v, want counter 1", got)
 	}
+}
+
+// TestClockNeverWraps: a clock at the top of the counter space must fail,
+// never wrap to a ballot below the ones it issued (DESIGN §2.1).
+func TestClockNeverWraps(t *testing.T) {
+	c := NewClockAt(7, math.MaxUint64-1)
+	last := mustNext(t, c)
+	if last.Counter != math.MaxUint64 {
+		t.Fatalf("first ballot = %v, want counter 2^64-1", last)
+	}
+	for range 3 {
+		next, err := c.Next()
+		if !errors.Is(err, ErrClockExhausted) || !next.IsZero() {
+			t.Fatalf("Next() after %v = %v, %v; want ErrClockExhausted", last, next, err)
+		}
+	}
+	// An unbounded clock shown 2^64-1 is exhausted too, not wrapped.
+	u := NewClock(8)
+	observe(t, u, bl(math.MaxUint64, 1))
+	if next, err := u.Next(); !errors.Is(err, ErrClockExhausted) {
+		t.Fatalf("Next() after observing 2^64-1 = %v, %v; want ErrClockExhausted", next, err)
+	}
+}
+
+// TestWallClock: a proposer's clock starts at its wall clock and does not
+// fast-forward to a ballot more than its lead ahead of it; it says so and
+// keeps its counter, so every other key goes on at ordinary ballots.
+func TestWallClock(t *testing.T) {
+	now := time.Date(2026, 12, 3, 9, 40, 0, 0, time.UTC)
+	clock := uint64(now.UnixMicro())
+	c := NewWallClock(9, func() time.Time { return now }, time.Minute)
+	if first := mustNext(t, c); first != bl(clock+1, 9) {
+		t.Fatalf("first ballot = %v, want %d.9", first, clock+1)
+	}
+	// Within the lead: followed.
+	near := bl(clock+uint64(time.Minute.Microseconds()), 3)
+	observe(t, c, near)
+	if next := mustNext(t, c); !near.Less(next) {
+		t.Fatalf("Next() = %v, not above %v", next, near)
+	}
+	for _, far := range []register.Ballot{bl(clock+uint64(time.Minute.Microseconds())+2, 3), bl(math.MaxUint64, 3)} {
+		before := mustNext(t, c)
+		err := c.Observe(far)
+		if !errors.Is(err, register.ErrTooFarAhead) || !strings.Contains(err.Error(), "ahead of this proposer's clock") {
+			t.Fatalf("Observe(%v) = %v; want a LeadError naming the proposer's clock", far, err)
+		}
+		if next := mustNext(t, c); next.Counter != before.Counter+1 {
+			t.Fatalf("after refusing %v the clock went from %v to %v", far, before, next)
+		}
+	}
+	// Time passes: the same ballot is within the lead now.
+	now = now.Add(time.Hour)
+	observe(t, c, bl(clock+uint64(time.Minute.Microseconds())+2, 3))
 }

@@ -304,7 +304,7 @@ func (o *operator) receive(m *message) {
 		return
 	}
 	if !m.conflict.IsZero() {
-		o.clock.Observe(m.conflict)
+		observe(o.clock, m.conflict)
 	}
 	switch m.kind {
 	case mReadReply:
@@ -380,7 +380,7 @@ func (o *operator) identity(att *attempt) {
 	att.id = o.w.id() // late read replies must not reach the write
 	o.attempts = map[uint64]*attempt{att.id: att}
 	att.round = o.w.id()
-	att.w = round.NewWrite(att.cfg, o.clock.Next())
+	att.w = round.NewWrite(att.cfg, nextBallot(o.clock))
 	for _, m := range att.w.PrepareTargets() {
 		o.w.send(&message{kind: mPrepare, from: opName, to: m.ID, attempt: att.id, key: att.key, epoch: att.cfg.Epoch, ballot: att.w.Ballot()})
 	}
@@ -428,7 +428,7 @@ func (o *operator) rescanProgress() {
 		}
 		o.armRescan(att)
 	case round.Done:
-		o.clock.Observe(att.w.Conflict())
+		observe(o.clock, att.w.Conflict())
 		if att.w.Outcome() == round.Success {
 			o.w.stats.RescanWrites++
 			o.keyDone()

@@ -122,6 +122,24 @@ func newProposer(w *world, name string, cfg membership.Config) *proposer {
 	return p
 }
 
+// nextBallot is Clock.Next for the simulation, whose clocks start at
+// counter 1 and cannot run out.
+func nextBallot(c *round.Clock) register.Ballot {
+	b, err := c.Next()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// observe is Clock.Observe for the simulation's clocks, which are unbounded
+// (round.NewClock) and so never refuse a ballot.
+func observe(c *round.Clock, b register.Ballot) {
+	if err := c.Observe(b); err != nil {
+		panic(err)
+	}
+}
+
 // reset starts a new process incarnation: a new proposer ID, an empty
 // cache, no rounds in flight (DESIGN §2.1).
 func (p *proposer) reset() {
@@ -209,7 +227,7 @@ func (p *proposer) tryWrite(att *attempt) {
 		}
 	}
 	att.fast = false
-	att.w = round.NewWrite(att.cfg, p.clock.Next())
+	att.w = round.NewWrite(att.cfg, nextBallot(p.clock))
 	p.w.note("prepare "+p.name+" "+att.key, att.w.Ballot().Counter)
 	for _, m := range att.w.PrepareTargets() {
 		p.w.send(&message{kind: mPrepare, from: p.name, to: m.ID, attempt: att.id, key: att.key, epoch: cfg.Epoch, ballot: att.w.Ballot()})
@@ -254,7 +272,7 @@ func (p *proposer) propose(att *attempt) {
 	}
 	var next register.Ballot
 	if p.w.opts.OneRTT {
-		next = p.clock.Next()
+		next = nextBallot(p.clock)
 	}
 	att.w.Propose(v, next)
 	for _, m := range att.w.AcceptTargets() {
@@ -319,7 +337,7 @@ func (p *proposer) receive(m *message) {
 	}
 	learned := p.adopt(m.cfg)
 	if !m.conflict.IsZero() {
-		p.clock.Observe(m.conflict)
+		observe(p.clock, m.conflict)
 	}
 	if m.kind == mGetConfigReply {
 		return
@@ -368,7 +386,7 @@ func (p *proposer) writeProgress(att *attempt) {
 
 func (p *proposer) finishWrite(att *attempt) {
 	delete(p.attempts, att.id)
-	p.clock.Observe(att.w.Conflict())
+	observe(p.clock, att.w.Conflict())
 	out := att.w.Outcome()
 	p.w.note("outcome "+p.name+" "+att.key+" "+out.String(), att.round)
 	switch out {
