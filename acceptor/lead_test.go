@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // wallCounter is a ballot counter at the wall clock, as a proposer starts.
@@ -78,6 +81,8 @@ func TestFarFutureBallotIsRefused(t *testing.T) {
 			t.Errorf("%s at counter 2^64-1: error = %v, want INVALID_ARGUMENT", r.name, err)
 		} else if !strings.Contains(err.Error(), "ahead of this acceptor's clock") {
 			t.Errorf("%s: error %q does not say the ballot is ahead of the acceptor's clock", r.name, err)
+		} else if !hasReason(err, register.TooFarAheadReason) {
+			t.Errorf("%s: error %v does not carry the reason %s (proposers count it as lost, not definite)", r.name, err, register.TooFarAheadReason)
 		}
 		if !maps.EqualFunc(before, n.contents(), statesEqual) || n.acc.SyncCount() != syncs {
 			t.Errorf("%s: the refused request wrote records: %v, was %v", r.name, n.contents(), before)
@@ -163,4 +168,15 @@ func TestFloorNeverSaturates(t *testing.T) {
 	if len(n.contents()) != 0 || n.acc.Err() != nil {
 		t.Fatalf("contents %v, acceptor error %v", n.contents(), n.acc.Err())
 	}
+}
+
+// hasReason reports whether err's status carries a google.rpc.ErrorInfo
+// with reason in the project's domain.
+func hasReason(err error, reason string) bool {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == register.ErrorDomain && info.GetReason() == reason {
+			return true
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // Register registers the Acceptor, Admin and gRPC health services on s. The
@@ -37,7 +39,13 @@ func statusErr(err error) error {
 	case errors.Is(err, membership.ErrNotAdmitted), errors.Is(err, ErrConfigConflict):
 		code = codes.FailedPrecondition
 	}
-	return status.Error(code, err.Error())
+	st := status.New(code, err.Error())
+	if errors.Is(err, register.ErrTooFarAhead) {
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: register.TooFarAheadReason, Domain: register.ErrorDomain}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
 
 // result names an RPC outcome for metrics: "ok", "stale" or a code name.

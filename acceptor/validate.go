@@ -52,6 +52,9 @@ const maxReported = 10
 type problems struct {
 	list  []string
 	extra int
+	// ahead: a ballot was too far ahead of the clock, a refusal that a
+	// later delivery of the same request may not get.
+	ahead bool
 }
 
 func (p *problems) add(format string, args ...any) {
@@ -70,8 +73,18 @@ func (p *problems) err() error {
 	if p.extra > 0 {
 		msg += fmt.Sprintf("; and %d more", p.extra)
 	}
-	return fmt.Errorf("%w: %s", ErrInvalidRequest, msg)
+	err := fmt.Errorf("%w: %s", ErrInvalidRequest, msg)
+	if p.ahead {
+		return aheadError{err}
+	}
+	return err
 }
+
+// aheadError is an invalid request with a ballot too far ahead of the
+// clock: it is also register.ErrTooFarAhead, which statusErr reports.
+type aheadError struct{ error }
+
+func (e aheadError) Unwrap() []error { return []error{e.error, register.ErrTooFarAhead} }
 
 // limits are the request limits of Options. lead is MaxBallotLead: a ballot
 // counter more than lead ahead of the acceptor's clock is refused.
@@ -114,6 +127,7 @@ func (l limits) checkBallot(p *problems, i int, what string, b register.Ballot, 
 	}
 	if err := register.CheckLead(b.Counter, now, l.lead, "this acceptor's"); err != nil {
 		p.add("item %d: %s %v: %v: check the clock of the proposer that sent it", i, what, b, err)
+		p.ahead = true
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -295,12 +296,14 @@ func (b *batcher) refused() round.Reply {
 // classify maps an RPC error to a reply. For prepares and reads, codes that
 // say the request was refused before anything was written are Nack;
 // everything else (timeouts, unavailable, transport errors) is Lost. For
-// accepts, round.ClassifyAccept decides: only an invalid request proves
-// that no delivery of it landed.
+// accepts, round.ClassifyAccept decides: only a request that every delivery
+// would find invalid proves that none of them landed. A ballot too far
+// ahead of the acceptor's clock is not such a request: the clock moves on.
 func (b *batcher) classify(err error) round.Reply {
 	code := status.Code(err)
 	if b.method == methodAccept {
-		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{Invalid: code == codes.InvalidArgument})
+		invalid := code == codes.InvalidArgument && !tooFarAhead(err)
+		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{Invalid: invalid})
 	}
 	switch code {
 	case codes.FailedPrecondition, // not admitted (DESIGN §4)
@@ -311,4 +314,19 @@ func (b *batcher) classify(err error) round.Reply {
 		return round.Nack
 	}
 	return round.Lost
+}
+
+// tooFarAhead reports whether err is an acceptor's refusal of a ballot too
+// far ahead of its clock (register.TooFarAheadReason).
+func tooFarAhead(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == register.ErrorDomain && info.GetReason() == register.TooFarAheadReason {
+			return true
+		}
+	}
+	return false
 }

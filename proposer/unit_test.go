@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -153,6 +154,7 @@ func TestClassify(t *testing.T) {
 		{status.Error(codes.Internal, "?"), round.Lost, round.Lost},
 		{status.Error(codes.ResourceExhausted, "too big"), round.Lost, round.Lost},
 		{errors.New("transport"), round.Lost, round.Lost},
+		{tooFarAheadErr(t), round.Nack, round.Lost},
 	} {
 		for _, m := range []method{methodPrepare, methodRead, methodAccept} {
 			want := tc.want
@@ -206,4 +208,15 @@ func TestProposerID(t *testing.T) {
 			}
 		}
 	}
+}
+
+// tooFarAheadErr is an acceptor's refusal of a ballot far ahead of its
+// clock, as acceptor.statusErr builds it.
+func tooFarAheadErr(t *testing.T) error {
+	st, err := status.New(codes.InvalidArgument, "ballot too far ahead").
+		WithDetails(&errdetails.ErrorInfo{Reason: register.TooFarAheadReason, Domain: register.ErrorDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
 }

@@ -19,6 +19,16 @@ const DefaultMaxLead = 10 * time.Minute
 // ErrTooFarAhead is wrapped by every LeadError.
 var ErrTooFarAhead = errors.New("ballot counter too far ahead of the clock")
 
+// TooFarAheadReason and ErrorDomain name a LeadError on the wire: the
+// acceptor attaches them as a google.rpc.ErrorInfo to its INVALID_ARGUMENT
+// status. Unlike a malformed request, the refusal depends on the time: a
+// later delivery of the same accept may be taken, so a proposer counts it
+// as a lost reply, not as proof that the accept never landed.
+const (
+	TooFarAheadReason = "BALLOT_TOO_FAR_AHEAD"
+	ErrorDomain       = "kshaka.io"
+)
+
 // ClockCounter is the ballot counter of wall-clock time t: microseconds since
 // the Unix epoch, 0 before it.
 func ClockCounter(t time.Time) uint64 {
