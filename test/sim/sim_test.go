@@ -111,6 +111,7 @@ func TestSim(t *testing.T) {
 		{"random", *flagStart, seedBudget(), func(s uint64) Options { return NewOptions(s, Faults{}) }, "-seed=%d"},
 		{"fence-straddle", 1, scenarioSeeds, func(s uint64) Options { return FenceStraddle(s, Faults{}) }, ""},
 		{"lost-promise", 1, scenarioSeeds, func(s uint64) Options { return LostPromise(s, Faults{}) }, ""},
+		{"surviving-ballot", 1, scenarioSeeds, func(s uint64) Options { return SurvivingBallot(s, Faults{}) }, ""},
 		{"duplicates", 1, scenarioSeeds, func(s uint64) Options {
 			o := NewOptions(s, Faults{})
 			o.Net.Duplicate = 0.3
