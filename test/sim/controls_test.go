@@ -69,24 +69,32 @@ func controlFaults(name string) Faults {
 	return Faults{}
 }
 
-// TestNegativeControls asserts that porcupine finds a non-linearizable
-// history for each broken driver within the budget, and reports the first
-// failing seed.
+// TestNegativeControls asserts that TestSim's checks fail a run of each
+// broken driver within the budget — porcupine finds a non-linearizable
+// history, or (MajorityFence) the fence check sees an older epoch's accept
+// after the fence — and reports the first failing seed and how it failed.
 func TestNegativeControls(t *testing.T) {
 	for _, nc := range negativeControls {
 		t.Run(nc.name, func(t *testing.T) {
 			t0 := time.Now()
-			caught := uint64(0)
+			caught, how := uint64(0), ""
 			ran := runSeeds(1, controlBudget, nc.options, func(o outcome) bool {
-				if o.check == porcupine.Illegal && (caught == 0 || o.seed < caught) {
-					caught = o.seed
+				var why string
+				switch {
+				case o.check == porcupine.Illegal:
+					why = "not linearizable"
+				case o.res.Stats.AcceptsAfterFence > 0:
+					why = "accepted after the fence"
+				}
+				if why != "" && (caught == 0 || o.seed < caught) {
+					caught, how = o.seed, why
 				}
 				return caught != 0
 			})
 			if caught == 0 {
 				t.Fatalf("no violation in %d seeds: the checker cannot see this bug", ran)
 			}
-			t.Logf("caught: first failing seed %d (%v)", caught, time.Since(t0).Round(time.Millisecond))
+			t.Logf("caught: first failing seed %d, %s (%v)", caught, how, time.Since(t0).Round(time.Millisecond))
 		})
 	}
 }

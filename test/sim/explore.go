@@ -187,6 +187,10 @@ type xState struct {
 	Ver    [xMaxVals]uint8
 	NAcked uint8
 	Acked  [4]xAcked
+	// LateAccept is ghost state: an acceptor accepted a request of an
+	// epoch below one the operator had declared fenced (DESIGN §3 says
+	// none does); the accept's description.
+	LateAccept string
 }
 
 type explorer struct {
@@ -445,7 +449,7 @@ func (s *xState) encode(buf []byte) []byte {
 	for _, a := range s.Acked[:s.NAcked] {
 		buf = append(buf, a.Key, a.Val, a.B.C, a.B.P)
 	}
-	return buf
+	return append(buf, s.LateAccept...)
 }
 
 func (e *explorer) dfs(s xState, depth int) {
@@ -598,6 +602,9 @@ func descends(s *xState, v, u uint8) bool {
 // acknowledged value's ballot descends from it (no acknowledged value is
 // lost: paper, proof of safety; the P2b invariant of Paxos).
 func (e *explorer) check(s *xState) string {
+	if s.LateAccept != "" {
+		return s.LateAccept
+	}
 	for i := 0; i < int(s.NAcked); i++ {
 		ai := s.Acked[i]
 		for j := 0; j < i; j++ {
@@ -662,6 +669,9 @@ func (e *explorer) deliver(s *xState, m xMsg, reply bool) string {
 	r := e.apply(s, m)
 	if r.Ok {
 		desc += ": ok"
+		if f := fencedEpoch(s.Op.Stage); m.Kind == xAccept && m.Epoch < f && s.LateAccept == "" {
+			s.LateAccept = fmt.Sprintf("%s: accepted after epoch %d was fenced", desc, f)
+		}
 	} else {
 		desc += ": refused"
 	}
@@ -861,6 +871,23 @@ func (e *explorer) fenceSet(s *xState, prev, next uint8) uint8 {
 		}
 	}
 	return set
+}
+
+// fencedEpoch is the highest epoch the operator has declared fenced at
+// stage st: the epoch whose installation the previous fence stage waited
+// for (1, the initial configuration, before the first fence).
+func fencedEpoch(st uint8) uint8 {
+	switch {
+	case st >= oDone:
+		return 5
+	case st >= oRescan2:
+		return 4
+	case st >= oStable1:
+		return 3
+	case st >= oRescan1:
+		return 2
+	}
+	return 1
 }
 
 func (e *explorer) stageEpoch(s *xState) (target, prev uint8) {

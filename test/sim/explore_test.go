@@ -23,8 +23,9 @@ func explore(t *testing.T, o ExploreOptions) ExploreResult {
 // TestExploreMembership explores every interleaving of the bounded model
 // of DESIGN §3–§5 (3 → 4 → 3 acceptors with one disk loss, two proposers
 // on one key, messages delayed, reordered, lost, replies lost) and checks
-// that no acknowledged value is lost and that acknowledged values form a
-// chain (paper, "Cluster membership change").
+// that no acknowledged value is lost, that acknowledged values form a
+// chain (paper, "Cluster membership change") and that nothing of an older
+// epoch is accepted after the fence (DESIGN §3).
 func TestExploreMembership(t *testing.T) {
 	o := ExploreOptions{Keys: 1, Writes: 1, Tries: 1, Proposers: 2, SyncProposer2: true}
 	if testing.Short() {
