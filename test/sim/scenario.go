@@ -15,16 +15,22 @@ import (
 //     configuration: a1 switches first and refuses p1's accept, a2 accepts
 //     it just before switching, and a3's install is slow (it lags) and so
 //     are p1's messages to it.
-//   - The rescan's quorum read of the joint configuration agrees on the
-//     empty register at a1, a3 and a4 and skips the key; then p1's accept
-//     lands on the lagging a3 and p1 is acknowledged by {a2, a3}.
+//   - With a fence that waits for a majority, the rescan runs while p1's
+//     accept to the lagging a3 is still on its way, and the accept lands
+//     after the fence: the broken guarantee, which TestSim's fence check
+//     sees.
 //   - Removing a2, the rescan prepares on {a1, a4} (a3 answers the operator
-//     slowly) and writes the empty register over a3: the acknowledged write
-//     is lost, and p2's final read shows it.
+//     slowly), and p2 reads the key.
 //
-// With the real fence the operator waits for a3, p1's late accept lands
-// before the rescan, and the rescan keeps it. The seed draws the delays,
-// so some seeds miss the interleaving.
+// When the rescan skipped keys (the withdrawn rule), its read agreed on the
+// empty register at a1, a3 and a4, p1 was acknowledged by {a2, a3} and the
+// removal's rescan wrote the empty register over a3: the write was lost.
+// The rescan's touch of every key prevents that loss on its own (its
+// prepare quorum meets p1's accept quorum: it carries p1's write forward or
+// has the late accept refused), so the majority fence is caught by the
+// fence check, not by porcupine. With the real fence the operator waits
+// for a3 and p1's late accept lands before the rescan. The seed draws the
+// delays, so some seeds miss the interleaving.
 func FenceStraddle(seed uint64, f Faults) Options {
 	r := rand.New(rand.NewPCG(seed, 0x73747264))
 	o := Options{
