@@ -33,9 +33,9 @@ type Acceptors interface {
 	// in ascending order.
 	ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error)
 	// Rescan rescans keys with a proposer that bootstraps from endpoints
-	// (proposer.Client.Rescan): a key whose accepted ballot agrees on an
-	// accept quorum of S is skipped, every other key gets the identity
-	// change. It reports how many keys were skipped and touched.
+	// (proposer.Client.Rescan): every key gets the identity change, with a
+	// fresh ballot above every ballot its prepare shows. It reports how
+	// many keys were touched.
 	Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error)
 }
 
@@ -213,9 +213,8 @@ func MergeKeyPages(pages [][][]byte, limit int) (keys [][]byte, cursor []byte, d
 
 // RescanBatch carries out an ActionRescan: it checks that each source is
 // still the expected incarnation, lists up to batch keys after the cursor
-// from every source, and rescans the merged batch under a.Config: keys that
-// already agree on an accept quorum of its S are skipped, the others
-// touched (DESIGN §5 step 3).
+// from every source, and rescans the merged batch under a.Config: every key
+// is touched (DESIGN §5 step 3).
 func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (RescanResult, error) {
 	pages := make([][][]byte, len(a.Targets))
 	for i, t := range a.Targets {
@@ -234,10 +233,10 @@ func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (Resca
 	if len(keys) > 0 {
 		var err error
 		if st, err = acc.Rescan(ctx, a.Endpoints, keys); err != nil {
-			return RescanResult{}, fmt.Errorf("while rescanning %d keys (%d skipped, %d touched): %w", len(keys), st.Skipped, st.Touched, err)
+			return RescanResult{}, fmt.Errorf("while rescanning %d keys (%d touched): %w", len(keys), st.Touched, err)
 		}
 	}
-	return RescanResult{Cursor: cursor, Keys: len(keys), Skipped: st.Skipped, Done: done}, nil
+	return RescanResult{Cursor: cursor, Keys: len(keys), Done: done}, nil
 }
 
 // Install carries out an ActionInstall: on each target in order, check its

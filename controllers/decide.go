@@ -917,7 +917,6 @@ func (d *decider) fenced(next membership.Config) {
 		tr.Step = kshakav1alpha1.StepRescan
 		tr.RescanCursor = nil
 		tr.KeysRescanned = 0
-		tr.KeysSkipped = 0
 		d.event(corev1.EventTypeNormal, EventJointInstalled, "Joint epoch %d is fenced; rescanning every key", next.Epoch)
 	case tr.Step == kshakav1alpha1.StepInstallFinal:
 		d.finalFenced(next)
@@ -984,12 +983,8 @@ func (d *decider) rescan(from, joint membership.Config) {
 type RescanResult struct {
 	// Cursor is the last key covered; the next batch starts after it.
 	Cursor []byte
-	// Keys is the number of keys rescanned, skipped ones included.
+	// Keys is the number of keys rescanned (each one touched).
 	Keys int
-	// Skipped is how many of them already agreed on an accept quorum of
-	// the joint configuration and were left as they were; the other
-	// Keys − Skipped were touched.
-	Skipped int
 	// Done: no key is left after Cursor.
 	Done bool
 }
@@ -1003,7 +998,6 @@ func AfterRescan(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClust
 		return nil, fmt.Errorf("while recording a rescan batch: the transition is not at the Rescan step")
 	}
 	tr.KeysRescanned += int64(res.Keys)
-	tr.KeysSkipped += int64(res.Skipped)
 	if len(res.Cursor) > 0 {
 		tr.RescanCursor = slices.Clone(res.Cursor)
 	}
@@ -1019,8 +1013,7 @@ func AfterRescan(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClust
 	st.Configuration = ConfigToStatus(final)
 	return []Event{{
 		Type: corev1.EventTypeNormal, Reason: EventRescanned,
-		Message: fmt.Sprintf("Rescanned %d keys (%d skipped, %d touched); installing final configuration %s",
-			tr.KeysRescanned, tr.KeysSkipped, tr.KeysRescanned-tr.KeysSkipped, final),
+		Message: fmt.Sprintf("Rescanned %d keys; installing final configuration %s", tr.KeysRescanned, final),
 	}}, nil
 }
 
@@ -1165,7 +1158,7 @@ func (d *decider) summarise() {
 		}
 		msg := fmt.Sprintf("%s%s (%s): step %s", tr.Kind, who, tr.Reason, tr.Step)
 		if tr.Step == kshakav1alpha1.StepRescan {
-			msg += fmt.Sprintf(", %d keys rescanned (%d skipped)", tr.KeysRescanned, tr.KeysSkipped)
+			msg += fmt.Sprintf(", %d keys rescanned", tr.KeysRescanned)
 		}
 		set(kshakav1alpha1.ConditionMembershipChanging, metav1.ConditionTrue, string(tr.Step), msg)
 	} else {

@@ -206,14 +206,13 @@ func TestDecide(t *testing.T) {
 			s.runUntil(s.atStep(kshakav1alpha1.TransitionAdd, kshakav1alpha1.StepRescan))
 			s.c.Status.Transition.RescanCursor = []byte("k5")
 			s.c.Status.Transition.KeysRescanned = 5
-			s.c.Status.Transition.KeysSkipped = 2
 		},
 		check: func(t *testing.T, s *sim, p Plan) {
 			a := p.Action
 			if a.Kind != ActionRescan || string(a.Cursor) != "k5" || a.Config.Epoch != 2 || len(a.Targets) != 4 || len(a.Endpoints) != 4 {
 				t.Fatalf("action %+v", a)
 			}
-			if c := condition(p, kshakav1alpha1.ConditionMembershipChanging); c.Message != "Add kc-3 (ScaleUp): step Rescan, 5 keys rescanned (2 skipped)" {
+			if c := condition(p, kshakav1alpha1.ConditionMembershipChanging); c.Message != "Add kc-3 (ScaleUp): step Rescan, 5 keys rescanned" {
 				t.Fatalf("MembershipChanging %+v", c)
 			}
 		},
@@ -410,20 +409,20 @@ func TestAfterRescan(t *testing.T) {
 	s.c.Spec.Replicas = 4
 	s.runUntil(s.atStep(kshakav1alpha1.TransitionAdd, kshakav1alpha1.StepRescan))
 	st := s.c.Status.DeepCopy()
-	if _, err := AfterRescan(s.c, st, RescanResult{Cursor: []byte("b"), Keys: 3, Skipped: 2}); err != nil {
+	if _, err := AfterRescan(s.c, st, RescanResult{Cursor: []byte("b"), Keys: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if tr := st.Transition; string(tr.RescanCursor) != "b" || tr.KeysRescanned != 3 || tr.KeysSkipped != 2 || tr.Step != kshakav1alpha1.StepRescan {
+	if tr := st.Transition; string(tr.RescanCursor) != "b" || tr.KeysRescanned != 3 || tr.Step != kshakav1alpha1.StepRescan {
 		t.Fatalf("transition %+v", tr)
 	}
 	ev, err := AfterRescan(s.c, st, RescanResult{Cursor: []byte("c"), Keys: 1, Done: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr := st.Transition; tr.Step != kshakav1alpha1.StepInstallFinal || tr.KeysRescanned != 4 || tr.KeysSkipped != 2 || st.Configuration.Epoch != 3 {
+	if tr := st.Transition; tr.Step != kshakav1alpha1.StepInstallFinal || tr.KeysRescanned != 4 || st.Configuration.Epoch != 3 {
 		t.Fatalf("transition %+v configuration %+v", tr, st.Configuration)
 	}
-	if len(ev) != 1 || ev[0].Reason != EventRescanned || !strings.Contains(ev[0].Message, "Rescanned 4 keys (2 skipped, 2 touched)") {
+	if len(ev) != 1 || ev[0].Reason != EventRescanned || !strings.Contains(ev[0].Message, "Rescanned 4 keys;") {
 		t.Fatalf("events %+v", ev)
 	}
 	if _, err := AfterRescan(s.c, st, RescanResult{Done: true}); err == nil {

@@ -18,11 +18,12 @@
 //     step. Every action checks live state and is harmless to repeat.
 //   - acceptors.go: the Admin RPC client and the rescan's proposer, behind
 //     the Acceptors interface so tests can point members at in-process
-//     acceptors. The rescan (proposer.Client.Rescan) skips the keys whose
-//     accepted ballot already agrees on an accept quorum of the joint
-//     configuration and touches the others; status (KeysSkipped), the
-//     RescanComplete event and kshaka_operator_rescan_skipped_keys_total
-//     say how many were skipped.
+//     acceptors. The rescan (proposer.Client.Rescan) touches every key
+//     with a fresh ballot above every ballot its prepare shows; status
+//     (KeysRescanned), the RescanComplete event and
+//     kshaka_operator_rescanned_keys_total count them. No key is skipped:
+//     the rule that skipped keys agreeing on an accept quorum of the joint
+//     configuration was withdrawn (docs/protocol-notes.md).
 //
 // Invariants kept here (DESIGN §3–§5):
 //   - One membership change at a time; configurations come only from

@@ -23,14 +23,10 @@ var (
 	}, []string{"action"})
 	rescannedKeysTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kshaka_operator_rescanned_keys_total",
-		Help: "Keys covered by membership-change rescans, skipped ones included.",
-	})
-	rescanSkippedKeysTotal = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "kshaka_operator_rescan_skipped_keys_total",
-		Help: "Keys a membership-change rescan skipped because they already agreed on an accept quorum of the joint configuration (the rest were touched).",
+		Help: "Keys touched by membership-change rescans (every key is touched).",
 	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal, rescanSkippedKeysTotal)
+	metrics.Registry.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal)
 }

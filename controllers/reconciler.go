@@ -385,7 +385,6 @@ func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a
 			return err
 		}
 		rescannedKeysTotal.Add(float64(res.Keys))
-		rescanSkippedKeysTotal.Add(float64(res.Skipped))
 		events, err := AfterRescan(c, &c.Status, res)
 		if err != nil {
 			return err

@@ -165,10 +165,9 @@ func (b *batcher) send(batch []*item) {
 	}
 }
 
-// exchange sends batch as one request now, bypassing the queue, and returns
-// each item's reply (with the item's incarnation). The request ends with
-// ctx or after RequestTimeout. Rescan's reads use it directly: they come
-// in ready-made batches and need no phases.
+// exchange sends batch as one request now and returns each item's reply
+// (with the item's incarnation). The request ends with ctx or after
+// RequestTimeout.
 func (b *batcher) exchange(ctx context.Context, batch []*item) []memberReply {
 	start := time.Now()
 	replies, err := b.call(ctx, batch)

@@ -343,7 +343,10 @@ const touchConcurrency = 1024
 
 // Touch runs an identity change with a fresh ballot (a full prepare, never
 // the 1RTT cache) on every key: the rescan of a membership change (DESIGN
-// §5). Keys are processed concurrently and batched; the errors of the keys
+// §5). An attempt whose prepare replies show a ballot above its own does not
+// propose; it goes again with a ballot above the one shown
+// (round.Write.Outranked), so a successful touch ends above every ballot it
+// saw. Keys are processed concurrently and batched; the errors of the keys
 // that failed are joined.
 func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 	for _, k := range keys {
@@ -360,7 +363,7 @@ func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 
 // touch runs the identity change of Touch on one key.
 func (c *Client) touch(ctx context.Context, key []byte) error {
-	r := c.do(ctx, clone(key), &op{change: round.Identity, identity: true, fresh: true})
+	r := c.do(ctx, clone(key), &op{change: round.Identity, identity: true, fresh: true, above: true})
 	if r.err != nil {
 		return fmt.Errorf("while touching key %q: %w", key, r.err)
 	}
@@ -393,31 +396,22 @@ func (c *Client) eachKey(ctx context.Context, keys [][]byte, fn func(context.Con
 
 // RescanStats is what Rescan did with its keys.
 type RescanStats struct {
-	// Skipped counts the keys left as they were: their accepted ballot
-	// agreed on an accept quorum of S.
-	Skipped int
 	// Touched counts the keys whose identity change succeeded.
 	Touched int
 }
 
-// rescanReadsInFlight bounds the read batches one Rescan call has in
-// flight (each goes to every member of S).
-const rescanReadsInFlight = 8
-
 // Rescan is the rescan of a membership change (DESIGN §5 step 3) under the
 // client's configuration, which must be the joint configuration of the
-// change and fenced. It first reads the keys' accepted ballots from every
-// member of the accept set S (one round trip, no disk write, in batches of
-// MaxBatch keys, a few batches at a time) and skips each key on which qa
-// members of S agree (round.Skip: the key is already valid for the
-// configuration; that includes a key on which they agree that nothing was
-// accepted). Every other key — no agreement, failed, lost or stale-epoch
-// reads — gets the identity change of Touch. The errors of the keys that
-// could not be touched are joined; the stats count only keys that were
-// skipped or touched successfully.
+// change and fenced: Touch's identity change, with a fresh ballot forced
+// above every ballot its prepare shows, on every key. The errors of the keys
+// that could not be touched are joined; the stats count the keys touched
+// successfully.
 //
-// Before the fence a skip proves nothing: a write from an older epoch may
-// still land after the reads. The operator only rescans fenced epochs.
+// No key is skipped, not even one whose accepted ballot already agrees on
+// an accept quorum of S: a higher ballot promised on some members and
+// accepted on one (an unknown outcome) survives beside such a key, and two
+// changes later it can win over an acknowledged write (docs/protocol-notes.md,
+// "The rescan touches every key"; the simulation's SurvivingBallot).
 func (c *Client) Rescan(ctx context.Context, keys ...[]byte) (RescanStats, error) {
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
@@ -428,94 +422,15 @@ func (c *Client) Rescan(ctx context.Context, keys ...[]byte) (RescanStats, error
 		return RescanStats{}, err
 	}
 	defer c.wg.Done()
-	var (
-		skipped, touched atomic.Int64
-		errs             = make([]error, len(keys))
-		reads            = make(chan struct{}, rescanReadsInFlight)
-		touches          = make(chan struct{}, touchConcurrency)
-		wg               sync.WaitGroup
-	)
-	n := max(c.cfg.MaxBatch, 1)
-	for lo := 0; lo < len(keys); lo += n {
-		hi := min(lo+n, len(keys))
-		select {
-		case reads <- struct{}{}:
-		case <-ctx.Done():
-			for i := lo; i < hi; i++ {
-				errs[i] = ctx.Err()
-			}
-			continue
+	var touched atomic.Int64
+	err := c.eachKey(ctx, keys, func(ctx context.Context, k []byte) error {
+		err := c.touch(ctx, k)
+		if err == nil {
+			touched.Add(1)
 		}
-		wg.Go(func() {
-			skip := c.skipBatch(ctx, keys[lo:hi])
-			<-reads
-			for i, k := range keys[lo:hi] {
-				if skip[i] {
-					skipped.Add(1)
-					continue
-				}
-				touches <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-touches }()
-					if errs[lo+i] = c.touch(ctx, k); errs[lo+i] == nil {
-						touched.Add(1)
-					}
-				})
-			}
-		})
-	}
-	wg.Wait()
-	return RescanStats{Skipped: int(skipped.Load()), Touched: int(touched.Load())}, errors.Join(errs...)
-}
-
-// skipBatch reads keys (at most MaxBatch) from every member of S under the
-// current configuration, one request per member sent at once, and reports
-// which keys the rescan may skip (round.Skip). It stops waiting once every
-// key is decided: the requests still out are cancelled, so a slow or dead
-// member costs nothing while the others agree.
-func (c *Client) skipBatch(ctx context.Context, keys [][]byte) []bool {
-	cfg := c.config()
-	checks := make([]*round.Skip, len(keys))
-	for i := range checks {
-		checks[i] = round.NewSkip(&cfg)
-	}
-	targets := checks[0].Targets()
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.ctx, cancel) // Close ends the reads too
-	results := make(chan []memberReply, len(targets))
-	var wg sync.WaitGroup
-	for _, t := range targets {
-		batch := make([]*item, len(keys))
-		for i, k := range keys {
-			batch[i] = &item{epoch: cfg.Epoch, key: k, inc: t.Incarnation}
-		}
-		b := c.batcher(t.Addr, methodRead)
-		wg.Go(func() { results <- b.exchange(ctx, batch) })
-	}
-	pending := len(keys)
-	for range targets {
-		for i, r := range <-results {
-			if checks[i].Outcome() != round.Pending {
-				continue
-			}
-			checks[i].OnRead(r.inc, r.reply == round.Ack, r.accepted)
-			if checks[i].Outcome() != round.Pending {
-				pending--
-			}
-		}
-		if pending == 0 {
-			break
-		}
-	}
-	cancel()
-	stop()
-	wg.Wait() // no request outlives the call (they hold the caller's keys)
-	skip := make([]bool, len(keys))
-	for i, s := range checks {
-		s.Expire()
-		skip[i] = s.Outcome() == round.Success
-	}
-	return skip
+		return err
+	})
+	return RescanStats{Touched: int(touched.Load())}, err
 }
 
 // Resolve settles an unknown outcome (err must be or wrap an

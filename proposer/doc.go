@@ -64,13 +64,13 @@
 //     client adopts (the highest epoch seen wins) before retrying (DESIGN §3).
 //     P ≠ S and qp ≠ qa are supported throughout.
 //   - Rescans (the operator's part of a membership change, DESIGN §5):
-//     Touch runs an identity change with a fresh ballot on every key.
-//     Rescan first reads the keys' accepted ballots from every member of S
-//     (batches of MaxBatch keys sent straight to all of S, a few batches
-//     at a time, not through the per-acceptor queues) and skips the keys
-//     on which qa of them agree (round.Skip), touching only the others; it
-//     is meant for a fenced joint configuration and reports how many keys
-//     it skipped and touched.
+//     Touch runs an identity change with a fresh ballot on every key, and
+//     an attempt whose prepare shows a ballot above its own goes again
+//     above it instead of proposing (round.Write.Outranked). Rescan is
+//     Touch for a fenced joint configuration, reporting how many keys it
+//     touched. No key is skipped: the rule that skipped keys agreeing on
+//     qa members of S was withdrawn (it loses acknowledged writes; see
+//     docs/protocol-notes.md).
 //
 // The library does not log; Config.Events has optional callbacks for
 // metrics.

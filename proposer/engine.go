@@ -39,6 +39,10 @@ type op struct {
 	// fresh: run a prepare with a fresh ballot even if a 1RTT promise is
 	// cached (Touch, the operator's rescan).
 	fresh bool
+	// above: the round must not propose below a ballot its prepare replies
+	// showed (Touch, the operator's rescan: round.Write.Outranked). An
+	// outranked attempt is given up before its accept and retried above.
+	above bool
 	// resolve: settle the proposals of an unknown outcome (Client.Resolve).
 	resolve *UnknownOutcomeError
 
@@ -255,6 +259,18 @@ func (c *Client) runGroup(q *keyQueue, ops []*op) {
 	}
 }
 
+// above reports whether an op of g needs its round above every ballot the
+// prepare shows (op.above). A group that combines such an op with other
+// changes is held to the same rule; retrying before the accept is safe.
+func (g *group) above() bool {
+	for _, o := range g.ops {
+		if o.above {
+			return true
+		}
+	}
+	return false
+}
+
 // live drops the ops whose callers have left.
 func (c *Client) live(g *group) []*op {
 	g.q.mu.Lock()
@@ -366,6 +382,15 @@ func (c *Client) attempt(g *group) bool {
 	}
 	if w.Outcome() == round.Failed {
 		c.observe(g, w.Conflict())
+		done("failed", len(g.ops))
+		return false
+	}
+	if g.above() && w.Outranked() {
+		// Nothing was sent for this ballot yet: a definite failure, and
+		// the next attempt's ballot is above the one shown.
+		w.Expire()
+		c.observe(g, w.Conflict())
+		g.lastErr = fmt.Errorf("an acceptor holds ballot %v, above the touch's %v", w.Conflict(), w.Ballot())
 		done("failed", len(g.ops))
 		return false
 	}

@@ -330,16 +330,10 @@ type Transition struct {
 	// resumes after it.
 	// +optional
 	RescanCursor []byte `json:"rescanCursor,omitempty"`
-	// KeysRescanned counts the keys rescanned so far, skipped ones
-	// included.
+	// KeysRescanned counts the keys rescanned so far; every one of them
+	// was touched (an identity change).
 	// +optional
 	KeysRescanned int64 `json:"keysRescanned,omitempty"`
-	// KeysSkipped counts the rescanned keys that were left as they were:
-	// their accepted ballot already agreed on an accept quorum of the joint
-	// configuration, so no write was needed. The other rescanned keys were
-	// touched (an identity change).
-	// +optional
-	KeysSkipped int64 `json:"keysSkipped,omitempty"`
 	// StartedAt is when the change was started.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`

@@ -1,15 +1,18 @@
 // Package round is the proposer's protocol logic without I/O: the rounds of
 // a change (prepare, then accept) and of a quorum read, the ballot clock and
-// the one-round-trip cache, and the rescan's skip rule (DESIGN §2.1, §2.3–§2.5).
+// the one-round-trip cache (DESIGN §2.1, §2.3–§2.5).
 //
 // A round is a state machine. The caller sends the messages it names, feeds
 // it the replies (in any order, with duplicates and losses) and asks for the
 // outcome; it never blocks, sleeps or reads a clock. The proposer library and
 // the deterministic simulation drive the same code.
 //
-// Skip decides from per-member reads whether a membership change's rescan
-// may leave a key as it is: its accepted ballot agrees on qa members of the
-// accept set S of the fenced joint configuration (DESIGN §5 step 3).
+// A membership change's rescan touches every key with an identity change
+// (DESIGN §5 step 3) that must end above every ballot it sees:
+// Write.Outranked tells it to go again above a ballot its prepare showed.
+// There is no rule for skipping keys: the one DESIGN used to allow (skip a
+// key whose accepted ballot agrees on qa members of S) loses acknowledged
+// writes and survives only as a negative control in test/sim.
 //
 // ClassifyAccept classifies accept answers, and Settle decides what a new attempt
 // may do about earlier attempts whose outcome is unknown: finish them,

@@ -131,6 +131,32 @@ func TestPrepareFailsDefinitely(t *testing.T) {
 	}
 }
 
+// TestOutranked: a prepare quorum that comes in beside a refusal showing a
+// higher ballot is outranked (the rescan's touch goes again above it); a
+// refusal that shows the attempt's own ballot (a duplicated prepare) is
+// not.
+func TestOutranked(t *testing.T) {
+	w := NewWrite(stable3(), bl(5, 1))
+	w.OnPrepare(a, Ack, bl(1, 1), val("s", 1), zb)
+	if w.Outranked() {
+		t.Fatal("outranked without a conflict")
+	}
+	w.OnPrepare(c, Nack, zb, register.Value{}, bl(9, 3))
+	w.OnPrepare(b, Ack, bl(1, 1), val("s", 1), zb)
+	if w.Phase() != Proposing || !w.Outranked() {
+		t.Fatalf("phase %d, outranked %v; want a quorum that is outranked by 9.3", w.Phase(), w.Outranked())
+	}
+	w = NewWrite(stable3(), bl(5, 1))
+	w.OnPrepare(a, Ack, zb, register.Value{}, zb)
+	w.OnPrepare(a, Nack, zb, register.Value{}, bl(5, 1)) // our own prepare, duplicated
+	if w.Outranked() {
+		t.Fatal("outranked by its own ballot")
+	}
+	if NewFastWrite(stable3(), bl(5, 1), val("s", 1)).Outranked() {
+		t.Fatal("a 1RTT attempt is outranked before any reply")
+	}
+}
+
 // TestPrepareIgnores: replies from non-members (including accept-only
 // members of a joint configuration), repeated replies and replies after the
 // phase are ignored; conflicts are remembered from all of them.

@@ -158,6 +158,16 @@ func (w *Write) Outcome() Outcome { return w.outcome }
 // The caller fast-forwards its clock past it.
 func (w *Write) Conflict() register.Ballot { return w.conflict }
 
+// Outranked reports whether a reply so far showed a ballot above the
+// attempt's: some acceptor promised or accepted a higher ballot. The rescan
+// of a membership change needs its identity change to end above every
+// ballot it sees (DESIGN §5 step 3): a touch that is outranked once its
+// prepare quorum is in does not propose, it goes again with a ballot above
+// Conflict. Otherwise a proposal of the higher ballot with an unknown
+// outcome, accepted on a member outside the touch's quorum, could later be
+// found by a prepare and win over values acknowledged after the touch.
+func (w *Write) Outranked() bool { return w.ballot.Less(w.conflict) }
+
 // PrepareTargets are the members to send the prepare to.
 func (w *Write) PrepareTargets() []membership.Member { return w.cfg.PrepareSet() }
 

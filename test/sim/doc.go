@@ -13,9 +13,13 @@
 // the acceptors, membership.Config.Check as their admission and epoch gate,
 // membership.Steps for every change, and internal/round (Write, Read,
 // Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
-// rescan, which skips keys with round.Skip (the rule of the real
-// proposer's Rescan) after reading them from the joint accept set. There are no goroutines and no wall clock in the simulated logic,
-// and no map is iterated where order matters, so a seed replays exactly.
+// rescan, which touches every key with an identity change that goes again
+// above any ballot its prepare shows (Write.Outranked), as the real
+// proposer's Rescan does. The withdrawn rule that skipped keys agreeing on
+// qa members of the joint accept set lives on only as a negative control
+// (skipRule; Faults.RescanSkip, caught by the SurvivingBallot scenario).
+// There are no goroutines and no wall clock in the simulated logic, and no
+// map is iterated where order matters, so a seed replays exactly.
 //
 // Every client operation is recorded with its call and return times in
 // simulated time; outcomes that are unknown stay open (return at +∞) unless

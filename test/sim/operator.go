@@ -333,10 +333,11 @@ func (o *operator) receive(m *message) {
 }
 
 // rescanStep runs the identity change on every key under the joint
-// configuration, resuming at the durable cursor. A key whose accepted
-// ballot already agrees on qa members of the joint accept set S is skipped
-// (DESIGN §5 step 3, round.Skip, the rule the real proposer's Rescan uses):
-// the operator reads it from every member of S under the joint epoch first.
+// configuration, resuming at the durable cursor (DESIGN §5 step 3, as the
+// real proposer's Rescan does). With Faults.RescanSkip or
+// SkipBelowAcceptQuorum (negative controls) the operator first reads the key
+// from every member of the joint accept set S and skips it when the
+// withdrawn rule (skipRule) says so.
 func (o *operator) rescanStep() {
 	if o.rescan != nil {
 		return
@@ -351,8 +352,8 @@ func (o *operator) rescanStep() {
 	att := &attempt{key: key, cfg: &cfg, id: o.w.id()}
 	o.attempts = map[uint64]*attempt{att.id: att}
 	o.rescan = att
-	if !o.w.opts.NoRescanSkip {
-		att.skip = round.NewSkip(o.skipConfig(att.cfg))
+	if f := o.w.opts.Faults; f.RescanSkip || f.SkipBelowAcceptQuorum {
+		att.skip = newSkipRule(o.skipConfig(att.cfg))
 		for _, m := range att.skip.Targets() {
 			o.w.send(&message{kind: mRead, from: opName, to: m.ID, attempt: att.id, key: key, epoch: cfg.Epoch})
 		}
@@ -363,7 +364,7 @@ func (o *operator) rescanStep() {
 }
 
 // skipConfig is the configuration the skip rule is checked against: cfg
-// itself, or with Faults.SkipBelowAcceptQuorum (negative control 8) a copy
+// itself (Faults.RescanSkip), or with Faults.SkipBelowAcceptQuorum a copy
 // whose accept quorum is one smaller, so that keys agreeing on qa − 1
 // members of S are skipped.
 func (o *operator) skipConfig(cfg *membership.Config) *membership.Config {
@@ -420,6 +421,15 @@ func (o *operator) rescanProgress() {
 	}
 	switch att.w.Phase() {
 	case round.Proposing:
+		if att.w.Outranked() {
+			// A member showed a ballot above the touch's: go again above
+			// it instead of proposing (proposer.Client.Touch does the same).
+			att.w.Expire()
+			o.clock.Observe(att.w.Conflict())
+			o.rescan = nil
+			o.attempts = map[uint64]*attempt{}
+			return
+		}
 		v, _ := round.ApplyAll(att.w.Current(), []round.Change{round.Identity})
 		att.w.Propose(v, register.Ballot{})
 		for _, m := range att.w.AcceptTargets() {

@@ -79,7 +79,7 @@ type attempt struct {
 	cfg   *membership.Config
 	w     *round.Write
 	r     *round.Read
-	skip  *round.Skip // the operator's rescan read
+	skip  *skipRule // the operator's rescan read (negative controls only)
 	ops   []*clientOp
 	res   []round.Applied
 	tries int

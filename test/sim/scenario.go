@@ -3,6 +3,7 @@ package sim
 import (
 	"math/rand/v2"
 
+	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
 )
 
@@ -14,16 +15,22 @@ import (
 //     configuration: a1 switches first and refuses p1's accept, a2 accepts
 //     it just before switching, and a3's install is slow (it lags) and so
 //     are p1's messages to it.
-//   - The rescan's quorum read of the joint configuration agrees on the
-//     empty register at a1, a3 and a4 and skips the key; then p1's accept
-//     lands on the lagging a3 and p1 is acknowledged by {a2, a3}.
+//   - With a fence that waits for a majority, the rescan runs while p1's
+//     accept to the lagging a3 is still on its way, and the accept lands
+//     after the fence: the broken guarantee, which TestSim's fence check
+//     sees.
 //   - Removing a2, the rescan prepares on {a1, a4} (a3 answers the operator
-//     slowly) and writes the empty register over a3: the acknowledged write
-//     is lost, and p2's final read shows it.
+//     slowly), and p2 reads the key.
 //
-// With the real fence the operator waits for a3, p1's late accept lands
-// before the rescan, and the rescan keeps it. The seed draws the delays,
-// so some seeds miss the interleaving.
+// When the rescan skipped keys (the withdrawn rule), its read agreed on the
+// empty register at a1, a3 and a4, p1 was acknowledged by {a2, a3} and the
+// removal's rescan wrote the empty register over a3: the write was lost.
+// The rescan's touch of every key prevents that loss on its own (its
+// prepare quorum meets p1's accept quorum: it carries p1's write forward or
+// has the late accept refused), so the majority fence is caught by the
+// fence check, not by porcupine. With the real fence the operator waits
+// for a3 and p1's late accept lands before the rescan. The seed draws the
+// delays, so some seeds miss the interleaving.
 func FenceStraddle(seed uint64, f Faults) Options {
 	r := rand.New(rand.NewPCG(seed, 0x73747264))
 	o := Options{
@@ -130,18 +137,128 @@ func LostPromise(seed uint64, f Faults) Options {
 	return o
 }
 
+// SurvivingBallot returns the options of a scripted run of the
+// counterexample to the rescan's old skip rule (DESIGN §5 step 3, corrected
+// 2026-12-02): five acceptors a1..a5, qp = qa = 3, one key.
+//
+//   - p1 puts s; it lands on all five at a low ballot.
+//   - p2, whose clock runs far ahead (a clock offset), compare-and-swaps s
+//     to y with ballot B: a3, a4 and a5 promise (p2's requests to a1 and a2
+//     crawl), its accept lands on a3 only (those to a4 and a5 crawl too) and
+//     p2 crashes: an unknown outcome. Its late requests arrive after the
+//     fence and are refused as stale.
+//   - The operator takes a5 out: removed then replaced by a new member a6
+//     (even seeds), or its disk is lost and the new incarnation replaces
+//     the old one (odd seeds). Both rescans see a1, a2 and a4 agree on s's
+//     ballot, qa members of S.
+//   - p1, whose counter is below B, compare-and-swaps s to z: a1, a2 and the
+//     new member never saw B; they promise and accept, and z is
+//     acknowledged.
+//   - p3, clock also ahead, reads the key with a full round; its requests to
+//     a1 and a2 crawl, so its prepare quorum is a3, a4 and the new member:
+//     (B, y) is the highest ballot, and the read returns y. The acknowledged
+//     z is lost; no order of the operations explains the history.
+//
+// A rescan that touches every key with a ballot above B (the prepare is
+// refused by a3 and a4 until it is) settles y or s before z's CAS, and the
+// history is linearizable. With Faults.RescanSkip (the old rule) every seed
+// is caught. The seed draws the delays, p2's and p3's clock offsets and the
+// variant.
+func SurvivingBallot(seed uint64, f Faults) Options {
+	r := rand.New(rand.NewPCG(seed, 0x73757276))
+	o := Options{
+		Seed: seed, Acceptors: 5, MinMembers: 5, MaxMembers: 5,
+		Proposers: 3, Clients: 1, Keys: 1,
+		Duration: 3000, Drain: 2000,
+		Timeout: 100, Backoff: 10, OperatorTick: 1,
+		MaxTries: 8, MaxBatch: 1, CacheSize: 16,
+		Net:    NetFaults{MaxDelay: int64(1 + r.IntN(4))},
+		Faults: f,
+	}
+	offsetY := uint64(1000 + r.IntN(1000))        // p2's clock: B is far above everyone else's
+	offsetR := offsetY + uint64(1000+r.IntN(100)) // p3's clock, above B
+	crawl := int64(600 + r.IntN(200))             // p2's late requests: past every fence
+	diskLoss := seed%2 == 1
+	down := int64(5 + r.IntN(20))
+	o.Scenario = func(w *world) {
+		p1, p2, p3 := w.proposers[0], w.proposers[1], w.proposers[2]
+		p2.clock = round.NewClockAt(p2.clock.ID(), offsetY)
+		p3.clock = round.NewClockAt(p3.clock.ID(), offsetR)
+		// waitFor runs then once cond holds, polling.
+		var waitFor func(cond func() bool, then func())
+		waitFor = func(cond func() bool, then func()) {
+			if !cond() {
+				w.after(5, func() { waitFor(cond, then) })
+				return
+			}
+			then()
+		}
+		var replaceA5, startZ, startRead func()
+		put := w.scriptOp(p1, opPut, "k0", "s")
+		// Y: a3, a4, a5 promise; the accept lands on a3 only; Y stops.
+		startY := func() {
+			for _, to := range []string{"a1", "a2"} {
+				w.slow = append(w.slow, slowLink{from: p2.name, to: to, delay: crawl, until: w.now + 400})
+			}
+			for _, to := range []string{"a4", "a5"} {
+				w.slow = append(w.slow, slowLink{from: p2.name, to: to, kind: mAccept, delay: crawl, until: w.now + 400})
+			}
+			crashed := false
+			w.served = func(a *acceptor, m, reply *message) {
+				if crashed || a.name != "a3" || m.kind != mAccept || m.from != p2.name || !reply.ok {
+					return
+				}
+				crashed = true
+				w.after(0, func() {
+					p2.crash(1 << 40)
+					w.after(1, replaceA5)
+				})
+			}
+			w.scriptCAS(p2, "k0", "s", "y")
+		}
+		// Two membership changes take a5 out and bring a new member in.
+		replaceA5 = func() {
+			a5 := w.byName["a5"]
+			if diskLoss {
+				a5.loseDisk()
+				w.after(down, a5.restart)
+			} else {
+				m, _ := w.op.in.cur.MemberByID("a5")
+				a6 := w.addAcceptor()
+				w.op.in.plan = append(w.op.in.plan,
+					plannedChange{kind: membership.Remove, node: "a5", inc: m.Incarnation},
+					plannedChange{kind: membership.Add, node: a6.name})
+			}
+			changes := w.stats.Changes + 2
+			waitFor(func() bool { return w.stats.Changes >= changes && !w.op.busy() }, startZ)
+		}
+		startZ = func() {
+			z := w.scriptCAS(p1, "k0", "s", "z")
+			waitFor(func() bool { return z.done }, startRead)
+		}
+		startRead = func() {
+			for _, to := range []string{"a1", "a2"} {
+				w.slow = append(w.slow, slowLink{from: p3.name, to: to, delay: 500, until: w.now + 1000})
+			}
+			w.scriptOp(p3, opGet, "k0", "")
+		}
+		waitFor(func() bool { return put.done }, func() { w.after(10, startY) })
+	}
+	return o
+}
+
 // scriptOp issues one operation from a new client of p.
-func (w *world) scriptOp(p *proposer, kind opKind, key, val string) {
-	w.scriptOpFrom(p, kind, key, "", val)
+func (w *world) scriptOp(p *proposer, kind opKind, key, val string) *clientOp {
+	return w.scriptOpFrom(p, kind, key, "", val)
 }
 
 // scriptCAS issues a compare-and-swap of key from the visible value from to
 // val, from a new client of p.
-func (w *world) scriptCAS(p *proposer, key, from, val string) {
-	w.scriptOpFrom(p, opCAS, key, from, val)
+func (w *world) scriptCAS(p *proposer, key, from, val string) *clientOp {
+	return w.scriptOpFrom(p, opCAS, key, from, val)
 }
 
-func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) {
+func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) *clientOp {
 	cl := &client{p: p, id: w.hist.newClient(), n: len(p.clients), seen: map[string]string{}}
 	p.clients = append(p.clients, cl)
 	cl.busy = true
@@ -150,6 +267,7 @@ func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) {
 	w.stats.Ops++
 	w.note("call "+p.name+" "+key+" "+val, uint64(kind))
 	p.submit(o)
+	return o
 }
 
 // StaleDuplicate returns the options of a scripted run aimed at the

@@ -54,16 +54,21 @@ type Faults struct {
 	// it (control 8).
 	VolatilePromises bool
 	// SkipBelowAcceptQuorum lets the rescan skip a key whose accepted
-	// ballot agrees on qa − 1 members of the joint accept set, one short
-	// of round.Skip's rule (control 9).
+	// ballot agrees on qa − 1 members of the joint accept set: a weaker
+	// variant of RescanSkip (control 9).
 	SkipBelowAcceptQuorum bool
+	// RescanSkip brings back the withdrawn rescan skip rule (skipRule): the
+	// operator reads each key from every member of the joint accept set S
+	// and leaves it as it is when qa of them agree on its accepted ballot,
+	// instead of touching it (control 10, caught by SurvivingBallot).
+	RescanSkip bool
 	// StaleRefusalDefinite counts an accept refused for a stale epoch or
 	// as not admitted as a definite failure, as proposer/batch.go did
-	// before it used round.ClassifyAccept (control 10, defect F4): a
+	// before it used round.ClassifyAccept (control 11, defect F4): a
 	// duplicate of an accept that landed is then reported as failed.
 	StaleRefusalDefinite bool
 	// RefusalAlwaysDefinite counts every accept refusal as a definite
-	// failure, whatever the acceptor's accepted ballot (control 11).
+	// failure, whatever the acceptor's accepted ballot (control 12).
 	RefusalAlwaysDefinite bool
 }
 
@@ -125,10 +130,6 @@ type Options struct {
 	// HotKeys, when set, sends four operations in five to the first
 	// HotKeys keys; the other keys stay mostly idle.
 	HotKeys int
-	// NoRescanSkip makes the rescan write every key instead of skipping
-	// the keys whose accepted ballot agrees on qa members of the joint
-	// accept set (round.Skip).
-	NoRescanSkip bool
 	// SettleUnknown retries a change whose attempt ended Unknown, like
 	// the real proposer: it keeps the attempt's proposal, prepares with a
 	// fresh ballot (never 1RTT) and lets round.Settle decide: finish its
@@ -182,34 +183,36 @@ func NewOptions(seed uint64, f Faults) Options {
 		CacheSize:    16,
 		OneRTT:       r.IntN(4) != 0,
 		QuorumReads:  r.IntN(4) != 0,
-		NoRescanSkip: r.IntN(4) == 0,
-		Net: NetFaults{
-			RequestLoss:  pick(0, 0.02, 0.05, 0.1),
-			ReplyLoss:    pick(0, 0.02, 0.05, 0.1),
-			Duplicate:    pick(0, 0.02, 0.05),
-			LongDelay:    pick(0, 0.01, 0.03),
-			MaxDelay:     int64(2 + r.IntN(8)),
-			MaxLongDelay: int64(pick(50, 150, 400)),
-			MaxFsync:     int64(r.IntN(3)),
-		},
-		Nemesis: Nemesis{
-			Every:         int64(pick(60, 120, 250, 100000)),
-			Crash:         1,
-			Partition:     1,
-			OneWay:        1,
-			OperatorCut:   1,
-			Pause:         1,
-			OperatorCrash: 1,
-			ProposerCrash: 0.3,
-			DiskLoss:      pick(0, 0.3, 1),
-			SlowLink:      1,
-			MinDown:       20,
-			MaxDown:       300,
-			MinWindow:     50,
-			MaxWindow:     400,
-		},
-		Faults: f,
 	}
+	// Drawn and unused, so that every seed keeps its shape: it chose
+	// whether the rescan used the withdrawn skip rule.
+	_ = r.IntN(4)
+	o.Net = NetFaults{
+		RequestLoss:  pick(0, 0.02, 0.05, 0.1),
+		ReplyLoss:    pick(0, 0.02, 0.05, 0.1),
+		Duplicate:    pick(0, 0.02, 0.05),
+		LongDelay:    pick(0, 0.01, 0.03),
+		MaxDelay:     int64(2 + r.IntN(8)),
+		MaxLongDelay: int64(pick(50, 150, 400)),
+		MaxFsync:     int64(r.IntN(3)),
+	}
+	o.Nemesis = Nemesis{
+		Every:         int64(pick(60, 120, 250, 100000)),
+		Crash:         1,
+		Partition:     1,
+		OneWay:        1,
+		OperatorCut:   1,
+		Pause:         1,
+		OperatorCrash: 1,
+		ProposerCrash: 0.3,
+		DiskLoss:      pick(0, 0.3, 1),
+		SlowLink:      1,
+		MinDown:       20,
+		MaxDown:       300,
+		MinWindow:     50,
+		MaxWindow:     400,
+	}
+	o.Faults = f
 	switch r.IntN(6) {
 	case 0, 1:
 		o.membershipStorm(r)
