@@ -509,7 +509,9 @@ func configsEqual(a, b membership.Config) bool {
 // Status is a snapshot of the acceptor's identity and health.
 type Status struct {
 	Incarnation uint64
-	Config      membership.Config
+	// Config is the installed configuration; its epoch is the highest the
+	// acceptor has acknowledged (it only grows: see the package doc).
+	Config membership.Config
 	// Admitted: Config lists Incarnation.
 	Admitted bool
 	// Healthy is false after a storage error or Close.

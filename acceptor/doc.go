@@ -42,6 +42,14 @@
 //     incarnation, persisted with Sync. The acceptor serves no prepare,
 //     accept or read until an installed configuration lists its incarnation
 //     (FAILED_PRECONDITION); GetConfig and Status always work.
+//   - The acknowledged epoch only grows. The installed configuration's epoch
+//     is the highest epoch the acceptor has acknowledged: SetConfig persists
+//     a higher epoch with Sync before it returns and refuses a lower one, and
+//     nothing else writes the configuration, so no separate high-water mark
+//     is kept. Status (and Admin.Status's epoch) report it. The operator
+//     records it per member; an acceptor that comes back with the same
+//     incarnation and a lower epoch had its volume rolled back and is
+//     replaced like a lost disk (DESIGN §4 "Rolled-back disks").
 //   - Fail-stop storage. The first storage error (a failed read, write or
 //     sync, a background error or detected corruption) takes the acceptor
 //     out of service until it is restarted: data RPCs answer UNAVAILABLE,

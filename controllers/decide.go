@@ -162,6 +162,10 @@ const (
 	ReasonMemberNotServing  = "MemberNotServing"
 	ReasonMemberUnreachable = "MemberUnreachable"
 	ReasonDiskLost          = "DiskLost"
+	// ReasonVolumeRolledBack: a member's acceptor reports its incarnation
+	// with a lower epoch than it acknowledged before (DESIGN §4
+	// "Rolled-back disks"). Also the reason of the event.
+	ReasonVolumeRolledBack  = "VolumeRolledBack"
 	ReasonBlocked           = "Blocked"
 	ReasonWaitingForMembers = "WaitingForMembers"
 	ReasonScaling           = "Scaling"
@@ -197,6 +201,7 @@ func Decide(o Observed) Plan {
 	switch {
 	case o.Cluster.Spec.Paused:
 		d.pace(PaceIdle)
+	case d.recycleRetiredMember():
 	case d.st.Transition != nil:
 		d.continueTransition()
 	case d.st.Configuration == nil:
@@ -220,10 +225,17 @@ type decider struct {
 	blocked, blockedReason string
 	// waiting, when set, says what the operator waits for.
 	waiting string
+	// acks is the record of the highest acknowledged epoch of each
+	// ordinal's row after this observation (status.members).
+	acks map[int32]kshakav1alpha1.AcknowledgedEpochRecord
+	// rolledBack explains each member whose volume was found rolled back.
+	rolledBack []string
+	// kept, when set, says why a retired member's volume is not recycled.
+	kept string
 }
 
 func newDecider(o Observed) *decider {
-	d := &decider{o: o, c: o.Cluster, retired: map[uint64]bool{}}
+	d := &decider{o: o, c: o.Cluster, retired: map[uint64]bool{}, acks: map[int32]kshakav1alpha1.AcknowledgedEpochRecord{}}
 	d.p.Status = *o.Cluster.Status.DeepCopy()
 	d.st = &d.p.Status
 	for _, s := range d.st.RetiredIncarnations {
@@ -284,10 +296,33 @@ func (d *decider) acked(m membership.Member, e uint64) bool {
 }
 
 // serving reports whether m's acceptor answers as an admitted, healthy
-// member with m's incarnation.
+// member with m's incarnation, and that incarnation is not retired (a
+// rolled-back volume keeps answering as the member it was).
 func (d *decider) serving(m membership.Member) bool {
 	a, ok := d.acceptor(m)
-	return ok && a.Incarnation == m.Incarnation && a.Admitted && a.Healthy
+	return ok && a.Incarnation == m.Incarnation && a.Admitted && a.Healthy && !d.retired[m.Incarnation]
+}
+
+// rolledBackFrom reports whether m's acceptor answers with m's incarnation
+// and an epoch lower than the one recorded as acknowledged by that
+// incarnation: its volume was restored from an older copy and lost the
+// promises and accepts made since (DESIGN §4 "Rolled-back disks"). The
+// acceptor's own epoch only grows (package acceptor), so this is the only
+// way it can go down.
+func (d *decider) rolledBackFrom(m membership.Member) (acked, now uint64, ok bool) {
+	a, reached := d.acceptor(m)
+	if !reached || a.Incarnation != m.Incarnation {
+		return 0, 0, false
+	}
+	rec, have := d.acks[d.ordinal(m.ID)]
+	if !have || rec.Incarnation != FormatIncarnation(m.Incarnation) || uint64(rec.Epoch) <= a.Epoch {
+		return 0, 0, false
+	}
+	return uint64(rec.Epoch), a.Epoch, true
+}
+
+func rolledBackMessage(acked, now uint64) string {
+	return fmt.Sprintf("volume rolled back: acknowledged epoch %d, now reports %d", acked, now)
 }
 
 // whyNot explains why m is not serving (or not acknowledging epoch e when
@@ -326,8 +361,21 @@ func (d *decider) target(m membership.Member) Target {
 	return Target{Ordinal: ord, PodName: m.ID, Addr: d.o.Pods[ord].Address, Incarnation: m.Incarnation}
 }
 
-// observeMembers fills status.members from the pods and acceptors.
+// observeMembers fills status.members from the pods and acceptors, carrying
+// each row's record of the highest acknowledged epoch over (nextAck).
 func (d *decider) observeMembers() {
+	prev := map[int32]*kshakav1alpha1.AcknowledgedEpochRecord{}
+	for _, row := range d.st.Members {
+		if row.HighestAcknowledged != nil {
+			prev[row.Ordinal] = row.HighestAcknowledged.DeepCopy()
+		}
+	}
+	keep := map[string]bool{}
+	for _, m := range d.inPlay() {
+		if !d.retired[m.Incarnation] {
+			keep[FormatIncarnation(m.Incarnation)] = true
+		}
+	}
 	ords := map[int32]bool{}
 	for ord := range d.o.Pods {
 		ords[ord] = true
@@ -348,6 +396,12 @@ func (d *decider) observeMembers() {
 	for _, ord := range sorted {
 		pod, havePod := d.o.Pods[ord]
 		row := kshakav1alpha1.MemberStatus{Ordinal: ord, PodName: PodName(d.c, ord)}
+		a, dialled := d.o.Acceptors[ord]
+		reached := havePod && !pod.Terminating && dialled && a.Err == ""
+		row.HighestAcknowledged = nextAck(prev[ord], a, reached, keep)
+		if rec := row.HighestAcknowledged; rec != nil {
+			d.acks[ord] = *rec
+		}
 		if !havePod {
 			row.Message = "pod does not exist"
 			ms = append(ms, row)
@@ -355,7 +409,6 @@ func (d *decider) observeMembers() {
 		}
 		row.Address = pod.Address
 		row.Ready = pod.Ready
-		a, dialled := d.o.Acceptors[ord]
 		switch {
 		case pod.Terminating:
 			row.Message = "pod is terminating"
@@ -368,7 +421,10 @@ func (d *decider) observeMembers() {
 			row.Incarnation = FormatIncarnation(a.Incarnation)
 			row.AcknowledgedEpoch = int64(a.Epoch)
 			row.Admitted = a.Admitted
+			rec := row.HighestAcknowledged
 			switch {
+			case rec != nil && rec.Incarnation == row.Incarnation && rec.Epoch > row.AcknowledgedEpoch:
+				row.Message = rolledBackMessage(uint64(rec.Epoch), a.Epoch)
 			case d.retired[a.Incarnation]:
 				row.Message = "incarnation is retired"
 			case !a.Healthy:
@@ -383,6 +439,27 @@ func (d *decider) observeMembers() {
 		ms = append(ms, row)
 	}
 	d.st.Members = ms
+}
+
+// nextAck is a row's record of the highest acknowledged epoch after one
+// observation of its acceptor a (reached: it answered). The record is kept
+// while the acceptor cannot be reached and never lowered for the same
+// incarnation. An answer with another incarnation starts a new record,
+// except while the recorded incarnation is still a non-retired member in
+// play (keep): its record is what detects that member's volume coming back
+// rolled back.
+func nextAck(old *kshakav1alpha1.AcknowledgedEpochRecord, a AcceptorInfo, reached bool, keep map[string]bool) *kshakav1alpha1.AcknowledgedEpochRecord {
+	if !reached || a.Incarnation == 0 {
+		return old
+	}
+	inc := FormatIncarnation(a.Incarnation)
+	switch {
+	case old != nil && old.Incarnation == inc:
+		return &kshakav1alpha1.AcknowledgedEpochRecord{Incarnation: inc, Epoch: max(old.Epoch, int64(a.Epoch))}
+	case old != nil && keep[old.Incarnation]:
+		return old
+	}
+	return &kshakav1alpha1.AcknowledgedEpochRecord{Incarnation: inc, Epoch: int64(a.Epoch)}
 }
 
 // inPlay returns every member of the configurations the cluster may be
@@ -415,8 +492,10 @@ func (d *decider) inPlay() []membership.Member {
 
 // retire retires members whose storage is known to be gone (DESIGN §4): the
 // member's pod answers with another incarnation and empty storage (epoch 0,
-// not admitted), or a person listed the incarnation in the retire
-// annotation. An unreachable member is never retired here.
+// not admitted), or with the member's incarnation and a lower epoch than it
+// acknowledged before (its volume was rolled back), or a person listed the
+// incarnation in the retire annotation. An unreachable member is never
+// retired here.
 func (d *decider) retire() {
 	asserted := map[uint64]bool{}
 	for _, s := range strings.Split(d.c.Annotations[AnnotationRetire], ",") {
@@ -425,6 +504,20 @@ func (d *decider) retire() {
 		}
 	}
 	for _, m := range d.inPlay() {
+		if acked, now, ok := d.rolledBackFrom(m); ok {
+			d.rolledBack = append(d.rolledBack, fmt.Sprintf("%s: %s", m.ID, rolledBackMessage(acked, now)))
+			if !d.retired[m.Incarnation] {
+				// Exactly a lost disk: retired now, its volume recreated
+				// empty (recycleRetiredMember), then removed and added back
+				// as a new member.
+				d.retireIncarnation(m.Incarnation)
+				d.event(corev1.EventTypeWarning, ReasonVolumeRolledBack,
+					"%s: %s: it lost the promises and accepts made since, so incarnation %s is retired like a lost disk; "+
+						"its volume claim and pod are recreated empty, then it is removed and added again as a new member",
+					m.ID, rolledBackMessage(acked, now), FormatIncarnation(m.Incarnation))
+			}
+			continue
+		}
 		if d.retired[m.Incarnation] {
 			continue
 		}
@@ -493,6 +586,71 @@ func (d *decider) bootstrap() {
 	}
 	d.event(corev1.EventTypeNormal, EventBootstrap, "Installing the first configuration: %s", cfg)
 	d.installStep(nil, cfg, "")
+}
+
+// recycleRetiredMember recycles the pod of a member of the current
+// configuration whose incarnation is retired but which still answers with
+// it (a rolled-back volume, or one retired by annotation that came back):
+// it would serve every proposer that names it with the storage it has. The
+// StatefulSet brings the pod back empty with a new incarnation, which is the
+// disk-loss case from there on. It reports whether it did.
+//
+// The volume is deleted only while the other members still hold every
+// chosen value (fewer than an accept quorum of S is retired, in the current
+// configuration and in the one a transition started from); otherwise the
+// retired volume may hold the only copy of some value, and it is kept for a
+// person to recover from (said in the Degraded condition) while the rest of
+// the decision goes on as for a lost disk.
+func (d *decider) recycleRetiredMember() bool {
+	cfg, ok := d.config()
+	if !ok {
+		return false
+	}
+	for _, m := range cfg.Members {
+		if !d.retired[m.Incarnation] {
+			continue
+		}
+		a, ok := d.acceptor(m)
+		if !ok || a.Incarnation != m.Incarnation {
+			continue
+		}
+		if why := d.lastCopies(); why != "" {
+			d.kept = fmt.Sprintf("%s answers with retired incarnation %s; its volume is kept, not recycled, because %s: "+
+				"it may hold the only copy of some values", m.ID, FormatIncarnation(m.Incarnation), why)
+			d.pace(PaceWait)
+			return false
+		}
+		d.recycle(d.ordinal(m.ID), m.Incarnation)
+		return true
+	}
+	return false
+}
+
+// lastCopies explains why retired members may hold the only copy of a
+// chosen value: an accept quorum of S of the current configuration (or of
+// the one the transition started from) is retired. "" when none is.
+func (d *decider) lastCopies() string {
+	cfgs := []*kshakav1alpha1.Configuration{d.st.Configuration}
+	if tr := d.st.Transition; tr != nil {
+		cfgs = append(cfgs, tr.From)
+	}
+	for _, st := range cfgs {
+		cfg, ok := ConfigFromStatus(st)
+		if !ok {
+			continue
+		}
+		retired := 0
+		for _, m := range cfg.AcceptSet() {
+			if d.retired[m.Incarnation] {
+				retired++
+			}
+		}
+		if retired >= cfg.AcceptQuorum {
+			return fmt.Sprintf("%d of the %d members of the accept set of epoch %d are retired, as many as an accept quorum",
+				retired, len(cfg.AcceptSet()), cfg.Epoch)
+		}
+	}
+	return ""
 }
 
 // recycle deletes the volume and the pod of ordinal ord, whose acceptor came
@@ -1166,6 +1324,20 @@ func (d *decider) summarise() {
 	}
 
 	switch {
+	case len(d.rolledBack) > 0:
+		msg := strings.Join(d.rolledBack, "; ") + "; retired like a lost disk, to be replaced"
+		for _, more := range []string{d.kept, d.blocked} {
+			if more != "" {
+				msg += "; " + more
+			}
+		}
+		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonVolumeRolledBack, msg)
+	case d.kept != "":
+		msg := d.kept
+		if d.blocked != "" {
+			msg += "; " + d.blocked
+		}
+		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonBlocked, msg)
 	case d.blocked != "":
 		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, d.blockedReason, d.blocked)
 	case len(notServing) > 0:

@@ -339,6 +339,98 @@ func TestDecide(t *testing.T) {
 			}
 		},
 	}, {
+		// DESIGN §4 "Rolled-back disks": kc-1's volume is restored from a
+		// snapshot taken at epoch 1 after it acknowledged epoch 3. Same
+		// incarnation, lower epoch: it lost promises and accepts, so it is
+		// a lost disk, not a member that is merely behind.
+		name: "a rolled-back volume retires the member and recycles its volume",
+		setup: func(s *sim) {
+			snap := s.snapshotDisk(1)
+			s.c.Spec.Replicas = 4
+			s.run(100, nil)
+			if e := s.pods[1].disk.cfg.Epoch; e != 3 {
+				s.t.Fatalf("kc-1 is at epoch %d, want 3", e)
+			}
+			s.restoreDisk(1, snap)
+		},
+		check: func(t *testing.T, s *sim, p Plan) {
+			if !slices.Contains(p.Status.RetiredIncarnations, FormatIncarnation(0xa2)) {
+				t.Fatalf("retired %v, want kc-1's incarnation %s: a rolled-back volume must be retired like a lost disk",
+					p.Status.RetiredIncarnations, FormatIncarnation(0xa2))
+			}
+			// It still answers as an admitted member of its old epoch: it
+			// must stop serving at once, so its claim and pod go and the
+			// StatefulSet brings it back empty, with a new incarnation.
+			if p.Action.Kind != ActionRecycle || p.Action.PodName != "kc-1" || p.Action.PVCName != "data-kc-1" {
+				t.Fatalf("action %+v, want Recycle of kc-1", p.Action)
+			}
+			const why = "volume rolled back: acknowledged epoch 3, now reports 1"
+			if !slices.ContainsFunc(p.Events, func(e Event) bool {
+				return e.Type == "Warning" && e.Reason == ReasonVolumeRolledBack && strings.Contains(e.Message, why)
+			}) {
+				t.Fatalf("events %+v lack a warning saying %q", p.Events, why)
+			}
+			if c := condition(p, kshakav1alpha1.ConditionDegraded); c.Status != metav1.ConditionTrue || c.Reason != ReasonVolumeRolledBack || !strings.Contains(c.Message, why) {
+				t.Fatalf("Degraded %+v does not say %q", c, why)
+			}
+			// The record is not lowered, and the row says what happened.
+			row := p.Status.Members[1]
+			if rec := row.HighestAcknowledged; rec == nil || rec.Epoch != 3 || rec.Incarnation != FormatIncarnation(0xa2) ||
+				row.AcknowledgedEpoch != 1 || row.Message != why {
+				t.Fatalf("kc-1's row %+v (record %+v)", row, row.HighestAcknowledged)
+			}
+			// A rolled-back member does not count towards the quorums.
+			if p.Status.Quorum != kshakav1alpha1.QuorumDegraded {
+				t.Fatalf("quorum %s with kc-1 rolled back", p.Status.Quorum)
+			}
+		},
+	}, {
+		name: "the acknowledged epoch is remembered while the member is down",
+		setup: func(s *sim) {
+			snap := s.snapshotDisk(1)
+			s.c.Spec.Replicas = 4
+			s.run(100, nil)
+			s.pods[1].down = true
+			s.step(noCrash)
+			if rec := s.c.Status.Members[1].HighestAcknowledged; rec == nil || rec.Epoch != 3 || s.c.Status.Members[1].Reachable {
+				s.t.Fatalf("kc-1 down: row %+v", s.c.Status.Members[1])
+			}
+			s.restoreDisk(1, snap)
+			s.pods[1].down = false
+		},
+		check: func(t *testing.T, s *sim, p Plan) {
+			if !slices.Contains(p.Status.RetiredIncarnations, FormatIncarnation(0xa2)) || p.Action.Kind != ActionRecycle || p.Action.PodName != "kc-1" {
+				t.Fatalf("retired %v, action %+v", p.Status.RetiredIncarnations, p.Action)
+			}
+		},
+	}, {
+		name: "the only member's rolled-back volume is retired but kept: it holds the only copy",
+		setup: func(s *sim) {
+			*s = *stable(s.t, 1)
+			snap := s.snapshotDisk(0)
+			s.c.Spec.Replicas = 2
+			s.run(100, nil)
+			s.c.Spec.Replicas = 1
+			s.run(100, nil) // epoch 5, kc-0 alone again
+			s.restoreDisk(0, snap)
+		},
+		check: func(t *testing.T, s *sim, p Plan) {
+			if !slices.Contains(p.Status.RetiredIncarnations, FormatIncarnation(0xa1)) {
+				t.Fatalf("retired %v", p.Status.RetiredIncarnations)
+			}
+			if p.Action.Kind == ActionRecycle {
+				t.Fatalf("recycled the only copy: %+v", p.Action)
+			}
+			c := condition(p, kshakav1alpha1.ConditionDegraded)
+			if c.Reason != ReasonVolumeRolledBack || !strings.Contains(c.Message, "volume rolled back: acknowledged epoch 5, now reports 1") ||
+				!strings.Contains(c.Message, "its volume is kept") || !strings.Contains(c.Message, "cannot remove the last member") {
+				t.Fatalf("Degraded %+v", c)
+			}
+			if p.Status.Quorum != kshakav1alpha1.QuorumLost {
+				t.Fatalf("quorum %s", p.Status.Quorum)
+			}
+		},
+	}, {
 		name: "the only member losing its disk is reported, not papered over",
 		setup: func(s *sim) {
 			*s = *stable(s.t, 1)
@@ -463,5 +555,38 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	if c := condition(p, kshakav1alpha1.ConditionProgressing); !strings.Contains(c.Message, "kc-0") || !strings.Contains(c.Message, "rolling update") {
 		t.Fatalf("Progressing does not say what the rolling update waits for: %+v", c)
+	}
+}
+
+// TestNextAck checks the record of the highest acknowledged epoch (DESIGN §4
+// "Rolled-back disks"): kept while unreachable, never lowered for the same
+// incarnation, kept for a member in play whose pod answers with another
+// incarnation, replaced otherwise.
+func TestNextAck(t *testing.T) {
+	rec := func(inc uint64, e int64) *kshakav1alpha1.AcknowledgedEpochRecord {
+		return &kshakav1alpha1.AcknowledgedEpochRecord{Incarnation: FormatIncarnation(inc), Epoch: e}
+	}
+	inPlay := map[string]bool{FormatIncarnation(0xa1): true}
+	for _, tc := range []struct {
+		name    string
+		old     *kshakav1alpha1.AcknowledgedEpochRecord
+		a       AcceptorInfo
+		reached bool
+		want    *kshakav1alpha1.AcknowledgedEpochRecord
+	}{
+		{"first answer", nil, AcceptorInfo{Incarnation: 0xa1, Epoch: 0}, true, rec(0xa1, 0)},
+		{"raised", rec(0xa1, 2), AcceptorInfo{Incarnation: 0xa1, Epoch: 3}, true, rec(0xa1, 3)},
+		{"never lowered", rec(0xa1, 3), AcceptorInfo{Incarnation: 0xa1, Epoch: 1}, true, rec(0xa1, 3)},
+		{"kept while unreachable", rec(0xa1, 3), AcceptorInfo{Err: "connection refused"}, false, rec(0xa1, 3)},
+		{"nothing to keep", nil, AcceptorInfo{Err: "connection refused"}, false, nil},
+		{"member in play answers with another incarnation", rec(0xa1, 3), AcceptorInfo{Incarnation: 0xb1, Epoch: 1}, true, rec(0xa1, 3)},
+		{"another incarnation once the old one is out of play", rec(0xa9, 3), AcceptorInfo{Incarnation: 0xb1}, true, rec(0xb1, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := nextAck(tc.old, tc.a, tc.reached, inPlay)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Fatalf("nextAck = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

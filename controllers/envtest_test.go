@@ -527,6 +527,55 @@ func TestEnvtestDiskLoss(t *testing.T) {
 	f.eventuallyEvents(ReasonDiskLost)
 }
 
+// TestEnvtestRolledBackVolume: kc-1's volume is copied while it is stopped
+// at epoch 1; the cluster moves on to epoch 3 (3 → 4 members); kc-1 is
+// stopped, its volume restored from the copy in place, and started. It
+// answers with its incarnation and epoch 1, so it lost promises and
+// accepts: the operator retires the incarnation, recycles the volume and
+// replaces the member as for a lost disk (DESIGN §4 "Rolled-back disks"),
+// and every key written before, between and after stays readable.
+func TestEnvtestRolledBackVolume(t *testing.T) {
+	f := newFixture(t, 3)
+	cfg := f.waitConverged()
+	keys := map[string][]byte{}
+	f.write(cfg, "before-copy", 10, keys)
+	old := f.kl.incarnation("kc-1")
+	snap := f.kl.snapshot("kc-1")
+	cfg = f.waitConverged()
+	f.write(cfg, "after-copy", 10, keys)
+
+	f.scale(4)
+	cfg = f.waitConverged()
+	if cfg.Epoch != 3 {
+		t.Fatalf("after scaling to 4: %s", cfg)
+	}
+	f.write(cfg, "epoch-3", 10, keys)
+	f.eventually(30*time.Second, "kc-1's acknowledgement of epoch 3 to be recorded", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		rec := kc.Status.Members[1].HighestAcknowledged
+		return rec != nil && rec.Incarnation == FormatIncarnation(old) && rec.Epoch == 3
+	})
+
+	f.kl.restore("kc-1", snap)
+	f.eventually(60*time.Second, "kc-1's rolled-back incarnation to be retired", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		return slices.Contains(kc.Status.RetiredIncarnations, FormatIncarnation(old))
+	})
+	kc := f.eventually(90*time.Second, "kc-1 to be replaced", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		cfg, _ := ConfigFromStatus(kc.Status.Configuration)
+		m, ok := cfg.MemberByID("kc-1")
+		return converged(kc) && ok && m.Incarnation != old
+	})
+	cfg, _ = ConfigFromStatus(kc.Status.Configuration)
+	m, _ := cfg.MemberByID("kc-1")
+	if m.Incarnation != f.kl.incarnation("kc-1") || cfg.Epoch != 7 {
+		t.Fatalf("kc-1 in %s: %+v, running incarnation %x; want a new incarnation at epoch 7 (remove, then add)",
+			cfg, m, f.kl.incarnation("kc-1"))
+	}
+	f.checkAll(cfg, keys)
+	f.write(cfg, "replaced", 10, keys)
+	f.checkAll(cfg, keys)
+	f.eventuallyEvents(ReasonVolumeRolledBack, EventRecycle, EventMemberRemoved, EventMemberAdded)
+}
+
 // TestEnvtestUnreachableMemberBlocks: with a member's pod not answering, a
 // scale up waits and says why.
 func TestEnvtestUnreachableMemberBlocks(t *testing.T) {

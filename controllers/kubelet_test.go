@@ -267,7 +267,7 @@ func (k *kubelet) runPod(ctx context.Context, sts *appsv1.StatefulSet, p *corev1
 			return nil
 		}
 		var err error
-		if pa, err = k.startAcceptor(p, &pvc, ord); err != nil {
+		if pa, err = k.startAcceptor(p, &pvc, ord); err != nil || pa == nil {
 			return err
 		}
 	}
@@ -294,9 +294,14 @@ func (k *kubelet) runPod(ctx context.Context, sts *appsv1.StatefulSet, p *corev1
 	return nil
 }
 
+// startAcceptor starts the pod's acceptor on its claim's directory; nil
+// when the pod was paused meanwhile (stopPod may be copying the directory).
 func (k *kubelet) startAcceptor(p *corev1.Pod, pvc *corev1.PersistentVolumeClaim, ord int32) (*podAcceptor, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.mu.paused[p.Name] {
+		return nil, nil
+	}
 	dir, ok := k.mu.dirs[pvc.UID]
 	if !ok {
 		dir = filepath.Join(k.base, string(pvc.UID))
@@ -347,6 +352,64 @@ func (k *kubelet) pause(pod string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.mu.paused[pod] = true
+}
+
+// stopPod pauses the pod and stops its acceptor before it returns, so its
+// volume's directory can be copied or replaced.
+func (k *kubelet) stopPod(pod string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.mu.paused[pod] = true
+	if pa, ok := k.mu.running[pod]; ok {
+		k.stopAcceptor(pa)
+		delete(k.mu.running, pod)
+	}
+}
+
+// volumeDir returns the directory that backs the pod's volume claim.
+func (k *kubelet) volumeDir(pod string) string {
+	k.t.Helper()
+	var pvc corev1.PersistentVolumeClaim
+	if err := k.c.Get(context.Background(), types.NamespacedName{Namespace: k.ns, Name: "data-" + pod}, &pvc); err != nil {
+		k.t.Fatalf("reading the volume claim of %s: %v", pod, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	dir, ok := k.mu.dirs[pvc.UID]
+	if !ok {
+		k.t.Fatalf("volume claim %s has no directory", pvc.Name)
+	}
+	return dir
+}
+
+// snapshot copies the pod's volume while its acceptor is stopped, as a
+// volume snapshot would, and starts it again. It returns the copy.
+func (k *kubelet) snapshot(pod string) string {
+	k.t.Helper()
+	src := k.volumeDir(pod)
+	k.stopPod(pod)
+	defer k.resume(pod)
+	dst := k.t.TempDir()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		k.t.Fatalf("copying the volume of %s: %v", pod, err)
+	}
+	return dst
+}
+
+// restore stops the pod's acceptor, replaces its volume's contents with the
+// snapshot, in place (the claim and the pod stay), and starts it again: the
+// volume is rolled back (DESIGN §4 "Rolled-back disks").
+func (k *kubelet) restore(pod, snap string) {
+	k.t.Helper()
+	dir := k.volumeDir(pod)
+	k.stopPod(pod)
+	defer k.resume(pod)
+	if err := os.RemoveAll(dir); err != nil {
+		k.t.Fatalf("clearing the volume of %s: %v", pod, err)
+	}
+	if err := os.CopyFS(dir, os.DirFS(snap)); err != nil {
+		k.t.Fatalf("restoring the volume of %s: %v", pod, err)
+	}
 }
 
 // resume starts the paused pod's acceptor again on the same volume.

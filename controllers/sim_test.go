@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -349,6 +350,19 @@ func (s *sim) loseDisk(ord int32) {
 	s.pods[ord].disk = s.pvcs[ord]
 }
 
+// snapshotDisk copies ordinal ord's storage, as a volume snapshot would.
+func (s *sim) snapshotDisk(ord int32) simDisk {
+	d := s.pvcs[ord]
+	return simDisk{inc: d.inc, cfg: d.cfg.Clone()}
+}
+
+// restoreDisk puts a snapshot back on ordinal ord's volume, in place: the
+// claim and the pod stay, the acceptor comes back with the snapshot's
+// incarnation and configuration (DESIGN §4 "Rolled-back disks").
+func (s *sim) restoreDisk(ord int32, snap simDisk) {
+	*s.pvcs[ord] = simDisk{inc: snap.inc, cfg: snap.cfg.Clone()}
+}
+
 func (s *sim) eventReasons() []string {
 	var out []string
 	for _, e := range s.events {
@@ -426,6 +440,122 @@ func TestSimDiskLossReplacesMember(t *testing.T) {
 		if !slices.Contains(s.eventReasons(), want) {
 			t.Errorf("no %s event in %v", want, s.eventReasons())
 		}
+	}
+}
+
+// TestSimRolledBackVolumeReplacesMember: a volume restored from a snapshot
+// keeps its incarnation but lost promises and accepts (DESIGN §4
+// "Rolled-back disks"). The member is retired and replaced through the
+// disk-loss procedure (remove the old incarnation, add the new one), and the
+// retired incarnation is never installed on again (sim.install fails the
+// test if it is).
+func TestSimRolledBackVolumeReplacesMember(t *testing.T) {
+	s := newSim(t, 3)
+	s.run(50, nil)
+	old := s.pods[1].disk.inc
+	snap := s.snapshotDisk(1) // epoch 1
+	s.c.Spec.Replicas = 4
+	s.run(100, nil) // epoch 3
+	s.restoreDisk(1, snap)
+	s.run(100, nil)
+	if !s.isRetired(old) {
+		t.Fatalf("incarnation %x not retired: %v", old, s.c.Status.RetiredIncarnations)
+	}
+	m, ok := s.config().MemberByID("kc-1")
+	if !ok || m.Incarnation == old || m.Incarnation != s.pods[1].disk.inc {
+		t.Fatalf("kc-1 is %+v, want a new incarnation (old %x, on disk %x)", m, old, s.pods[1].disk.inc)
+	}
+	// Remove (joint, final) then add (joint, final) after epoch 3.
+	if got := s.config().Epoch; got != 7 {
+		t.Fatalf("epoch %d, want 7", got)
+	}
+	for _, want := range []string{ReasonVolumeRolledBack, EventRecycle, EventMemberRemoved, EventMemberAdded} {
+		if !slices.Contains(s.eventReasons(), want) {
+			t.Errorf("no %s event in %v", want, s.eventReasons())
+		}
+	}
+
+	// The snapshot is restored once more, onto the new volume: the retired
+	// incarnation is back at kc-1's address. Nothing is installed on it
+	// (sim.install), and the status says what kc-1 reports.
+	s.restoreDisk(1, snap)
+	for range 20 {
+		p := s.step(noCrash)
+		for _, tg := range p.Action.Targets {
+			if tg.Incarnation == old {
+				t.Fatalf("action %+v targets retired incarnation %x", p.Action, old)
+			}
+		}
+	}
+	if s.pods[1].disk.cfg.Epoch != 1 {
+		t.Fatalf("the retired incarnation got epoch %d", s.pods[1].disk.cfg.Epoch)
+	}
+	cond := meta.FindStatusCondition(s.c.Status.Conditions, kshakav1alpha1.ConditionDegraded)
+	if want := fmt.Sprintf("kc-1 reports incarnation %s, not the member's", FormatIncarnation(old)); cond == nil || !strings.Contains(cond.Message, want) {
+		t.Fatalf("Degraded = %+v, want it to say %q", cond, want)
+	}
+}
+
+// TestSimRolledBackMidChange rolls a member's volume back while a scale up
+// is rescanning under the joint epoch: the add finishes without it (it is
+// retired, so it neither receives configurations nor holds up fences), then
+// it is replaced.
+func TestSimRolledBackMidChange(t *testing.T) {
+	s := newSim(t, 3)
+	s.run(50, nil)
+	old := s.pods[0].disk.inc
+	snap := s.snapshotDisk(0) // epoch 1
+	s.c.Spec.Replicas = 4
+	s.runUntil(s.atStep(kshakav1alpha1.TransitionAdd, kshakav1alpha1.StepRescan))
+	if e := s.pods[0].disk.cfg.Epoch; e != 2 {
+		t.Fatalf("kc-0 is at epoch %d, want the joint epoch 2", e)
+	}
+	s.restoreDisk(0, snap)
+	s.run(200, nil)
+	if !s.isRetired(old) {
+		t.Fatalf("incarnation %x not retired: %v", old, s.c.Status.RetiredIncarnations)
+	}
+	if m, _ := s.config().MemberByID("kc-0"); m.Incarnation == old || len(s.config().Members) != 4 {
+		t.Fatalf("configuration %s still holds kc-0's old incarnation %x", s.config(), old)
+	}
+}
+
+// TestSimRolledBackWithOperatorRestarts rolls a random member's volume back
+// across a random scale change while the operator crashes at random points;
+// the member must be retired and replaced, and the procedure's rules hold
+// throughout (sim.install, sim.checkFenced).
+func TestSimRolledBackWithOperatorRestarts(t *testing.T) {
+	for seed := range uint64(100) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 2))
+			n0 := int32(2 + r.IntN(4))
+			n1 := int32(2 + r.IntN(4))
+			if n1 >= n0 {
+				n1++ // a change: 2..6, not n0
+			}
+			s := newSim(t, n0)
+			crashes := func() crash {
+				if r.IntN(3) == 0 {
+					return crash(1 + r.IntN(3))
+				}
+				return noCrash
+			}
+			s.run(300, crashes)
+			// A member that stays through the change (scaling removes the
+			// highest ordinals).
+			ord := int32(r.IntN(int(min(n0, n1))))
+			snap := s.snapshotDisk(ord)
+			s.c.Spec.Replicas = n1
+			s.run(600, crashes)
+			if m, _ := s.config().MemberByID(PodName(s.c, ord)); m.Incarnation != snap.inc || s.pods[ord].disk.cfg.Epoch <= snap.cfg.Epoch {
+				t.Fatalf("kc-%d: member %+v at epoch %d, snapshot %x at epoch %d", ord, m, s.pods[ord].disk.cfg.Epoch, snap.inc, snap.cfg.Epoch)
+			}
+			s.restoreDisk(ord, snap)
+			s.run(600, crashes)
+			if !s.isRetired(snap.inc) {
+				t.Fatalf("rolled-back incarnation %x not retired: %v", snap.inc, s.c.Status.RetiredIncarnations)
+			}
+		})
 	}
 }
 

@@ -237,10 +237,20 @@ type MemberStatus struct {
 	// not be reached.
 	// +optional
 	Incarnation string `json:"incarnation,omitempty"`
-	// AcknowledgedEpoch is the epoch of the configuration the acceptor has
-	// installed.
+	// AcknowledgedEpoch is the epoch of the configuration the acceptor
+	// reports now (0 when it could not be reached). HighestAcknowledged is
+	// the record the operator keeps.
 	// +optional
 	AcknowledgedEpoch int64 `json:"acknowledgedEpoch,omitempty"`
+	// HighestAcknowledged is the operator's record of the highest epoch
+	// this pod's acceptor has acknowledged, with the incarnation it was
+	// acknowledged by. It is kept while the acceptor cannot be reached and
+	// never lowered for the same incarnation: an acceptor that comes back
+	// with that incarnation reporting a lower epoch had its volume rolled
+	// back, and is retired and replaced like a lost disk (DESIGN §4
+	// "Rolled-back disks").
+	// +optional
+	HighestAcknowledged *AcknowledgedEpochRecord `json:"highestAcknowledged,omitempty"`
 	// Ready: the pod is Ready.
 	// +optional
 	Ready bool `json:"ready,omitempty"`
@@ -253,6 +263,17 @@ type MemberStatus struct {
 	// Message explains a member that is not serving.
 	// +optional
 	Message string `json:"message,omitempty"`
+}
+
+// AcknowledgedEpochRecord is the highest epoch one incarnation has acknowledged,
+// as the operator observed it.
+type AcknowledgedEpochRecord struct {
+	// Incarnation that acknowledged Epoch: 16 lowercase hex digits.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{16}$`
+	Incarnation string `json:"incarnation"`
+	// Epoch is the highest epoch the incarnation has reported.
+	// +kubebuilder:validation:Minimum=0
+	Epoch int64 `json:"epoch"`
 }
 
 // TransitionKind is the kind of a membership transition.
