@@ -425,7 +425,7 @@ func (o *operator) rescanProgress() {
 			// A member showed a ballot above the touch's: go again above
 			// it instead of proposing (proposer.Client.Touch does the same).
 			att.w.Expire()
-			o.clock.Observe(att.w.Conflict())
+			observe(o.clock, att.w.Conflict())
 			o.rescan = nil
 			o.attempts = map[uint64]*attempt{}
 			return
