@@ -97,8 +97,8 @@ test: kube-binaries helm-lint ## Run every test: unit, integration, simulation, 
 	$(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
 
 .PHONY: test-race
-test-race: ## Run the data-path packages under the race detector.
-	$(GOTEST) -race -count=1 -timeout 20m ./acceptor/... ./proposer/... ./internal/...
+test-race: ## Run the data-path packages (and the kshaka CLI's) under the race detector.
+	$(GOTEST) -race -count=1 -timeout 20m ./acceptor/... ./proposer/... ./internal/... ./cmd/kshaka/internal/...
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
