@@ -11,8 +11,21 @@ GOTEST    ?= $(GO) test
 # Extra flags for `go test`, e.g. `make test TESTFLAGS=-v`.
 TESTFLAGS ?=
 PKGS      ?= ./...
+# The localkube module's packages `make test` runs (empty: none).
+LOCALKUBE_PKGS ?= ./...
+
+# The Go modules of the product, each with its own go.mod: the root one;
+# localkube (kshaka-localkube, kept apart so that the root module does not
+# depend on virtual-kubelet and the kubelet libraries); test/e2e (the
+# end-to-end tests, which import both). `go build/vet/test ./...` in one
+# module does not enter the others, so the targets below visit each.
+# (hack/tools, hack/kube and hack/kube/etcd pin tools; they are not here.)
+MODULES   := . localkube test/e2e
 
 export PATH := $(BIN):$(PATH)
+# The targets name each module themselves (MODULES); a developer's go.work
+# must not change what they build and test.
+export GOWORK := off
 # envtest finds etcd and kube-apiserver here; hack/build-kube-binaries.sh builds them.
 export KUBEBUILDER_ASSETS := $(KUBE_BIN)
 
@@ -36,21 +49,28 @@ run: build ## Start a local three-acceptor cluster, show it working, keep it run
 # Pure Go, as the images are built (Dockerfile): Pebble's cache and memtables
 # are then Go memory, which the acceptor's memory limit governs, and what
 # `make bench` measures is what ships (docs/memory.md).
-build: ## Build kshaka, kshaka-acceptor and kshaka-operator into bin/.
+build: ## Build kshaka, kshaka-acceptor, kshaka-operator and kshaka-localkube into bin/.
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+	cd localkube && CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: fmt
-fmt: ## Run gofmt on the module.
+fmt: ## Run gofmt on every module.
 	gofmt -w $$(git ls-files '*.go')
 
+# -tags e2e: the end-to-end tests are vetted and linted too, not only built
+# by `make e2e`.
 .PHONY: vet
-vet: ## Run go vet.
-	$(GO) vet ./...
+vet: ## Run go vet on every module.
+	@for m in $(MODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet -tags e2e ./...); done
 
 .PHONY: lint
-lint: tools ## Run golangci-lint.
-	$(BIN)/golangci-lint run ./...
+lint: tools ## Run golangci-lint on every module.
+	@for m in $(MODULES); do echo "golangci-lint ($$m)"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e ./...); done
+
+.PHONY: tidy
+tidy: ## Run go mod tidy in every module.
+	@for m in $(MODULES); do echo "go mod tidy ($$m)"; (cd $$m && $(GO) mod tidy); done
 
 .PHONY: generate
 generate: tools ## Generate protobuf/gRPC code and deepcopy functions.
@@ -93,18 +113,19 @@ helm-lint: ## Lint and render the Helm chart (builds the pinned helm if missing)
 ##@ Test
 
 .PHONY: test
-test: kube-binaries helm-lint ## Run every test: unit, integration, simulation, envtest, chart lint.
+test: kube-binaries helm-lint ## Run every test: unit, integration, simulation, envtest, localkube, chart lint.
 	$(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
+	$(if $(LOCALKUBE_PKGS),cd localkube && $(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(LOCALKUBE_PKGS))
 
 .PHONY: test-race
-test-race: ## Run the data-path packages under the race detector.
-	$(GOTEST) -race -count=1 -timeout 20m ./acceptor/... ./proposer/... ./internal/...
+test-race: ## Run the data-path packages (and the kshaka CLI's) under the race detector.
+	$(GOTEST) -race -count=1 -timeout 20m ./acceptor/... ./proposer/... ./internal/... ./cmd/kshaka/internal/...
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 		for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-			echo "fuzz $$t $$f"; $(GOTEST) -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} $$t; \
+			echo "fuzz $$t $$f"; (cd $$t && $(GOTEST) -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} .); \
 		done; done
 
 .PHONY: soak
@@ -149,7 +170,7 @@ E2EFLAGS ?=
 e2e: build kube-binaries ## End-to-end tests on localkube: Helm and install.yaml, scaling, pod and disk loss, operator restarts (linearizability-checked).
 	@test -x $(BIN)/helm || hack/install-tools.sh helm
 	@test -f dist/install.yaml || $(MAKE) build-installer
-	$(GOTEST) -tags e2e -count=1 -timeout 40m -v $(E2EFLAGS) ./test/e2e/...
+	cd test/e2e && $(GOTEST) -tags e2e -count=1 -timeout 40m -v $(E2EFLAGS) ./...
 
 ##@ Benchmarks
 

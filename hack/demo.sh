@@ -31,7 +31,7 @@ make --no-print-directory build
 [[ -x $BIN/k8s/kube-apiserver && -x $BIN/k8s/etcd && -x $BIN/k8s/kube-controller-manager && -x $BIN/k8s/kubectl ]] ||
 	{ echo "building the Kubernetes binaries (minutes the first time)"; make --no-print-directory kube-binaries; }
 [[ -x $BIN/helm ]] || hack/install-tools.sh helm
-go build -o "$BIN/democlient" ./test/e2e/cmd/democlient
+(cd test/e2e && go build -o "$BIN/democlient" ./cmd/democlient) # test/e2e is its own Go module
 echo "bin/: kshaka kshaka-acceptor kshaka-operator kshaka-localkube democlient helm k8s/*"
 
 say "starting localkube in $DIR"

@@ -7,7 +7,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/kshaka-io/kshaka/internal/cli"
+	"github.com/kshaka-io/kshaka/cmd/kshaka/internal/cli"
 )
 
 func main() {

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
+	"github.com/kshaka-io/kshaka/localkube"
 	"github.com/kshaka-io/kshaka/proposer"
-	"github.com/kshaka-io/kshaka/test/localkube"
 )
 
 const (

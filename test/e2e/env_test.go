@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
-	"github.com/kshaka-io/kshaka/test/localkube"
+	"github.com/kshaka-io/kshaka/localkube"
 )
 
 // operatorNamespace is where both installers put the operator.

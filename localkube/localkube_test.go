@@ -78,7 +78,7 @@ func TestLocalkube(t *testing.T) {
 		t.Errorf("%s is still locked after Stop", cfg.Dir)
 	}
 	// The spawner goroutine stays by design: its thread must outlive children.
-	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/kshaka-io/kshaka/test/localkube.startLocked.func1.1"))
+	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/kshaka-io/kshaka/localkube.startLocked.func1.1"))
 }
 
 func testKubectlAndHelm(ctx context.Context, t *testing.T, c *Cluster) {

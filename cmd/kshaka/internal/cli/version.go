@@ -9,7 +9,7 @@ import (
 )
 
 // Version is the release, set at build time with
-// -ldflags "-X github.com/kshaka-io/kshaka/internal/cli.Version=v0.1.0".
+// -ldflags "-X github.com/kshaka-io/kshaka/cmd/kshaka/internal/cli.Version=v0.1.0".
 // Without it, the module version from the build information is used.
 var Version = ""
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kshaka-io/kshaka/internal/bench"
+	"github.com/kshaka-io/kshaka/cmd/kshaka/internal/bench"
 )
 
 // defaultRuns is the matrix of the performance issue: each figure the

@@ -7,4 +7,8 @@
 // number of concurrent clients for a duration after a warm-up, records every
 // operation's latency, and returns a Result with throughput, percentiles,
 // definite errors and unknown outcomes. Nothing here asserts timings.
+//
+// The package is internal to cmd/kshaka (its only user is the bench command
+// in cmd/kshaka/internal/cli); the shared core stays in the top-level
+// internal/.
 package bench

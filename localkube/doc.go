@@ -1,5 +1,6 @@
 // Package localkube runs a local Kubernetes control plane for end-to-end
-// tests and the demo: etcd, kube-apiserver and kube-controller-manager
+// tests and the demo (`make e2e`, `make demo`; the kshaka-localkube command
+// in cmd/kshaka-localkube): etcd, kube-apiserver and kube-controller-manager
 // (binaries built from their Go modules by hack/build-kube-binaries.sh) plus
 // one node, built on virtual-kubelet, that runs pods as local processes.
 //
@@ -40,4 +41,10 @@
 //
 // The package does not log: progress goes to Config.Events, component
 // output to Dir/logs.
+//
+// It is its own Go module, github.com/kshaka-io/kshaka/localkube, and
+// imports nothing from Kshaka: virtual-kubelet and the kubelet libraries
+// stay out of the dependencies of the Kshaka module. Its tests run from
+// this directory (`make test` runs them); those that start a control
+// plane need bin/k8s and bin/helm of the repository (`make kube-binaries`).
 package localkube

@@ -1,6 +1,7 @@
 // Command kshaka-localkube runs a local Kubernetes control plane for the demo
 // and the end-to-end tests: etcd, kube-apiserver, kube-controller-manager
-// and one node that runs pods as local processes (see test/localkube).
+// and one node that runs pods as local processes (see package localkube, in
+// the same module: github.com/kshaka-io/kshaka/localkube).
 //
 //	kshaka-localkube up          start in the background, wait until the node is Ready
 //	kshaka-localkube status      show whether it runs, its node and pods
@@ -30,7 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kshaka-io/kshaka/test/localkube"
+	"github.com/kshaka-io/kshaka/localkube"
 )
 
 // Exit codes.

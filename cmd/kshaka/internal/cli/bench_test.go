@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kshaka-io/kshaka/internal/bench"
+	"github.com/kshaka-io/kshaka/cmd/kshaka/internal/bench"
 )
 
 func TestBenchReportShowsServerMemory(t *testing.T) {

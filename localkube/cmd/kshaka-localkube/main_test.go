@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kshaka-io/kshaka/test/localkube"
+	"github.com/kshaka-io/kshaka/localkube"
 )
 
 // TestUpStatusDown runs the program the way the Makefile does: up in the
