@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/register"
 )
 
@@ -245,6 +246,18 @@ func (o *Options) Validate() error {
 			"and a jump past the lead would be refused", o.PromiseFloorStep, lead, lead.Microseconds())
 	}
 	return errors.Join(errs...)
+}
+
+// coreOptions returns the acceptor core's options (after EnsureDefaults).
+// The acceptor core's negative-control switches are never set here.
+func (o *Options) coreOptions() acceptcore.Options {
+	return acceptcore.Options{
+		MaxKeySize:       o.MaxKeySize,
+		MaxValueSize:     o.MaxValueSize,
+		MaxBatchItems:    o.MaxBatchItems,
+		PromiseFloorStep: o.PromiseFloorStep,
+		MaxBallotLead:    o.MaxBallotLead,
+	}
 }
 
 // ServerOptions returns the grpc.ServerOptions the acceptor needs from the
