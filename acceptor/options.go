@@ -13,14 +13,13 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kshaka-io/kshaka/internal/acceptcore"
-	"github.com/kshaka-io/kshaka/register"
 )
 
 // Defaults of Options. Sizes are in bytes.
 const (
-	DefaultMaxKeySize     = 1 << 10 // 1 KiB
-	DefaultMaxValueSize   = 1 << 20 // 1 MiB
-	DefaultMaxBatchItems  = 4096
+	DefaultMaxKeySize     = acceptcore.DefaultMaxKeySize   // 1 KiB
+	DefaultMaxValueSize   = acceptcore.DefaultMaxValueSize // 1 MiB
+	DefaultMaxBatchItems  = acceptcore.DefaultMaxBatchItems
 	DefaultMaxMessageSize = 64 << 20 // 64 MiB
 	DefaultLockStripes    = 4096
 
@@ -32,8 +31,8 @@ const (
 	DefaultLBaseMaxBytes               = 64 << 20
 	DefaultMaxOpenFiles                = 4096
 	DefaultBytesPerSync                = 512 << 10
-	DefaultPromiseFloorStep            = 1 << 20
-	DefaultMaxBallotLead               = register.DefaultMaxLead // ten minutes
+	DefaultPromiseFloorStep            = acceptcore.DefaultPromiseFloorStep
+	DefaultMaxBallotLead               = acceptcore.DefaultMaxBallotLead // ten minutes
 
 	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
 	// storage key adds a prefix byte.

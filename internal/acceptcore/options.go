@@ -4,6 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// Defaults of the options, which package acceptor fills in (its Options
+// document them) and the simulation uses. Sizes are in bytes.
+const (
+	DefaultMaxKeySize       = 1 << 10 // 1 KiB
+	DefaultMaxValueSize     = 1 << 20 // 1 MiB
+	DefaultMaxBatchItems    = 4096
+	DefaultPromiseFloorStep = 1 << 20
+	DefaultMaxBallotLead    = register.DefaultMaxLead // ten minutes
 )
 
 // ErrOptions is wrapped by every error Options.Validate returns.
