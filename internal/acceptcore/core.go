@@ -120,7 +120,7 @@ func checkLen(items, states int) {
 func (c *Core) Prepare(restart uint64, items []PrepareItem, states []register.State) ([]PrepareOutcome, Ready) {
 	checkLen(len(items), len(states))
 	out := make([]PrepareOutcome, len(items))
-	r := Ready{States: make([]register.State, len(items))}
+	r := Ready{States: make([]register.State, len(items)), Write: make([]int, 0, len(items))}
 	for i, it := range items {
 		st := floored(states[i], restart)
 		next, ok := st.Prepare(it.Ballot)
@@ -141,7 +141,7 @@ func (c *Core) Prepare(restart uint64, items []PrepareItem, states []register.St
 func (c *Core) Accept(restart uint64, items []AcceptItem, states []register.State) ([]AcceptOutcome, Ready) {
 	checkLen(len(items), len(states))
 	out := make([]AcceptOutcome, len(items))
-	r := Ready{States: make([]register.State, len(items))}
+	r := Ready{States: make([]register.State, len(items)), Write: make([]int, 0, len(items))}
 	for i, it := range items {
 		st := floored(states[i], restart)
 		next, ok := st.Accept(it.Ballot, it.Value, it.Next)
