@@ -451,8 +451,8 @@ func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]acceptcore.ReadOutcome, 
 		return nil, err
 	}
 	var out []acceptcore.ReadOutcome
-	err := a.apply(epoch, keys, func(restart uint64, states []register.State) acceptcore.Ready {
-		out = a.core.Read(restart, states)
+	err := a.apply(epoch, keys, func(_ uint64, states []register.State) acceptcore.Ready {
+		out = a.core.Read(states)
 		return acceptcore.Ready{}
 	})
 	if err != nil {

@@ -158,11 +158,12 @@ func (c *Core) Accept(restart uint64, items []AcceptItem, states []register.Stat
 }
 
 // Read answers a read (DESIGN §2.5) from the keys' current states; it
-// changes nothing. Call it only for a request that passed CheckRead.
-func (c *Core) Read(restart uint64, states []register.State) []ReadOutcome {
+// changes nothing, so there is nothing to commit. The restart floor plays
+// no part: it is a promise, and a read shows only what was accepted. Call
+// it only for a request that passed CheckRead.
+func (c *Core) Read(states []register.State) []ReadOutcome {
 	out := make([]ReadOutcome, len(states))
 	for i, st := range states {
-		st = floored(st, restart)
 		out[i] = ReadOutcome{Accepted: st.Accepted, Value: st.Value}
 	}
 	return out

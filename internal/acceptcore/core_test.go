@@ -211,7 +211,7 @@ func (d *driver) read(keys [][]byte) ([]ReadOutcome, error) {
 	if err := d.core.CheckRead(keys); err != nil {
 		return nil, err
 	}
-	return d.core.Read(d.restart, d.states(keys)), nil
+	return d.core.Read(d.states(keys)), nil
 }
 
 func (d *driver) states(keys [][]byte) []register.State {

@@ -20,9 +20,10 @@
 //     Options.MaxBallotLead ahead of the clock, refuses the whole request
 //     with ErrInvalidRequest before anything is read or written.
 //  2. The driver reads the current State of every key (zero when absent)
-//     and calls Prepare, Accept or Read with them and the restart floor.
-//     They return the per-item outcomes and a Ready: the new states, the
-//     indexes of the ones to write, and what the batch promised.
+//     and calls Prepare or Accept with them and the restart floor, or Read
+//     with them. Prepare and Accept return the per-item outcomes and a
+//     Ready: the new states, the indexes of the ones to write, and what
+//     the batch promised or accepted.
 //  3. Durability(ready, durable floor) says how to commit the writes: with
 //     or without Sync, and whether to raise the durable floor in the same
 //     synced batch. The driver writes all of Ready's states and the floor

@@ -224,7 +224,7 @@ func (a *acceptor) serve(m, r *message) {
 		if !a.admit(m, r, a.core.CheckRead([][]byte{key})) {
 			return
 		}
-		o := a.core.Read(a.restartFloor, states)[0]
+		o := a.core.Read(states)[0]
 		r.ok, r.accepted, r.value = true, o.Accepted, o.Value.Clone()
 	}
 }
