@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,16 +16,18 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// Acceptor is one Kshaka acceptor: the register rules of package register
-// over a Pebble store, gated by the installed configuration. Its methods are
-// safe for concurrent use.
+// Acceptor is one Kshaka acceptor: the acceptor core (internal/acceptcore:
+// the register rules, the request limits and the durability policy) over a
+// Pebble store, gated by the installed configuration. Its methods are safe
+// for concurrent use.
 type Acceptor struct {
 	opts    Options
-	limits  limits
+	core    *acceptcore.Core
 	log     *slog.Logger
 	store   store
 	locks   *stripes
@@ -38,14 +39,12 @@ type Acceptor struct {
 	keyCount    atomic.Int64
 	failure     atomic.Pointer[error]
 
-	// floor keeps promises without a sync per prepare (see doc.go,
-	// "Promises and the floor"). restart is the durable floor read at Open:
-	// every key's promise counts as at least (restart, 0), because a promise
-	// the last life made below it may be lost. durable is the floor on disk
-	// now: a prepare whose counter is below it is written without a sync.
-	// mu serializes the synced commits that raise it.
+	// floor holds the promise floors the core decides on (see doc.go,
+	// "Promises and the floor"). restart is the core's restart floor for
+	// this life, from the durable floor read at Open. durable is the floor
+	// on disk now. mu serializes the synced commits that raise it.
 	floor struct {
-		restart register.Ballot
+		restart uint64
 		durable atomic.Uint64
 		mu      sync.Mutex
 	}
@@ -77,9 +76,13 @@ func Open(opts Options) (*Acceptor, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	core, err := acceptcore.New(opts.coreOptions())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
+	}
 	a := &Acceptor{
 		opts:   opts,
-		limits: limits{maxKey: opts.MaxKeySize, maxValue: opts.MaxValueSize, maxItems: opts.MaxBatchItems, lead: opts.MaxBallotLead},
+		core:   core,
 		log:    opts.Logger,
 		locks:  newStripes(opts.LockStripes),
 		health: health.NewServer(),
@@ -156,12 +159,14 @@ func (a *Acceptor) loadOrCreateMeta() error {
 	if err != nil {
 		return err
 	}
-	if now := a.opts.Now(); register.CheckLead(floor, now, a.opts.MaxBallotLead, "") != nil {
+	now := a.opts.Now()
+	restart, ahead := a.core.Restart(floor, now)
+	if ahead != nil {
 		a.log.Warn("the durable promise floor is far ahead of this acceptor's clock: every ballot below it is refused "+
 			"until the clocks catch up (the store took a far-future ballot before ballots were bounded)",
 			"floor", floor, "clock", register.ClockCounter(now), "maxBallotLead", a.opts.MaxBallotLead)
 	}
-	a.floor.restart = register.Ballot{Counter: floor}
+	a.floor.restart = restart
 	a.floor.durable.Store(floor)
 	a.incarnation = inc
 	a.setConfigLocked(cfg)
@@ -308,13 +313,12 @@ func (a *Acceptor) admit(epoch uint64) error {
 }
 
 // apply runs one data-path request: admission, the stripe locks of all keys,
-// the records' states (with the restart floor applied), step for each key
-// (which returns the new state and whether to write it), one batch for all
-// changed records committed by commit, and a final health check, all before
-// the caller replies. commit is store.commit (one Sync) unless the request
-// only raises promises (commitPromises).
-func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st register.State) (register.State, bool),
-	commit func(*pebble.Batch) error) error {
+// the records' states, step (the core's Prepare, Accept or Read, with the
+// restart floor), one batch for the states the core changed, committed as
+// the core's durability rule says (commit), and a final health check, all
+// before the caller replies.
+func (a *Acceptor) apply(epoch uint64, keys [][]byte,
+	step func(restart uint64, states []register.State) acceptcore.Ready) error {
 	a.gate.RLock()
 	defer a.gate.RUnlock()
 	if err := a.admit(epoch); err != nil {
@@ -323,6 +327,29 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 	unlock := a.locks.lock(keys)
 	defer unlock()
 
+	states := make([]register.State, len(keys))
+	found := make([]bool, len(keys))
+	var skey []byte
+	for i, k := range keys {
+		var err error
+		skey = storageKey(skey, k)
+		if states[i], found[i], err = a.store.get(skey); err != nil {
+			return a.storageErr(err)
+		}
+	}
+	ready := step(a.floor.restart, states)
+	if len(ready.Write) > 0 {
+		if err := a.write(keys, found, ready); err != nil {
+			return err
+		}
+	}
+	// A record this request read may have been written by a request whose
+	// sync failed after it let go of the stripe; never answer from it.
+	return a.Err()
+}
+
+// write commits the states ready changed as one batch.
+func (a *Acceptor) write(keys [][]byte, found []bool, ready acceptcore.Ready) error {
 	b := a.store.db.NewBatch()
 	defer b.Close()
 	var (
@@ -330,130 +357,104 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte, step func(i int, st regist
 		rec     []byte
 		created int64
 	)
-	for i, k := range keys {
-		skey = storageKey(skey, k)
-		st, found, err := a.store.get(skey)
-		if err != nil {
-			return a.storageErr(err)
-		}
-		next, write := step(i, st.AtLeast(a.floor.restart))
-		if !write {
-			continue
-		}
-		if !found {
+	for _, i := range ready.Write {
+		if !found[i] {
 			created++
 		}
-		rec = register.AppendState(rec[:0], next)
+		skey = storageKey(skey, keys[i])
+		rec = register.AppendState(rec[:0], ready.States[i])
 		if err := b.Set(skey, rec, nil); err != nil {
 			return a.storageErr(fmt.Errorf("while preparing the batch: %w", err))
 		}
 	}
-	if b.Count() > 0 {
-		switch err := commit(b); {
-		case errors.Is(err, ErrInvalidRequest):
-			return err // refused before anything was committed
-		case err != nil:
-			return a.storageErr(err)
-		}
-		a.keyCount.Add(created)
+	switch err := a.commit(b, ready); {
+	case errors.Is(err, ErrInvalidRequest):
+		return err // refused before anything was committed
+	case err != nil:
+		return a.storageErr(err)
 	}
-	// A record this request read may have been written by a request whose
-	// sync failed after it let go of the stripe; never answer from it.
-	return a.Err()
+	a.keyCount.Add(created)
+	return nil
 }
 
-func (a *Acceptor) prepare(epoch uint64, ops []prepareOp) ([]prepareOutcome, error) {
-	if err := a.limits.checkPrepare(ops, a.opts.Now()); err != nil {
-		return nil, err
-	}
-	out := make([]prepareOutcome, len(ops))
-	keys := make([][]byte, len(ops))
-	for i, op := range ops {
-		keys[i] = op.Key
-	}
-	var highest uint64 // the highest counter promised by this request
-	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
-		next, ok := st.Prepare(ops[i].Ballot)
-		out[i] = prepareOutcome{OK: ok, Accepted: st.Accepted, Value: st.Value}
-		if !ok {
-			out[i].Conflict = st.Highest()
-		} else {
-			highest = max(highest, ops[i].Ballot.Counter)
-		}
-		return next, ok
-	}, func(b *pebble.Batch) error { return a.commitPromises(b, highest) })
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// commitPromises commits a batch of promises whose highest ballot counter is
-// highest. Below the durable floor the batch goes out without a sync: if
-// this process or machine dies before the next sync, the promises may be
-// lost, and the restart floor keeps them instead. At or above the floor,
-// the batch raises the floor to highest+PromiseFloorStep and commits with
-// Sync; raises are serialized so that the floor on disk only grows. The
-// floor never saturates (DESIGN §2.2): a raise past 2^64-1 refuses the
-// request with ErrInvalidRequest and commits nothing. Validation keeps
-// counters within MaxBallotLead of the clock, so that cannot happen.
-func (a *Acceptor) commitPromises(b *pebble.Batch, highest uint64) error {
-	if highest < a.floor.durable.Load() {
-		return a.store.commitNoSync(b)
+// commit commits b, which holds ready's writes, as the core's Durability
+// says against the durable floor. Without a sync (a prepare below the floor)
+// the writes may be lost if this process or machine dies before the next
+// sync, and the restart floor keeps their promises instead. A floor raise,
+// or a refusal, is decided again under floor.mu against the floor on disk
+// then: raises are serialized, so the floor on disk only grows, and one that
+// a concurrent request made meanwhile may cover this batch. A refusal (a
+// raise past 2^64-1) commits nothing and returns ErrInvalidRequest.
+func (a *Acceptor) commit(b *pebble.Batch, ready acceptcore.Ready) error {
+	d, err := a.core.Durability(ready, a.floor.durable.Load())
+	if err == nil && d.Floor == 0 {
+		return a.store.commitAs(b, d.Sync)
 	}
 	a.floor.mu.Lock()
 	defer a.floor.mu.Unlock()
-	if highest < a.floor.durable.Load() {
-		return a.store.commitNoSync(b)
+	if d, err = a.core.Durability(ready, a.floor.durable.Load()); err != nil {
+		return err
 	}
-	if highest > math.MaxUint64-a.opts.PromiseFloorStep {
-		return fmt.Errorf("%w: ballot counter %d leaves no room to raise the promise floor by %d",
-			ErrInvalidRequest, highest, a.opts.PromiseFloorStep)
+	if d.Floor == 0 {
+		return a.store.commitAs(b, d.Sync)
 	}
-	floor := highest + a.opts.PromiseFloorStep
-	if err := b.Set(metaFloor, binary.BigEndian.AppendUint64(nil, floor), nil); err != nil {
+	if err := b.Set(metaFloor, binary.BigEndian.AppendUint64(nil, d.Floor), nil); err != nil {
 		return fmt.Errorf("while preparing the promise floor: %w", err)
 	}
 	if err := a.store.commit(b); err != nil {
 		return err
 	}
-	a.floor.durable.Store(floor)
+	a.floor.durable.Store(d.Floor)
 	return nil
 }
 
-func (a *Acceptor) accept(epoch uint64, ops []acceptOp) ([]acceptOutcome, error) {
-	if err := a.limits.checkAccept(ops, a.opts.Now()); err != nil {
+func (a *Acceptor) prepare(epoch uint64, items []acceptcore.PrepareItem) ([]acceptcore.PrepareOutcome, error) {
+	if err := a.core.CheckPrepare(items, a.opts.Now()); err != nil {
 		return nil, err
 	}
-	out := make([]acceptOutcome, len(ops))
-	keys := make([][]byte, len(ops))
-	for i, op := range ops {
-		keys[i] = op.Key
+	keys := make([][]byte, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
 	}
-	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
-		op := ops[i]
-		next, ok := st.Accept(op.Ballot, op.Value, op.Next)
-		out[i] = acceptOutcome{OK: ok}
-		if !ok {
-			out[i].Conflict, out[i].Accepted = st.Highest(), st.Accepted
-		}
-		return next, ok
-	}, a.store.commit)
+	var out []acceptcore.PrepareOutcome
+	err := a.apply(epoch, keys, func(restart uint64, states []register.State) (ready acceptcore.Ready) {
+		out, ready = a.core.Prepare(restart, items, states)
+		return ready
+	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]readOutcome, error) {
-	if err := a.limits.checkRead(keys); err != nil {
+func (a *Acceptor) accept(epoch uint64, items []acceptcore.AcceptItem) ([]acceptcore.AcceptOutcome, error) {
+	if err := a.core.CheckAccept(items, a.opts.Now()); err != nil {
 		return nil, err
 	}
-	out := make([]readOutcome, len(keys))
-	err := a.apply(epoch, keys, func(i int, st register.State) (register.State, bool) {
-		out[i] = readOutcome{Accepted: st.Accepted, Value: st.Value}
-		return st, false
-	}, a.store.commit)
+	keys := make([][]byte, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+	}
+	var out []acceptcore.AcceptOutcome
+	err := a.apply(epoch, keys, func(restart uint64, states []register.State) (ready acceptcore.Ready) {
+		out, ready = a.core.Accept(restart, items, states)
+		return ready
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]acceptcore.ReadOutcome, error) {
+	if err := a.core.CheckRead(keys); err != nil {
+		return nil, err
+	}
+	var out []acceptcore.ReadOutcome
+	err := a.apply(epoch, keys, func(_ uint64, states []register.State) acceptcore.Ready {
+		out = a.core.Read(states)
+		return acceptcore.Ready{}
+	})
 	if err != nil {
 		return nil, err
 	}

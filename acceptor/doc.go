@@ -2,6 +2,14 @@
 // package register, made durable in Pebble and served over gRPC (the Acceptor
 // and Admin services of proto/kshaka/v1, plus the gRPC health service).
 //
+// Every decision below about a request (validation, the lead bound, the
+// register rules over a batch, which commits need a sync, the promise floor,
+// what a restart restores) is made by the pure core in internal/acceptcore,
+// which the deterministic simulation (test/sim) runs too. This package is
+// its I/O driver: admission, the striped locks, reading and writing the
+// records in Pebble, serializing floor raises, and replying only after the
+// commit the core asked for.
+//
 // Contract (DESIGN §2.2, §3, §4):
 //   - Durable before reply. Every request that changes state writes each
 //     changed key as one record (register.AppendState) and commits all of

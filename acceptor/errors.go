@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/membership"
 )
 
@@ -14,7 +15,9 @@ var (
 	// empty or oversized keys and values, invalid ballots or ballots more
 	// than MaxBallotLead ahead of the acceptor's clock, oversized batches,
 	// duplicate keys, missing values. Nothing was written. (INVALID_ARGUMENT)
-	ErrInvalidRequest = errors.New("invalid request")
+	// It is the acceptor core's acceptcore.ErrInvalidRequest, which decides
+	// these refusals.
+	ErrInvalidRequest = acceptcore.ErrInvalidRequest
 	// ErrOutOfService is wrapped by every refusal after a storage error: the
 	// acceptor never answers from a state it could not persist, so it serves
 	// nothing until it is restarted. (UNAVAILABLE)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
-	"github.com/kshaka-io/kshaka/register"
 )
 
 // TestCrashKeepsSyncedData simulates power loss with vfs.NewCrashableMem:
@@ -117,7 +116,7 @@ func TestCrashKeepsPromisesThroughTheFloor(t *testing.T) {
 
 			m := start(t, memOptions(crashed))
 			if !floor {
-				m.acc.floor.restart = register.Ballot{}
+				m.acc.floor.restart = 0
 			}
 			// A proposer that prepared ballot 15 elsewhere now sends its
 			// accept: promise 20 must refuse it.

@@ -77,7 +77,7 @@ func FuzzAcceptRequest(f *testing.F) {
 			if len(resp.Results) != len(req.Items) {
 				t.Fatalf("%d results for %d items", len(resp.Results), len(req.Items))
 			}
-			if invalid := a.limits.checkAccept(acceptOpsFromProto(req.Items), a.opts.Now()); invalid != nil {
+			if invalid := a.core.CheckAccept(acceptItemsFromProto(req.Items), a.opts.Now()); invalid != nil {
 				t.Fatalf("invalid request answered: %v", invalid)
 			}
 		case codes.InvalidArgument:

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
 )
@@ -158,9 +159,9 @@ func TestFloorNeverSaturates(t *testing.T) {
 	if err := batch.Set(storageKey(nil, []byte("k")), []byte("x"), nil); err != nil {
 		t.Fatal(err)
 	}
-	err := n.acc.commitPromises(batch, math.MaxUint64-DefaultPromiseFloorStep+1)
+	err := n.acc.commit(batch, acceptcore.Ready{Write: []int{0}, Promised: math.MaxUint64 - DefaultPromiseFloorStep + 1})
 	if !errors.Is(err, ErrInvalidRequest) {
-		t.Fatalf("commitPromises near 2^64-1 = %v, want ErrInvalidRequest", err)
+		t.Fatalf("commit of a promise near 2^64-1 = %v, want ErrInvalidRequest", err)
 	}
 	if got := n.floorOnDisk(); got != floor || n.acc.floor.durable.Load() != floor {
 		t.Fatalf("floor moved from %d to %d (in memory %d)", floor, got, n.acc.floor.durable.Load())

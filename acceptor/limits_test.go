@@ -2,12 +2,10 @@ package acceptor
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -119,16 +117,4 @@ func TestBadInput(t *testing.T) {
 
 func statesEqual(a, b register.State) bool {
 	return a.Promise == b.Promise && a.Accepted == b.Accepted && a.Value.Equal(b.Value)
-}
-
-// TestProblemsBounded: a huge bad batch yields a bounded message.
-func TestProblemsBounded(t *testing.T) {
-	ops := make([]prepareOp, 100)
-	for i := range ops {
-		ops[i] = prepareOp{Key: []byte(fmt.Sprint(i))}
-	}
-	err := limits{maxKey: 10, maxValue: 10, maxItems: 1000}.checkPrepare(ops, time.Now())
-	if err == nil || !strings.Contains(err.Error(), "and 90 more") {
-		t.Fatalf("err = %v", err)
-	}
 }

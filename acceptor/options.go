@@ -12,14 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/kshaka-io/kshaka/register"
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 )
 
 // Defaults of Options. Sizes are in bytes.
 const (
-	DefaultMaxKeySize     = 1 << 10 // 1 KiB
-	DefaultMaxValueSize   = 1 << 20 // 1 MiB
-	DefaultMaxBatchItems  = 4096
+	DefaultMaxKeySize     = acceptcore.DefaultMaxKeySize   // 1 KiB
+	DefaultMaxValueSize   = acceptcore.DefaultMaxValueSize // 1 MiB
+	DefaultMaxBatchItems  = acceptcore.DefaultMaxBatchItems
 	DefaultMaxMessageSize = 64 << 20 // 64 MiB
 	DefaultLockStripes    = 4096
 
@@ -31,8 +31,8 @@ const (
 	DefaultLBaseMaxBytes               = 64 << 20
 	DefaultMaxOpenFiles                = 4096
 	DefaultBytesPerSync                = 512 << 10
-	DefaultPromiseFloorStep            = 1 << 20
-	DefaultMaxBallotLead               = register.DefaultMaxLead // ten minutes
+	DefaultPromiseFloorStep            = acceptcore.DefaultPromiseFloorStep
+	DefaultMaxBallotLead               = acceptcore.DefaultMaxBallotLead // ten minutes
 
 	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
 	// storage key adds a prefix byte.
@@ -245,6 +245,18 @@ func (o *Options) Validate() error {
 			"and a jump past the lead would be refused", o.PromiseFloorStep, lead, lead.Microseconds())
 	}
 	return errors.Join(errs...)
+}
+
+// coreOptions returns the acceptor core's options (after EnsureDefaults).
+// The acceptor core's negative-control switches are never set here.
+func (o *Options) coreOptions() acceptcore.Options {
+	return acceptcore.Options{
+		MaxKeySize:       o.MaxKeySize,
+		MaxValueSize:     o.MaxValueSize,
+		MaxBatchItems:    o.MaxBatchItems,
+		PromiseFloorStep: o.PromiseFloorStep,
+		MaxBallotLead:    o.MaxBallotLead,
+	}
 }
 
 // ServerOptions returns the grpc.ServerOptions the acceptor needs from the

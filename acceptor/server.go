@@ -86,7 +86,7 @@ func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest)
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
 	}
-	out, err := s.a.prepare(req.GetEpoch(), prepareOpsFromProto(req.GetItems()))
+	out, err := s.a.prepare(req.GetEpoch(), prepareItemsFromProto(req.GetItems()))
 	resp = &kshakav1.PrepareResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
@@ -109,7 +109,7 @@ func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
 	}
-	out, err := s.a.accept(req.GetEpoch(), acceptOpsFromProto(req.GetItems()))
+	out, err := s.a.accept(req.GetEpoch(), acceptItemsFromProto(req.GetItems()))
 	resp = &kshakav1.AcceptResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)

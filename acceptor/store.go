@@ -135,6 +135,14 @@ func (s *store) commitNoSync(b *pebble.Batch) (err error) {
 	return nil
 }
 
+// commitAs commits b with Sync when sync is set, else without.
+func (s *store) commitAs(b *pebble.Batch, sync bool) error {
+	if sync {
+		return s.commit(b)
+	}
+	return s.commitNoSync(b)
+}
+
 // loadFloor reads the durable promise floor (0 when absent).
 func (s *store) loadFloor() (floor uint64, err error) {
 	defer recoverFatal(&err)
@@ -253,4 +261,13 @@ func (s *store) scan(after []byte, fn func(key []byte) bool) (err error) {
 		return fmt.Errorf("while listing keys: %w", err)
 	}
 	return nil
+}
+
+// quoteKey prints a key for an error message, shortened when long.
+func quoteKey(k []byte) string {
+	const max = 64
+	if len(k) > max {
+		return fmt.Sprintf("%q… (%d bytes)", k[:max], len(k))
+	}
+	return fmt.Sprintf("%q", k)
 }

@@ -2,20 +2,39 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"time"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// acceptor is one acceptor node (a pod with its volume). Its durable state
-// is what it synced: a request changes the state and the state is synced
-// before the reply is sent, after a short fsync delay. A crash in that
-// window leaves the request applied but unreplied; a request that arrives
-// while the node is down is not applied at all. The exception, as in
-// package acceptor, is a prepare below the promise floor: it changes only
-// memory, and a crash loses it (with probability Options.LoseUnsynced per
-// key); the restarted node counts every promise as at least the floor.
+// acceptor is one acceptor node (a pod with its volume), a driver of the
+// acceptor core (internal/acceptcore) that package acceptor runs over
+// Pebble. The core validates each request, applies the register rules,
+// decides whether the write needs a sync and whether the promise floor
+// rises, and at a restart gives the floor every promise counts as at least.
+// Nothing here decides any of that; this file keeps only what the core
+// hands its driver to keep, and models the disk under it:
+//
+//   - A write the core commits with Sync is durable. Its reply goes out
+//     after a short fsync delay; a crash in that window leaves the request
+//     applied but unreplied. A request that arrives while the node is down
+//     is not applied at all.
+//   - A write the core lets go without a sync (a prepare below the durable
+//     floor) changes the key at once, and a crash loses it with probability
+//     Options.LoseUnsynced per key, back to the key's last synced state.
+//     A sync keeps only its own key: the disk is harsher than Pebble's
+//     write-ahead log, whose sync keeps everything written before it.
+//   - The durable floor is what the core's synced commits raised it to,
+//     and a crash keeps it; the restarted node runs with the restart floor
+//     the core's Restart derives from it.
+//
+// The negative control Faults.VolatilePromises is the core's own switch
+// (acceptcore.Options.VolatilePromises), so the control breaks the code
+// that ships, not a copy.
 type acceptor struct {
 	w    *world
 	name string
@@ -24,26 +43,56 @@ type acceptor struct {
 	life int
 	// deleted: the operator retired the member and deleted the pod.
 	deleted bool
+	core    *acceptcore.Core
 
-	// Durable: the storage identity, the configuration and the registers.
+	// Durable: the storage identity, the configuration, the registers and
+	// the promise floor.
 	incarnation uint64
 	cfg         *membership.Config
 	keys        map[string]register.State // lookups only
-	// floor is the durable promise floor; restartFloor is the floor this
-	// life started with. unsynced holds, for each key with a promise not
-	// synced yet, its last synced state (zero: none).
-	floor, restartFloor uint64
-	unsynced            map[string]register.State
+	floor       uint64
+	// restartFloor is the core's restart floor for this life. unsynced
+	// holds, for each key written without a sync since its last synced
+	// write, that last synced state (zero: none).
+	restartFloor uint64
+	unsynced     map[string]register.State
+}
+
+// coreOptions are the acceptor core's options for a run: package
+// acceptor's default limits, the run's floor step and the negative control.
+//
+// The ballot-lead bound (DESIGN §2.1) is not modelled: the simulation's
+// proposers count ballots from 1 (round.NewClock) and its acceptors count
+// ticks, so there is no pair of wall clocks for a lead to bound, and the
+// core is told so (LogicalCounters). A lead refusal changes no state (the
+// whole request is refused before anything is read), so leaving it out
+// removes no durability behaviour; the bound itself is checked by the
+// core's scripts (internal/acceptcore/testdata/validate.txt) and package
+// acceptor's lead tests, and the proposer's handling of the refusal by
+// package round's tests.
+func coreOptions(o Options) acceptcore.Options {
+	return acceptcore.Options{
+		MaxKeySize:       acceptcore.DefaultMaxKeySize,
+		MaxValueSize:     acceptcore.DefaultMaxValueSize,
+		MaxBatchItems:    acceptcore.DefaultMaxBatchItems,
+		PromiseFloorStep: o.PromiseFloorStep,
+		LogicalCounters:  true,
+		VolatilePromises: o.Faults.VolatilePromises,
+	}
 }
 
 func newAcceptor(w *world, name string) *acceptor {
-	a := &acceptor{w: w, name: name, up: true}
+	core, err := acceptcore.New(coreOptions(w.opts))
+	if err != nil {
+		panic(fmt.Sprintf("sim: acceptor core options: %v", err))
+	}
+	a := &acceptor{w: w, name: name, up: true, core: core}
 	a.wipe()
 	return a
 }
 
 // wipe gives the node an empty disk: a new incarnation, no configuration,
-// no registers (DESIGN §4).
+// no registers, no floor (DESIGN §4).
 func (a *acceptor) wipe() {
 	a.incarnation = a.w.randID()
 	a.cfg = nil
@@ -59,6 +108,8 @@ func (a *acceptor) epoch() uint64 {
 	return a.cfg.Epoch
 }
 
+// crash stops the node: each write not synced is lost with probability
+// LoseUnsynced, and the next life starts with the core's restart floor.
 func (a *acceptor) crash() {
 	a.up = false
 	a.life++
@@ -73,9 +124,8 @@ func (a *acceptor) crash() {
 		}
 	}
 	clear(a.unsynced)
-	if !a.w.opts.Faults.VolatilePromises {
-		a.restartFloor = a.floor
-	}
+	// Logical counters: the core checks no lead, so there is no warning.
+	a.restartFloor, _ = a.core.Restart(a.floor, time.Time{})
 	a.w.note("crash "+a.name, uint64(a.life))
 }
 
@@ -139,71 +189,101 @@ func (a *acceptor) cfgCopy() *membership.Config {
 	return &c
 }
 
-// serve applies the admission and epoch gate, then the register rule.
+// serve runs a data request as package acceptor does: the core's
+// validation, the admission and epoch gate, the core's rule on the key's
+// state, and the commit the core asks for.
 func (a *acceptor) serve(m, r *message) {
-	st := a.keys[m.key].AtLeast(register.Ballot{Counter: a.restartFloor})
+	key := []byte(m.key)
+	states := []register.State{a.keys[m.key]}
+	switch m.kind {
+	case mPrepare:
+		items := []acceptcore.PrepareItem{{Key: key, Ballot: m.ballot}}
+		if !a.admit(m, r, a.core.CheckPrepare(items, time.Time{})) {
+			return
+		}
+		out, ready := a.core.Prepare(a.restartFloor, items, states)
+		a.commit(m.key, ready)
+		o := out[0]
+		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
+		if o.OK {
+			r.value = o.Value.Clone()
+		}
+	case mAccept:
+		items := []acceptcore.AcceptItem{{Key: key, Ballot: m.ballot, Value: m.value.Clone(), HasValue: true, Next: m.next}}
+		if !a.admit(m, r, a.core.CheckAccept(items, time.Time{})) {
+			return
+		}
+		out, ready := a.core.Accept(a.restartFloor, items, states)
+		a.commit(m.key, ready)
+		o := out[0]
+		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
+		if o.OK {
+			a.accepted(m)
+		}
+	case mRead:
+		if !a.admit(m, r, a.core.CheckRead([][]byte{key})) {
+			return
+		}
+		o := a.core.Read(states)[0]
+		r.ok, r.accepted, r.value = true, o.Accepted, o.Value.Clone()
+	}
+}
+
+// admit reports whether the request may reach the rules: invalid is the
+// core's validation, which no simulated proposer should ever fail, then
+// the configuration's gate refuses the whole request, like the real
+// acceptor's, with nothing about the key.
+func (a *acceptor) admit(m, r *message, invalid error) bool {
+	if invalid != nil {
+		panic(fmt.Sprintf("sim: %s sent %s an invalid request: %v", m.from, a.name, invalid))
+	}
 	if err := a.cfg.Check(a.incarnation, m.epoch); err != nil {
-		// Like the real acceptor's: the whole request is refused, with
-		// nothing about the key.
 		r.stale = errors.Is(err, membership.ErrStaleEpoch)
 		r.notAdmitted = errors.Is(err, membership.ErrNotAdmitted)
 		r.cfg = a.cfgCopy()
 		if r.notAdmitted {
 			a.w.stats.NotAdmitted++
 		}
+		return false
+	}
+	return true
+}
+
+// commit keeps the key's write on the disk as the core's Durability says
+// against the durable floor (see the type's doc).
+func (a *acceptor) commit(key string, ready acceptcore.Ready) {
+	d, err := a.core.Durability(ready, a.floor)
+	if err != nil {
+		// Only a floor raise past 2^64-1, which logical counters never reach.
+		panic(fmt.Sprintf("sim: %s: %v", a.name, err))
+	}
+	if len(ready.Write) == 0 {
 		return
 	}
-	r.accepted = st.Accepted
-	switch m.kind {
-	case mPrepare:
-		next, ok := st.Prepare(m.ballot)
-		if !ok {
-			r.conflict = st.Highest()
-			return
+	if !d.Sync {
+		if _, ok := a.unsynced[key]; !ok {
+			a.unsynced[key] = a.keys[key]
 		}
-		a.promise(m.key, next, m.ballot.Counter)
-		r.ok, r.accepted, r.value = true, next.Accepted, next.Value.Clone()
-	case mAccept:
-		next, ok := st.Accept(m.ballot, m.value.Clone(), m.next)
-		if !ok {
-			r.conflict = st.Highest()
-			return
-		}
-		a.keys[m.key] = next
-		delete(a.unsynced, m.key)
-		a.w.acceptedRounds[m.round] = true
-		if m.epoch < a.w.fenced {
-			// DESIGN §3: after the fence no acceptor accepts anything
-			// from an older configuration.
-			a.w.stats.AcceptsAfterFence++
-			a.w.lateRounds[m.round] = true
-			a.w.note("accepted after the fence "+a.name+" "+m.key, m.epoch, a.w.fenced, m.round)
-		}
-		r.ok, r.accepted = true, next.Accepted
-		a.w.note("accepted "+a.name+" "+m.key, m.ballot.Counter, m.round)
-	case mRead:
-		r.ok, r.accepted, r.value = true, st.Accepted, st.Value.Clone()
+	} else {
+		delete(a.unsynced, key)
+	}
+	a.keys[key] = ready.States[0]
+	if d.Floor != 0 {
+		a.floor = d.Floor
 	}
 }
 
-// promise stores the state of a successful prepare with ballot counter c:
-// in memory only when c is below the durable floor, else synced after
-// raising the floor past c.
-func (a *acceptor) promise(key string, next register.State, c uint64) {
-	step := a.w.opts.PromiseFloorStep
-	volatile := a.w.opts.Faults.VolatilePromises || (step > 0 && c < a.floor)
-	if !volatile {
-		if step > 0 {
-			a.floor = max(a.floor, c+step)
-		}
-		delete(a.unsynced, key)
-		a.keys[key] = next
-		return
+// accepted records the ground truth of an accept the core took.
+func (a *acceptor) accepted(m *message) {
+	a.w.acceptedRounds[m.round] = true
+	if m.epoch < a.w.fenced {
+		// DESIGN §3: after the fence no acceptor accepts anything from an
+		// older configuration.
+		a.w.stats.AcceptsAfterFence++
+		a.w.lateRounds[m.round] = true
+		a.w.note("accepted after the fence "+a.name+" "+m.key, m.epoch, a.w.fenced, m.round)
 	}
-	if _, ok := a.unsynced[key]; !ok {
-		a.unsynced[key] = a.keys[key]
-	}
-	a.keys[key] = next
+	a.w.note("accepted "+a.name+" "+m.key, m.ballot.Counter, m.round)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

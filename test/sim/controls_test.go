@@ -16,7 +16,8 @@ const controlBudget = 3000
 
 // negativeControls are broken drivers the checker must catch (DESIGN §8:
 // "Negative controls … must be caught, or the checker proves nothing").
-// None touches the rules; each breaks the simulated proposer or operator.
+// None touches the rules; each breaks the simulated proposer or operator,
+// except VolatilePromises, the acceptor core's own negative-control switch.
 var negativeControls = []struct {
 	name    string
 	options func(seed uint64) Options
@@ -43,8 +44,9 @@ var negativeControls = []struct {
 	// (7) Settling that finishes its own proposal but re-applies the
 	// changes when another round may have built on it.
 	{"IgnoreAmbiguous", func(s uint64) Options { return NewOptions(s, Faults{IgnoreAmbiguous: true}) }},
-	// (8) Promises kept only in memory, with no floor after a restart: a
-	// crash forgets a promise and the acceptor accepts below it.
+	// (8) Promises kept only in memory, with no floor after a restart (the
+	// acceptor core's VolatilePromises, the same core package acceptor
+	// runs): a crash forgets a promise and the acceptor accepts below it.
 	// Scripted (LostPromise): random seeds rarely crash an acceptor between
 	// a promise and the late accept it must refuse.
 	{"VolatilePromises", func(s uint64) Options { return LostPromise(s, Faults{VolatilePromises: true}) }},

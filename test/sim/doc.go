@@ -9,8 +9,11 @@
 // changes with the planner, the fence and the rescan of DESIGN §3 and §5,
 // crashing and resuming mid-step from its durable intent.
 //
-// The simulation drives the real rules: register.State.Prepare/Accept on
-// the acceptors, membership.Config.Check as their admission and epoch gate,
+// The simulation drives the real rules: the acceptor core
+// (internal/acceptcore: validation, register.State.Prepare/Accept over the
+// request, the promise-floor durability policy and the restart floor) on
+// the acceptors, exactly as package acceptor runs it over Pebble,
+// membership.Config.Check as their admission and epoch gate,
 // membership.Steps for every change, and internal/round (Write, Read,
 // Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
 // rescan, which touches every key with an identity change that goes again
@@ -27,8 +30,17 @@
 // Histories are checked with porcupine against a compare-and-swap register
 // model partitioned by key.
 //
+// There is no second copy of the acceptor's durability policy under test/:
+// acceptor.go holds the simulated disk (what a crash keeps of the writes
+// the core let go without a sync, with probability Options.LoseUnsynced)
+// and the core's inputs, and decides nothing the core decides. The
+// ballot-lead bound is not modelled (the counters here are not wall
+// clocks; see coreOptions).
+//
 // Faults breaks the driver on purpose (never the rules) to provide the
 // negative controls: a checker that cannot catch them proves nothing.
+// The one exception is VolatilePromises, a documented negative-control
+// switch of the acceptor core that production never sets.
 //
 // Explore is a bounded exhaustive state explorer for the membership
 // procedure over the same planner and rules.

@@ -26,7 +26,8 @@ const (
 
 // Faults break the driver on purpose; each is a negative control the
 // checker must catch. None of them touches the rules in register,
-// membership or round.
+// membership or round; VolatilePromises is a documented switch of the
+// acceptor core (internal/acceptcore) itself.
 type Faults struct {
 	// QuorumOfOne runs three acceptors with qp = qa = 1 (control 1).
 	QuorumOfOne bool
@@ -49,9 +50,12 @@ type Faults struct {
 	// when it reports the outcome ambiguous (control 7; needs
 	// SettleUnknown): the derivation rule is what keeps it exactly once.
 	IgnoreAmbiguous bool
-	// VolatilePromises never syncs a prepare and forgets the floor: a
-	// crash may lose a promise and the restarted acceptor accepts below
-	// it (control 8).
+	// VolatilePromises sets the acceptor core's negative-control switch
+	// (acceptcore.Options.VolatilePromises): no prepare is synced and a
+	// restart forgets the floor, so a crash may lose a promise and the
+	// restarted acceptor accepts below it (control 8). Unlike the other
+	// faults it breaks the acceptor's shared core, through a switch
+	// package acceptor never sets, not a driver.
 	VolatilePromises bool
 	// SkipBelowAcceptQuorum lets the rescan skip a key whose accepted
 	// ballot agrees on qa − 1 members of the joint accept set: a weaker
@@ -137,10 +141,11 @@ type Options struct {
 	// unknown outcome when someone may have built on the proposal. Off,
 	// an Unknown attempt is reported unknown at once.
 	SettleUnknown bool
-	// PromiseFloorStep is the acceptors' promise floor step (see package
-	// acceptor): a prepare below the durable floor is not synced, and a
-	// crash loses it with probability LoseUnsynced; a prepare at or above
-	// the floor raises it by this step, synced. 0: every promise synced.
+	// PromiseFloorStep is the acceptors' promise floor step
+	// (acceptcore.Options.PromiseFloorStep): a prepare below the durable
+	// floor is not synced, and a crash loses it with probability
+	// LoseUnsynced; a prepare at or above the floor raises it past its
+	// counter by this step, synced. 0 raises it to the counter itself.
 	PromiseFloorStep uint64
 	LoseUnsynced     float64
 
