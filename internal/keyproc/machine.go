@@ -1,0 +1,731 @@
+package keyproc
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/register"
+)
+
+// errGaveUp is why the machine answers a group with an unknown outcome when
+// round.Settle finds it ambiguous.
+var errGaveUp = errors.New("other writers changed the key before the outcome could be settled")
+
+// errLeftOut answers an op that is in its group but not in the proposal
+// that succeeded; the group's rules never let that happen.
+var errLeftOut = errors.New("keyproc: change left out of the proposal")
+
+// Machine is the procedure for one key (see the package doc).
+type Machine struct {
+	key    string
+	cfg    Config
+	env    Env
+	conf   membership.Config // the newest configuration
+	closed error             // set by Close
+
+	queue []*Op  // submitted, not yet in the group
+	g     *group // nil: no group
+	seq   uint64 // attempt IDs
+	out   Ready
+}
+
+// group is a set of ops run together until each has an answer.
+type group struct {
+	ops      []*Op
+	resolve  bool
+	failures int // a Resolve's; changes count their own
+	lastErr  error
+	// pending are the group's proposals that ended Unknown and changed
+	// something, oldest first; inflight is the proposal whose accepts are
+	// out. A caller that leaves builds its unknown outcome from them.
+	pending  []*Proposal
+	inflight *Proposal
+	a        *attempt // nil between attempts
+	// backoff: waiting until retryAt before the next attempt.
+	backoff bool
+	retryAt time.Duration
+}
+
+// attempt is one try of a group under one configuration.
+type attempt struct {
+	id        uint64
+	conf      membership.Config
+	w         *round.Write
+	fast      bool
+	entry     round.CacheEntry // fast: the promise used
+	start     time.Duration
+	deadline  time.Duration // of the phase waiting for replies
+	cur       register.Value
+	own       int
+	ambiguous bool
+	settle    Settle
+	applying  []*Op     // handed to the driver in Ready.Apply
+	p         *Proposal // sent
+}
+
+// New returns the machine of key under the configuration conf.
+func New(key string, cfg Config, env Env, conf membership.Config) *Machine {
+	return &Machine{key: key, cfg: cfg, env: env, conf: conf}
+}
+
+// Key is the machine's key.
+func (m *Machine) Key() string { return m.key }
+
+// Epoch is the epoch of the newest configuration the machine knows.
+func (m *Machine) Epoch() uint64 { return m.conf.Epoch }
+
+// Idle reports whether the machine has no op and no output left: its
+// driver may drop it.
+func (m *Machine) Idle() bool { return m.g == nil && len(m.queue) == 0 && m.out.Empty() }
+
+// Ready returns the outputs collected since the last call.
+func (m *Machine) Ready() Ready {
+	r := m.out
+	m.out = Ready{}
+	return r
+}
+
+// TakeAnswers returns the answers collected since the last call and leaves
+// the other outputs for Ready.
+func (m *Machine) TakeAnswers() []Answer {
+	a := m.out.Answers
+	m.out.Answers = nil
+	return a
+}
+
+// Wake is when the machine wants Tick: the end of the phase in flight or of
+// the backoff. ok is false when it has no deadline.
+func (m *Machine) Wake() (at time.Duration, ok bool) {
+	if m.g != nil && m.g.backoff {
+		return m.g.retryAt, true
+	}
+	if _, _, waiting := m.Awaiting(); waiting {
+		return m.g.a.deadline, true
+	}
+	return 0, false
+}
+
+// Awaiting names the phase whose replies the machine wants: the attempt
+// and Prepare or Accept. ok is false when it wants none; a driver may then
+// stop sending what is still queued of earlier phases.
+func (m *Machine) Awaiting() (attempt uint64, kind Kind, ok bool) {
+	if m.g == nil || m.g.a == nil {
+		return 0, 0, false
+	}
+	switch a := m.g.a; a.w.Phase() {
+	case round.Preparing:
+		return a.id, Prepare, true
+	case round.Accepting:
+		return a.id, Accept, true
+	}
+	return 0, 0, false
+}
+
+// Submit queues o. A machine without a group starts one at once.
+func (m *Machine) Submit(now time.Duration, o *Op) {
+	if o.state != opNew {
+		panic("keyproc: op submitted twice")
+	}
+	if m.closed != nil {
+		o.state = opQueued
+		m.answer(o, Answer{Outcome: round.Failed, Err: m.closed})
+		return
+	}
+	o.state = opQueued
+	m.queue = append(m.queue, o)
+	m.advance(now)
+}
+
+// Abandon records that o's caller left with cause (its context's error).
+// It returns o's answer: a definite failure with cause when o is in no
+// proposal that may land (or never alters the value), else an unknown
+// outcome with every proposal of its group that may land. ok is false when
+// o already has an answer (in Ready, or delivered).
+func (m *Machine) Abandon(o *Op, cause error) (a Answer, ok bool) {
+	if !o.live() {
+		return Answer{}, false
+	}
+	proposed := o.state == opProposed
+	o.state = opAbandoned
+	if i := slices.Index(m.queue, o); i >= 0 {
+		m.queue = slices.Delete(m.queue, i, i+1)
+	}
+	if proposed && !o.Identity && o.Resolve == nil {
+		if u, ok := m.unknown(o, cause); ok {
+			return u, true
+		}
+	}
+	return Answer{Op: o, Outcome: round.Failed, Err: cause}, true
+}
+
+// OnPrepare feeds one member's reply to the prepare of attempt r.Attempt;
+// replies to other attempts or phases are ignored.
+func (m *Machine) OnPrepare(now time.Duration, r PrepareReply) {
+	if id, kind, ok := m.Awaiting(); !ok || kind != Prepare || id != r.Attempt {
+		return
+	}
+	m.noteErr(r.Err, r.Reply, r.Conflict)
+	m.g.a.w.OnPrepare(r.Incarnation, r.Reply, r.Accepted, r.Value, r.Conflict)
+	m.afterPrepare(now)
+	m.advance(now)
+}
+
+// OnAccept feeds one member's reply to the accept of attempt r.Attempt;
+// replies to other attempts or phases are ignored.
+func (m *Machine) OnAccept(now time.Duration, r AcceptReply) {
+	if id, kind, ok := m.Awaiting(); !ok || kind != Accept || id != r.Attempt {
+		return
+	}
+	a := m.g.a
+	reply := m.classifyAccept(a.w.Ballot(), r)
+	m.noteErr(r.Err, reply, r.Conflict)
+	a.w.OnAccept(r.Incarnation, reply, r.Conflict)
+	if a.w.Phase() == round.Done {
+		m.acceptDone(now)
+	}
+	m.advance(now)
+}
+
+// OnApplied feeds the result of Ready.Apply. If an op it used has been
+// abandoned meanwhile, the machine asks again without it.
+func (m *Machine) OnApplied(now time.Duration, r ApplyResult) {
+	g := m.g
+	if g == nil || g.a == nil || g.a.id != r.Attempt || g.a.applying == nil {
+		return
+	}
+	a := g.a
+	if slices.ContainsFunc(r.Ops, func(o *Op) bool { return !o.live() }) {
+		m.apply() // someone left while the changes ran: leave them out
+		m.advance(now)
+		return
+	}
+	for _, o := range r.Ops {
+		o.state = opProposed
+	}
+	a.applying = nil
+	p := &Proposal{Ballot: a.w.Ballot(), Value: r.Value, Ops: r.Ops, Results: r.Results}
+	g.inflight = p
+	m.propose(now, p)
+	m.advance(now)
+}
+
+// Tick tells the machine that now has come; it ends a phase past its
+// timeout and a backoff that is over.
+func (m *Machine) Tick(now time.Duration) {
+	at, ok := m.Wake()
+	if !ok || now < at {
+		return
+	}
+	g := m.g
+	if g.backoff {
+		m.startAttempt(now)
+		m.advance(now)
+		return
+	}
+	g.a.w.Expire()
+	if g.a.p != nil {
+		m.acceptDone(now)
+	} else {
+		m.afterPrepare(now)
+	}
+	m.advance(now)
+}
+
+// SetConfig installs a newer configuration (an older or equal epoch is
+// ignored). A prepare in flight ends (nothing of it was accepted) and so
+// does a backoff: the group is tried again at once under the new epoch.
+// Accepts in flight go on; their attempt is retried at once if it fails.
+func (m *Machine) SetConfig(now time.Duration, conf membership.Config) {
+	if conf.Epoch <= m.conf.Epoch {
+		return
+	}
+	m.conf = conf
+	g := m.g
+	switch {
+	case g == nil:
+	case g.backoff:
+		m.startAttempt(now)
+	default:
+		if _, kind, ok := m.Awaiting(); ok && kind == Prepare {
+			g.a.w.Expire()
+			m.afterPrepare(now)
+		}
+	}
+	m.advance(now)
+}
+
+// Close ends the machine: the phase in flight expires, and every op is
+// answered, with an unknown outcome if one of its proposals may land, else
+// with the definite failure cause. Later Submits are answered with cause.
+func (m *Machine) Close(now time.Duration, cause error) {
+	if m.closed != nil {
+		return
+	}
+	m.closed = cause
+	if g := m.g; g != nil {
+		switch {
+		case g.a == nil:
+			m.endGroup(cause)
+		case g.a.p != nil:
+			g.a.w.Expire()
+			m.acceptDone(now)
+		case g.a.applying != nil:
+			g.a.w.Expire()
+			m.roundEnded(now, round.Failed, len(g.ops))
+			m.endGroup(cause)
+		default:
+			g.a.w.Expire()
+			m.afterPrepare(now)
+		}
+	}
+	for _, o := range m.queue {
+		m.answer(o, Answer{Outcome: round.Failed, Err: cause})
+	}
+	m.queue = nil
+}
+
+// advance starts the next group when there is none and ops are queued.
+func (m *Machine) advance(now time.Duration) {
+	for m.g == nil && len(m.queue) > 0 {
+		m.startGroup()
+		m.startAttempt(now)
+	}
+}
+
+// startGroup takes the next group from the queue: a Resolve alone, or every
+// change up to the next Resolve.
+func (m *Machine) startGroup() {
+	n := 1
+	if m.queue[0].Resolve == nil {
+		n = m.changesQueued()
+	}
+	g := &group{ops: m.queue[:n:n]}
+	m.queue = m.queue[n:]
+	if r := g.ops[0].Resolve; r != nil {
+		g.resolve = true
+		for _, p := range r {
+			g.pending = append(g.pending, &Proposal{Ballot: p.Ballot, Value: p.Value})
+		}
+	}
+	m.g = g
+}
+
+// changesQueued is the number of changes at the head of the queue, up to
+// the first Resolve.
+func (m *Machine) changesQueued() int {
+	n := 0
+	for n < len(m.queue) && m.queue[n].Resolve == nil {
+		n++
+	}
+	return n
+}
+
+// startAttempt runs one attempt of the group under the newest
+// configuration: a 1RTT attempt with the cached promise when one is valid,
+// else a prepare with a fresh ballot. Changes queued behind the group join
+// it, unless it has proposals to settle (round.Settle needs every pending
+// proposal to be of the same changes).
+func (m *Machine) startAttempt(now time.Duration) {
+	g := m.g
+	g.backoff = false
+	if m.closed != nil {
+		m.endGroup(m.closed)
+		return
+	}
+	g.ops = liveOps(g.ops)
+	if len(g.ops) == 0 {
+		m.g = nil
+		return
+	}
+	if len(g.pending) == 0 && !g.resolve {
+		n := m.changesQueued()
+		g.ops = append(g.ops, m.queue[:n]...)
+		m.queue = m.queue[n:]
+	}
+	m.seq++
+	a := &attempt{id: m.seq, conf: m.conf, start: now, own: -1}
+	g.a, g.lastErr = a, nil
+	e, cached := m.env.CacheTake(m.key)
+	fresh := g.resolve || len(g.pending) > 0 || slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Fresh })
+	if cached && !fresh && e.Epoch == a.conf.Epoch {
+		a.fast, a.entry = true, e
+		a.w = round.NewFastWrite(&a.conf, e.Ballot, e.Value)
+		m.decide(now)
+		return
+	}
+	b, err := m.env.NextBallot()
+	if err != nil { // nothing was sent
+		g.lastErr = err
+		a.w = round.NewWrite(&a.conf, register.Ballot{})
+		a.w.Expire()
+		m.roundEnded(now, round.Failed, len(g.ops))
+		m.endGroup(err)
+		return
+	}
+	a.w = round.NewWrite(&a.conf, b)
+	m.send(Send{Kind: Prepare, Attempt: a.id, Epoch: a.conf.Epoch, Ballot: b, To: a.w.PrepareTargets()}, nil)
+	a.deadline = now + m.cfg.RequestTimeout
+}
+
+// afterPrepare acts on the prepare phase's end: the decision once a quorum
+// promised, the failure handling when it cannot.
+func (m *Machine) afterPrepare(now time.Duration) {
+	a := m.g.a
+	switch a.w.Phase() {
+	case round.Proposing:
+		m.decide(now)
+	case round.Done:
+		m.observe(a.w.Conflict())
+		m.roundEnded(now, round.Failed, len(m.g.ops))
+		m.attemptFailed(now)
+	}
+}
+
+// decide chooses what the attempt proposes, from the value the prepare
+// quorum (or the cached promise) showed and the group's pending proposals.
+func (m *Machine) decide(now time.Duration) {
+	g, a := m.g, m.g.a
+	a.cur = a.w.Current()
+	if len(g.pending) > 0 {
+		a.own, a.ambiguous = m.settle(g.pending, a.w.CurrentBallot(), a.cur)
+		switch {
+		case a.own >= 0:
+			a.settle = SettleOwn
+		case a.ambiguous:
+			a.settle = SettleAmbiguous
+		default:
+			a.settle = SettleFresh
+		}
+	}
+	if a.w.Outranked() && slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Above }) {
+		// Nothing was sent for this ballot yet: a definite failure, and the
+		// next attempt's ballot is above the one shown.
+		a.w.Expire()
+		m.observe(a.w.Conflict())
+		m.g.lastErr = fmt.Errorf("an acceptor holds ballot %v, above the touch's %v", a.w.Conflict(), a.w.Ballot())
+		m.roundEnded(now, round.Failed, len(g.ops))
+		m.attemptFailed(now)
+		return
+	}
+	switch {
+	case g.resolve:
+		m.propose(now, &Proposal{Ballot: a.w.Ballot(), Value: a.cur})
+	case a.ambiguous:
+		a.w.Expire()
+		m.roundEnded(now, round.Failed, len(g.ops))
+		m.giveUp(errGaveUp)
+	case a.own >= 0:
+		// The newest value is one of the group's proposals: accept it again.
+		own := g.pending[a.own]
+		p := &Proposal{Ballot: a.w.Ballot(), Value: a.cur, Ops: own.Ops, Results: own.Results}
+		g.inflight = p
+		m.propose(now, p)
+	default:
+		m.apply()
+	}
+}
+
+// settle is round.Settle, or a broken rule of a negative control.
+func (m *Machine) settle(pending []*Proposal, best register.Ballot, cur register.Value) (own int, ambiguous bool) {
+	if m.cfg.Broken.BlindRetry {
+		return -1, false
+	}
+	ps := make([]round.Proposal, len(pending))
+	for i, p := range pending {
+		ps[i] = round.Proposal{Ballot: p.Ballot, Value: p.Value}
+	}
+	own, ambiguous = round.Settle(ps, best, cur)
+	return own, ambiguous && !m.cfg.Broken.IgnoreAmbiguous
+}
+
+// apply asks the driver to run the live ops' changes on the current value.
+// With none left the group is over.
+func (m *Machine) apply() {
+	g, a := m.g, m.g.a
+	g.ops = liveOps(g.ops)
+	if len(g.ops) == 0 {
+		a.w.Expire()
+		a.applying = nil
+		m.g = nil
+		return
+	}
+	a.applying = slices.Clone(g.ops) // a proposal's ops never share g.ops' array
+	m.out.Apply = &Apply{Attempt: a.id, Ops: a.applying, Cur: a.cur}
+}
+
+// propose sends the attempt's accepts of p.
+func (m *Machine) propose(now time.Duration, p *Proposal) {
+	a := m.g.a
+	a.p = p
+	var next register.Ballot
+	if m.cfg.OneRTT {
+		next, _ = m.env.NextBallot() // none left: no promise, the next prepare says why
+	}
+	a.w.Propose(p.Value, next)
+	m.send(Send{Kind: Accept, Attempt: a.id, Epoch: a.conf.Epoch, Ballot: p.Ballot, Next: next, Value: p.Value, To: a.w.AcceptTargets()}, p)
+	a.deadline = now + m.cfg.RequestTimeout
+}
+
+// send asks for the request of a new phase (carrying p, for an accept). It
+// replaces one of an earlier phase that no driver took yet: that phase is
+// over, and a request never sent cannot land.
+func (m *Machine) send(s Send, p *Proposal) {
+	m.out.Send, m.out.Proposal = s, p
+}
+
+// classifyAccept is round.ClassifyAccept, or a broken rule of a negative
+// control. A refusal is an answer the acceptor sent that is not an accept.
+func (m *Machine) classifyAccept(ballot register.Ballot, r AcceptReply) round.Reply {
+	refusal := !r.Answer.OK && (r.Refused || r.Answer.Conflict || r.Answer.Invalid)
+	switch b := m.cfg.Broken; {
+	case refusal && b.RefusalAlwaysDefinite, refusal && r.Refused && b.StaleRefusalDefinite:
+		return round.Nack
+	}
+	return round.ClassifyAccept(ballot, r.Answer)
+}
+
+// acceptDone acts on the accept phase's end.
+func (m *Machine) acceptDone(now time.Duration) {
+	g, a := m.g, m.g.a
+	p := a.p
+	m.observe(a.w.Conflict())
+	outcome := a.w.Outcome()
+	m.roundEnded(now, outcome, len(p.Ops))
+	g.inflight = nil
+	switch outcome {
+	case round.Success:
+		m.env.NoteRoundTime(now - a.start)
+		if a.w.Cacheable() {
+			m.env.CachePut(m.key, round.CacheEntry{Epoch: a.conf.Epoch, Ballot: a.w.Next(), Value: p.Value})
+		}
+		m.succeed(p)
+		return
+	case round.Unknown:
+		// Only proposals that change something need settling; an identity
+		// proposal that lands changes nothing.
+		if a.own >= 0 || p.Value.Version != a.cur.Version {
+			g.pending = append(g.pending, p)
+		}
+		g.lastErr = fmt.Errorf("no accept quorum confirmed ballot %v (last error: %v)", p.Ballot, g.lastErr)
+		if m.cfg.Broken.KeepCacheOnUnknown && a.fast {
+			m.env.CachePut(m.key, a.entry) // broken: the ballot will be used again
+		}
+	default:
+		if g.lastErr == nil {
+			g.lastErr = errors.New("accept refused by every acceptor")
+		}
+	}
+	m.attemptFailed(now)
+}
+
+// attemptFailed counts a failed attempt against the group's ops, answers
+// those without retries left, and schedules the next attempt: at once when
+// a newer configuration arrived meanwhile, else after a backoff.
+func (m *Machine) attemptFailed(now time.Duration) {
+	g := m.g
+	epoch := g.a.conf.Epoch
+	g.a = nil
+	if m.closed != nil {
+		m.endGroup(m.closed)
+		return
+	}
+	if m.exhausted() {
+		m.g = nil
+		return
+	}
+	if m.conf.Epoch != epoch {
+		m.startAttempt(now) // refreshed: retry under the new configuration at once
+		return
+	}
+	n := g.maxFailures()
+	if m.cfg.RediscoverAfter > 0 && n >= m.cfg.RediscoverAfter {
+		m.out.Rediscover = true
+	}
+	d := Backoff(n, max(m.cfg.BackoffBase, m.env.RoundTime()), m.cfg.BackoffMax, m.env.Jitter())
+	if d <= 0 {
+		m.startAttempt(now)
+		return
+	}
+	g.backoff, g.retryAt = true, now+d
+}
+
+// exhausted counts a failed attempt against every op of the group and
+// answers those that have no retries left. It reports whether the group is
+// finished.
+func (m *Machine) exhausted() bool {
+	g := m.g
+	if g.resolve {
+		g.failures++
+		if g.failures > m.cfg.MaxRetries {
+			m.answer(g.ops[0], Answer{Outcome: round.Failed, NoQuorum: true, Attempts: g.failures, Err: g.lastErr})
+			return true
+		}
+		return false
+	}
+	out := g.ops[:0]
+	for _, o := range g.ops {
+		if !o.live() {
+			continue
+		}
+		o.failures++
+		if o.failures <= m.cfg.MaxRetries {
+			out = append(out, o)
+			continue
+		}
+		m.fail(o, Answer{Outcome: round.Failed, NoQuorum: true, Attempts: o.failures, Err: g.lastErr})
+	}
+	g.ops = out
+	return len(out) == 0
+}
+
+func (g *group) maxFailures() int {
+	n := g.failures
+	for _, o := range g.ops {
+		n = max(n, o.failures)
+	}
+	return n
+}
+
+// succeed answers the ops of a successful proposal and ends the group.
+func (m *Machine) succeed(p *Proposal) {
+	g, a := m.g, m.g.a
+	m.g = nil
+	if g.resolve {
+		r := NotApplied
+		switch {
+		case a.own >= 0:
+			r = Applied
+		case a.ambiguous:
+			r = Undecided
+		}
+		m.answer(g.ops[0], Answer{Outcome: round.Success, Value: p.Value, Resolution: r})
+		return
+	}
+	m.out.Answers = slices.Grow(m.out.Answers, len(p.Ops))
+	for i, o := range p.Ops {
+		m.answer(o, Answer{Outcome: round.Success, Value: p.Results[i].Value, Err: p.Results[i].Err})
+	}
+	for _, o := range g.ops {
+		m.answer(o, Answer{Outcome: round.Failed, Err: errLeftOut})
+	}
+}
+
+// giveUp answers every op of the group: an unknown outcome when one of its
+// proposals may land, else a definite failure. It ends the group.
+func (m *Machine) giveUp(cause error) {
+	for _, o := range m.g.ops {
+		m.fail(o, Answer{Outcome: round.Failed, NoQuorum: true, Err: cause})
+	}
+	m.g = nil
+}
+
+// endGroup answers every op of the group with cause (unknown outcomes where
+// a proposal may land) and ends it.
+func (m *Machine) endGroup(cause error) {
+	for _, o := range m.g.ops {
+		m.fail(o, Answer{Outcome: round.Failed, Err: cause})
+	}
+	m.g = nil
+}
+
+// fail answers o with an unknown outcome if one of its proposals may land,
+// else with the definite failure def. Identity changes have nothing unknown
+// about them.
+func (m *Machine) fail(o *Op, def Answer) {
+	if !o.live() {
+		return
+	}
+	if !o.Identity {
+		if u, ok := m.unknown(o, def.Err); ok {
+			m.answer(o, u)
+			return
+		}
+	}
+	m.answer(o, def)
+}
+
+// unknown builds o's unknown outcome from the group's proposals that may
+// land; ok is false when o is in none of them.
+func (m *Machine) unknown(o *Op, cause error) (u Answer, ok bool) {
+	g := m.g
+	if g == nil {
+		return Answer{}, false
+	}
+	ps := g.pending
+	if g.inflight != nil {
+		ps = append(ps[:len(ps):len(ps)], g.inflight)
+	}
+	u = Answer{Op: o, Outcome: round.Unknown, Err: cause}
+	for _, p := range ps {
+		for i, po := range p.Ops {
+			if po != o {
+				continue
+			}
+			ok = true
+			if p.Results[i].Err == nil {
+				u.Intended, u.HasIntended = p.Results[i].Value, true
+			}
+		}
+	}
+	if !ok {
+		return Answer{}, false
+	}
+	u.Pending = make([]round.Proposal, len(ps))
+	for i, p := range ps {
+		u.Pending[i] = round.Proposal{Ballot: p.Ballot, Value: p.Value}
+	}
+	return u, true
+}
+
+// answer gives o its final answer, unless it has one or its caller left.
+func (m *Machine) answer(o *Op, a Answer) {
+	if !o.live() {
+		return
+	}
+	o.state = opDone
+	a.Op = o
+	m.out.Answers = append(m.out.Answers, a)
+}
+
+func (m *Machine) noteErr(err error, r round.Reply, conflict register.Ballot) {
+	switch {
+	case err != nil:
+		m.g.lastErr = err
+	case r == round.Nack:
+		m.g.lastErr = fmt.Errorf("ballot conflict (acceptor has seen %v)", conflict)
+	}
+}
+
+// observe fast-forwards the clock past a conflict; when the clock will not
+// follow (a ballot too far ahead of the wall clock, DESIGN §2.1), the
+// attempt failed because of it, which the error then says.
+func (m *Machine) observe(b register.Ballot) {
+	if b.IsZero() {
+		return
+	}
+	if err := m.env.Observe(b); err != nil {
+		m.g.lastErr = fmt.Errorf("key %q holds a ballot this client will not follow (check the clocks of the acceptors and proposers): %w", m.key, err)
+	}
+}
+
+func (m *Machine) roundEnded(now time.Duration, o round.Outcome, changes int) {
+	a := m.g.a
+	m.out.Rounds = append(m.out.Rounds, Round{
+		Ballot: a.w.Ballot(), Fast: a.fast, Changes: changes, Outcome: o, Settle: a.settle, Duration: now - a.start,
+	})
+}
+
+// liveOps drops the ops that are answered or whose callers left, in place.
+func liveOps(ops []*Op) []*Op {
+	out := ops[:0]
+	for _, o := range ops {
+		if o.live() {
+			out = append(out, o)
+		}
+	}
+	return out
+}
