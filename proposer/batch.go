@@ -52,10 +52,15 @@ func (p *phase) dropped() bool { return !p.keep && p.dead.Load() }
 
 func newPhase(targets int) *phase { return &phase{ch: make(chan memberReply, targets)} }
 
-// memberReply is one acceptor's answer for one key.
+// memberReply is one acceptor's answer for one key. A prepare's or read's
+// is classified here (reply); an accept's is passed on as the wire carries
+// it (answer, refused) and the key's machine classifies it
+// (round.ClassifyAccept).
 type memberReply struct {
 	inc      uint64
-	reply    round.Reply
+	reply    round.Reply        // prepare, read
+	answer   round.AcceptAnswer // accept
+	refused  bool               // accept: the request was refused as a whole (stale epoch, not admitted)
 	accepted register.Ballot
 	value    register.Value
 	conflict register.Ballot
@@ -183,7 +188,7 @@ func (b *batcher) exchange(ctx context.Context, batch []*item) []memberReply {
 // call sends batch and classifies each item's reply.
 func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error) {
 	if b.api == nil {
-		return failAll(len(batch), round.Lost, b.dial), b.dial
+		return failAll(len(batch), memberReply{reply: round.Lost, err: b.dial}), b.dial
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.c.cfg.RequestTimeout)
 	defer cancel()
@@ -231,7 +236,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 			if !a.OK {
 				a.Conflict, a.Accepted = true, kshakav1.BallotFromProto(r.GetAccepted())
 			}
-			out[i] = memberReply{reply: round.ClassifyAccept(batch[i].ballot, a), conflict: kshakav1.BallotFromProto(r.GetConflict())}
+			out[i] = memberReply{answer: a, conflict: kshakav1.BallotFromProto(r.GetConflict())}
 		}
 		return out, nil
 	default:
@@ -257,7 +262,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (out []memberReply, _ error, done bool) {
 	switch {
 	case err != nil:
-		return failAll(n, b.classify(err), err), err, true
+		return failAll(n, b.failure(err)), err, true
 	case stale != nil:
 		err := fmt.Errorf("acceptor %s: stale configuration epoch", b.addr)
 		if cfg, cerr := configFromProto(stale); cerr == nil {
@@ -265,18 +270,18 @@ func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (
 		} else {
 			err = fmt.Errorf("%w; its configuration is invalid: %w", err, cerr)
 		}
-		return failAll(n, b.refused(), err), err, true
+		return failAll(n, b.refused(err)), err, true
 	case results != n:
 		err := fmt.Errorf("acceptor %s: %d results for %d items", b.addr, results, n)
-		return failAll(n, round.Lost, err), err, true
+		return failAll(n, memberReply{reply: round.Lost, err: err}), err, true
 	}
 	return nil, nil, false
 }
 
-func failAll(n int, r round.Reply, err error) []memberReply {
+func failAll(n int, r memberReply) []memberReply {
 	out := make([]memberReply, n)
 	for i := range out {
-		out[i] = memberReply{reply: r, err: err}
+		out[i] = r
 	}
 	return out
 }
@@ -284,26 +289,38 @@ func failAll(n int, r round.Reply, err error) []memberReply {
 // refused is the reply for a whole request refused before any key was
 // looked at (a stale epoch). A prepare or read refused so did nothing. An
 // accept may still have landed through an earlier delivery of the same
-// request, so round.ClassifyAccept counts it as Lost.
-func (b *batcher) refused() round.Reply {
+// request; the key's machine decides (round.ClassifyAccept counts it as
+// Lost).
+func (b *batcher) refused(err error) memberReply {
 	if b.method == methodAccept {
-		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{})
+		return memberReply{refused: true, err: err}
 	}
-	return round.Nack
+	return memberReply{reply: round.Nack, err: err}
 }
 
-// classify maps an RPC error to a reply. For prepares and reads, codes that
-// say the request was refused before anything was written are Nack;
-// everything else (timeouts, unavailable, transport errors) is Lost. For
-// accepts, round.ClassifyAccept decides: only a request that every delivery
-// would find invalid proves that none of them landed. A ballot too far
-// ahead of the acceptor's clock is not such a request: the clock moves on.
-func (b *batcher) classify(err error) round.Reply {
+// failure is the reply for a request that failed with an RPC error. For
+// prepares and reads, classify decides. For an accept, the error says what
+// the wire says, and the key's machine classifies it: an invalid request
+// (every delivery of it is refused, so none landed; a ballot too far ahead
+// of the acceptor's clock is not such a request: the clock moves on) or a
+// refused incarnation (not admitted: a refusal as a whole, which proves
+// nothing about earlier deliveries).
+func (b *batcher) failure(err error) memberReply {
 	code := status.Code(err)
 	if b.method == methodAccept {
-		invalid := code == codes.InvalidArgument && !tooFarAhead(err)
-		return round.ClassifyAccept(register.Ballot{}, round.AcceptAnswer{Invalid: invalid})
+		return memberReply{
+			answer:  round.AcceptAnswer{Invalid: code == codes.InvalidArgument && !tooFarAhead(err)},
+			refused: code == codes.FailedPrecondition,
+			err:     err,
+		}
 	}
+	return memberReply{reply: classify(code), err: err}
+}
+
+// classify maps an RPC error of a prepare or read to a reply: codes that
+// say the request was refused before anything was written are Nack;
+// everything else (timeouts, unavailable, transport errors) is Lost.
+func classify(code codes.Code) round.Reply {
 	switch code {
 	case codes.FailedPrecondition, // not admitted (DESIGN §4)
 		codes.InvalidArgument, // refused, nothing written

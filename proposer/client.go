@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
@@ -54,6 +55,9 @@ func (r Resolution) String() string {
 // per process is the intended use (its caches and batches are shared).
 type Client struct {
 	cfg      Config
+	kcfg     keyproc.Config // the policy of every key's machine
+	env      keyproc.Env    // what the machines share: env{c}
+	start    time.Time      // the origin of the machines' clock (now)
 	dialOpts []grpc.DialOption
 	ctx      context.Context // ended by Close
 	cancel   context.CancelFunc
@@ -62,6 +66,8 @@ type Client struct {
 	roundTime atomic.Int64
 	// lastDiscovery is when rediscover last asked the Endpoints (unix ns).
 	lastDiscovery atomic.Int64
+	// epoch is conf.cfg.Epoch, for the key drivers' check on every step.
+	epoch atomic.Uint64
 
 	life struct {
 		sync.Mutex
@@ -101,7 +107,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg)}
+	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg), start: time.Now()}
+	c.env = env{c}
+	c.kcfg = keyproc.Config{
+		MaxRetries:      cfg.MaxRetries,
+		RequestTimeout:  cfg.RequestTimeout,
+		BackoffBase:     backoffBase,
+		BackoffMax:      backoffMax,
+		RediscoverAfter: rediscoverAfter,
+		OneRTT:          cfg.CacheSize > 0,
+	}
 	mc, err := discover(ctx, cfg, c.dialOpts)
 	if err != nil {
 		return nil, err
@@ -112,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.clock.c = round.NewWallClock(id, time.Now, cfg.MaxBallotLead)
 	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
 	c.conf.cfg = mc
+	c.epoch.Store(mc.Epoch)
 	c.net.conns = map[string]*grpc.ClientConn{}
 	c.net.batchers = map[batcherKey]*batcher{}
 	c.keys.m = map[string]*keyQueue{}
@@ -195,49 +211,48 @@ func (c *Client) Get(ctx context.Context, key []byte) (Value, error) {
 	}
 	defer c.wg.Done()
 	key = clone(key)
-	for i := 0; ; i++ {
-		cfg := c.config()
-		v, ok, err := c.read(ctx, &cfg, key)
-		if err != nil {
+	rd := keyproc.NewQuorumRead(c.kcfg, c.config())
+	for {
+		if err := c.read(ctx, rd, key); err != nil {
 			return Value{}, err
 		}
-		if ok {
-			return found(v)
+		if rd.State() == keyproc.ReadDone {
+			return found(rd.Value())
 		}
-		if c.config().Epoch == cfg.Epoch || i >= c.cfg.MaxRetries {
+		if !rd.Retry(c.config()) {
 			break
 		}
 	}
-	r := c.do(ctx, key, &op{change: round.Identity, identity: true})
+	r := c.do(ctx, key, &op{Op: keyproc.Op{Change: round.Identity, Identity: true}})
 	if r.err != nil {
 		return Value{}, r.err
 	}
 	return found(r.value)
 }
 
-// read runs one quorum read. ok is false when the acceptors did not agree.
-func (c *Client) read(ctx context.Context, cfg *membership.Config, key []byte) (v register.Value, ok bool, err error) {
+// read runs the try of rd in flight.
+func (c *Client) read(ctx context.Context, rd *keyproc.QuorumRead, key []byte) error {
 	start := time.Now()
-	r := round.NewRead(cfg)
-	targets := r.Targets()
-	ph := newPhase(len(targets))
-	for _, t := range targets {
-		c.batcher(t.Addr, methodRead).add(&item{epoch: cfg.Epoch, key: key, inc: t.Incarnation, ph: ph})
+	s := rd.Send()
+	ph := newPhase(len(s.To))
+	for _, t := range s.To {
+		c.batcher(t.Addr, methodRead).add(&item{epoch: s.Epoch, key: key, inc: t.Incarnation, ph: ph})
 	}
-	c.await(ctx, ph, len(targets), func(mr memberReply) bool {
-		r.OnRead(mr.inc, mr.reply == round.Ack, mr.accepted, mr.value)
-		return r.Outcome() != round.Pending
-	}, r.Expire)
+	attempt := rd.Attempt()
+	c.await(ctx, ph, len(s.To), func(mr memberReply) bool {
+		rd.OnRead(keyproc.ReplyRead{Attempt: attempt, Incarnation: mr.inc, OK: mr.reply == round.Ack, Accepted: mr.accepted, Value: mr.value})
+		return rd.State() != keyproc.Reading
+	}, rd.Expire)
 	if f := c.cfg.Events.RoundDone; f != nil {
-		f(RoundInfo{Key: key, Read: true, Outcome: r.Outcome().String(), Duration: time.Since(start)})
+		f(RoundInfo{Key: key, Read: true, Outcome: rd.Outcome().String(), Duration: time.Since(start)})
 	}
 	if err := ctx.Err(); err != nil {
-		return register.Value{}, false, err
+		return err
 	}
-	if err := c.ctx.Err(); err != nil {
-		return register.Value{}, false, ErrClosed
+	if c.ctx.Err() != nil {
+		return ErrClosed
 	}
-	return r.Value(), r.Outcome() == round.Success, nil
+	return nil
 }
 
 // Put sets the key's data and returns the new value.
@@ -317,7 +332,7 @@ func (c *Client) run(ctx context.Context, key []byte, ch round.Change) (Value, e
 		return Value{}, err
 	}
 	defer c.wg.Done()
-	r := c.do(ctx, clone(key), &op{change: ch})
+	r := c.do(ctx, clone(key), &op{Op: keyproc.Op{Change: ch}})
 	if r.err != nil {
 		var p *panicError
 		if errors.As(r.err, &p) {
@@ -363,7 +378,7 @@ func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 
 // touch runs the identity change of Touch on one key.
 func (c *Client) touch(ctx context.Context, key []byte) error {
-	r := c.do(ctx, clone(key), &op{change: round.Identity, identity: true, fresh: true, above: true})
+	r := c.do(ctx, clone(key), &op{Op: keyproc.Op{Change: round.Identity, Identity: true, Fresh: true, Above: true}})
 	if r.err != nil {
 		return fmt.Errorf("while touching key %q: %w", key, r.err)
 	}
@@ -453,13 +468,13 @@ func (c *Client) Resolve(ctx context.Context, err error) (Resolution, Value, err
 	defer c.wg.Done()
 	if len(u.pending) == 0 {
 		// Nothing this client sent can land: the change did not happen.
-		r := c.do(ctx, clone(u.Key), &op{change: round.Identity, identity: true, fresh: true})
+		r := c.do(ctx, clone(u.Key), &op{Op: keyproc.Op{Change: round.Identity, Identity: true, Fresh: true}})
 		if r.err != nil {
 			return Undecided, Value{}, r.err
 		}
 		return NotApplied, cloneValue(userValue(r.value)), nil
 	}
-	r := c.do(ctx, clone(u.Key), &op{resolve: u, identity: true})
+	r := c.do(ctx, clone(u.Key), &op{Op: keyproc.Op{Resolve: u.pending, Identity: true}})
 	if r.err != nil {
 		return Undecided, Value{}, r.err
 	}

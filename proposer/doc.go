@@ -72,6 +72,11 @@
 //     qa members of S was withdrawn (it loses acknowledged writes; see
 //     docs/protocol-notes.md).
 //
+// The per-key policy above (combining, the 1RTT cache, settling, retries
+// and backoff, quorum reads) is a pure state machine in internal/keyproc;
+// the engine is its driver, and the deterministic simulation drives the
+// same machine.
+//
 // The library does not log; Config.Events has optional callbacks for
 // metrics.
 package proposer

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kshaka-io/kshaka/register"
+	"github.com/kshaka-io/kshaka/internal/round"
 )
 
 // Sentinel errors. Test with errors.Is.
@@ -72,7 +72,8 @@ type UnknownOutcomeError struct {
 	// Cause is what ended the attempt (a timeout, cancellation, lost replies).
 	Cause error
 
-	pending []proposal
+	// pending are the proposals that may still land (Resolve settles them).
+	pending []round.Proposal
 }
 
 func (e *UnknownOutcomeError) Error() string {
@@ -91,21 +92,6 @@ func (e *UnknownOutcomeError) Is(target error) bool { return target == ErrUnknow
 
 // Unwrap returns the cause, so errors.Is(err, context.DeadlineExceeded) works.
 func (e *UnknownOutcomeError) Unwrap() error { return e.Cause }
-
-// proposal is an accept this client sent that may have landed: its ballot,
-// the value proposed, and the changes it carried with their results.
-type proposal struct {
-	ballot  register.Ballot
-	value   register.Value
-	ops     []*op
-	applied []changeResult
-}
-
-// changeResult is one change's result within a proposal.
-type changeResult struct {
-	value register.Value
-	err   error
-}
 
 // panicError carries a panic of a change function from the round to the
 // caller's goroutine, where it is raised again.

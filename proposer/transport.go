@@ -88,6 +88,7 @@ func (c *Client) adopt(cfg membership.Config) bool {
 		return false
 	}
 	c.conf.cfg = cfg
+	c.epoch.Store(cfg.Epoch)
 	c.conf.Unlock()
 	if f := c.cfg.Events.ConfigChanged; f != nil {
 		f(cfg.Clone())

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,38 +12,6 @@ import (
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/register"
 )
-
-func TestBackoff(t *testing.T) {
-	base, limit := 2*time.Millisecond, 500*time.Millisecond
-	for _, tc := range []struct {
-		n    int
-		r    float64
-		want time.Duration
-	}{
-		{n: 0, r: 0.99, want: 0},
-		{n: 1, r: 0, want: 0},
-		{n: 1, r: 0.5, want: time.Millisecond},
-		{n: 2, r: 0.5, want: 2 * time.Millisecond},
-		{n: 3, r: 0.5, want: 4 * time.Millisecond},
-		{n: 8, r: 0.5, want: 128 * time.Millisecond},
-		{n: 9, r: 0.5, want: 250 * time.Millisecond}, // 512ms window capped at 500ms
-		{n: 1000, r: 0.5, want: 250 * time.Millisecond},
-		{n: 64, r: 0.999, want: time.Duration(0.999 * float64(limit))},
-	} {
-		if got := backoff(tc.n, base, limit, tc.r); got != tc.want {
-			t.Errorf("backoff(%d, r=%v) = %v, want %v", tc.n, tc.r, got, tc.want)
-		}
-	}
-	// The window never exceeds the limit and grows monotonically.
-	prev := time.Duration(0)
-	for n := 1; n < 100; n++ {
-		w := backoff(n, base, limit, 0.999999)
-		if w > limit || w < prev {
-			t.Fatalf("backoff(%d) = %v after %v (limit %v)", n, w, prev, limit)
-		}
-		prev = w
-	}
-}
 
 func mkItem(epoch uint64, key string, data int, ph *phase) *item {
 	return &item{epoch: epoch, key: []byte(key), value: register.Value{Data: make([]byte, data)}, ph: ph}
@@ -143,7 +110,7 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
 		want   round.Reply // prepares and reads
-		accept round.Reply
+		accept round.Reply // as round.ClassifyAccept has it
 	}{
 		{status.Error(codes.FailedPrecondition, "not admitted"), round.Nack, round.Lost},
 		{status.Error(codes.InvalidArgument, "bad"), round.Nack, round.Nack},
@@ -157,20 +124,28 @@ func TestClassify(t *testing.T) {
 		{tooFarAheadErr(t), round.Nack, round.Lost},
 	} {
 		for _, m := range []method{methodPrepare, methodRead, methodAccept} {
-			want := tc.want
+			r := (&batcher{method: m}).failure(tc.err)
+			got, want := r.reply, tc.want
 			if m == methodAccept {
-				want = tc.accept
+				got, want = round.ClassifyAccept(register.Ballot{Counter: 1, Proposer: 1}, r.answer), tc.accept
+				if r.refused != (status.Code(tc.err) == codes.FailedPrecondition) {
+					t.Errorf("accept: failure(%v).refused = %v", tc.err, r.refused)
+				}
 			}
-			b := &batcher{method: m}
-			if got := b.classify(tc.err); got != want {
-				t.Errorf("%v: classify(%v) = %v, want %v", m, tc.err, got, want)
+			if got != want || r.err != tc.err {
+				t.Errorf("%v: failure(%v) = %v (%v), want %v", m, tc.err, got, r.err, want)
 			}
 		}
 	}
-	for m, want := range map[method]round.Reply{methodPrepare: round.Nack, methodRead: round.Nack, methodAccept: round.Lost} {
-		if got := (&batcher{method: m}).refused(); got != want {
-			t.Errorf("%v: a stale-epoch refusal is %v, want %v", m, got, want)
+	stale := errors.New("stale")
+	for _, m := range []method{methodPrepare, methodRead} {
+		if r := (&batcher{method: m}).refused(stale); r.reply != round.Nack || r.err != stale {
+			t.Errorf("%v: a stale-epoch refusal is %+v, want Nack", m, r)
 		}
+	}
+	if r := (&batcher{method: methodAccept}).refused(stale); !r.refused || r.answer != (round.AcceptAnswer{}) ||
+		round.ClassifyAccept(register.Ballot{Counter: 1, Proposer: 1}, r.answer) != round.Lost {
+		t.Errorf("accept: a stale-epoch refusal is %+v, want a refusal as a whole that counts as Lost", r)
 	}
 }
 
