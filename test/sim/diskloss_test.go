@@ -21,7 +21,7 @@ func TestDiskLossReplacement(t *testing.T) {
 	o := Options{
 		Seed: 42, Acceptors: 3, MinMembers: 3, MaxMembers: 4, Proposers: 2, Clients: 1, Keys: 1,
 		Duration: 1500, Drain: 1500, Timeout: 60, Backoff: 10, OperatorTick: 5,
-		MaxTries: 5, MaxBatch: 1, CacheSize: 16, QuorumReads: true,
+		MaxTries: 5, CacheSize: 16, QuorumReads: true,
 		Net: NetFaults{MaxDelay: 3},
 	}
 	o.Scenario = func(ww *world) {

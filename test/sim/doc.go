@@ -14,15 +14,19 @@
 // request, the promise-floor durability policy and the restart floor) on
 // the acceptors, exactly as package acceptor runs it over Pebble,
 // membership.Config.Check as their admission and epoch gate,
-// membership.Steps for every change, and internal/round (Write, Read,
-// Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
-// rescan, which touches every key with an identity change that goes again
-// above any ballot its prepare shows (Write.Outranked), as the real
-// proposer's Rescan does. The withdrawn rule that skipped keys agreeing on
-// qa members of the joint accept set lives on only as a negative control
-// (skipRule; Faults.RescanSkip, caught by the SurvivingBallot scenario).
-// There are no goroutines and no wall clock in the simulated logic, and no
-// map is iterated where order matters, so a seed replays exactly.
+// membership.Steps for every change, and for every proposer the proposer
+// library's own per-key procedure, internal/keyproc (same-key combining,
+// the 1RTT cache, settling of unknown outcomes, retries and backoff, the
+// classification of accept replies, quorum reads and their fall back), of
+// which the simulated proposer is only the message pump. The rescan uses
+// internal/round (Write, Clock) and touches every key with an identity
+// change that goes again above any ballot its prepare shows
+// (Write.Outranked), as the real proposer's Rescan does. The withdrawn rule
+// that skipped keys agreeing on qa members of the joint accept set lives on
+// only as a negative control (skipRule; Faults.RescanSkip, caught by the
+// SurvivingBallot scenario). There are no goroutines and no wall clock in
+// the simulated logic, and no map is iterated where order matters, so a
+// seed replays exactly.
 //
 // Every client operation is recorded with its call and return times in
 // simulated time; outcomes that are unknown stay open (return at +∞) unless

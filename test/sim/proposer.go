@@ -2,7 +2,9 @@ package sim
 
 import (
 	"errors"
+	"time"
 
+	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/register"
@@ -17,7 +19,10 @@ const (
 	opDelete
 )
 
-var errCASMismatch = errors.New("cas: value mismatch")
+var (
+	errCASMismatch = errors.New("cas: value mismatch")
+	errCrashed     = errors.New("proposer crashed")
+)
 
 // clientOp is one client operation; its writes carry a unique value.
 type clientOp struct {
@@ -28,7 +33,8 @@ type clientOp struct {
 	val      string // put, cas: the new value (unique)
 	from     string // cas: the expected value ("" = absent)
 	call     int64
-	rounds   []uint64 // proposals this op was part of
+	rounds   []uint64   // the proposals this op was part of (ground truth)
+	kop      keyproc.Op // the op handed to the key's machine
 	done     bool
 }
 
@@ -71,102 +77,118 @@ type client struct {
 	seen map[string]string // last value observed per key; lookups only
 }
 
-// attempt is one try of a change (round.Write) or of a quorum read
-// (round.Read) under one configuration.
-type attempt struct {
-	id    uint64
-	key   string
-	cfg   *membership.Config
-	w     *round.Write
-	r     *round.Read
-	skip  *skipRule // the operator's rescan read (negative controls only)
-	ops   []*clientOp
-	res   []round.Applied
-	tries int
-	round uint64
-	fast  bool
-	entry round.CacheEntry
-	// tally is the broken read's own count of P members per ballot.
-	tally map[register.Ballot]int
-	// pending are the proposals of earlier tries that ended Unknown and
-	// changed something, oldest first, with their changes' results
-	// (SettleUnknown); own is the index of the one this try finishes, or -1.
-	pending    []round.Proposal
-	pendingRes [][]round.Applied
-	own        int
-}
-
-type keyState struct {
-	queue    []*clientOp
-	inflight *attempt
-}
-
-// proposer is one application process linking the proposer library.
+// proposer is one application process linking the proposer library. Its
+// policy is the library's: a keyproc.Machine per key and keyproc.QuorumRead
+// for Gets. This type is only their pump: it puts their messages on the
+// simulated network, feeds them the replies and their timers from the
+// event queue, and records the answers in the history.
 type proposer struct {
 	w           *world
 	name        string
 	up          bool
 	life        int
-	clock       *round.Clock
-	cache       *round.Cache
+	env         *keyproc.Shared // clock, 1RTT cache, round time of this life
+	kcfg        keyproc.Config
 	cfg         membership.Config
 	keys        map[string]*keyState // lookups only
-	attempts    map[uint64]*attempt  // lookups only
+	wire        map[uint64]wireRef   // by message attempt ID; lookups only
 	clients     []*client
 	pausedUntil int64
 }
 
+// keyState is one key's machine and what the pump keeps for it.
+type keyState struct {
+	m    *keyproc.Machine
+	wake int64 // the Tick on the event queue, -1 for none
+	// round is the ground-truth ID of the proposal whose accepts are out
+	// (acceptors record the IDs they accept), ballot its ballot.
+	round  uint64
+	ballot register.Ballot
+}
+
+// wireRef is what a message's attempt ID stands for: an attempt of a key's
+// machine, or a try of a quorum read.
+type wireRef struct {
+	k       *keyState
+	read    *quorumRead
+	attempt uint64
+}
+
+// quorumRead is a Get in flight as a quorum read.
+type quorumRead struct {
+	o    *clientOp
+	rd   *keyproc.QuorumRead
+	id   uint64 // attempt ID of the try in flight
+	done bool
+}
+
 func newProposer(w *world, name string, cfg membership.Config) *proposer {
 	p := &proposer{w: w, name: name, up: true, cfg: cfg.Clone()}
+	p.kcfg = keyproc.Config{
+		MaxRetries:      max(w.opts.MaxTries-1, 0),
+		RequestTimeout:  time.Duration(w.opts.Timeout),
+		BackoffBase:     1,
+		BackoffMax:      time.Duration(w.opts.Backoff),
+		RediscoverAfter: 2,
+		OneRTT:          w.opts.OneRTT,
+		Broken:          w.opts.Faults.broken(),
+	}
 	p.reset()
 	return p
 }
 
-// nextBallot is Clock.Next for the simulation, whose clocks start at
-// counter 1 and cannot run out.
-func nextBallot(c *round.Clock) register.Ballot {
-	b, err := c.Next()
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// observe is Clock.Observe for the simulation's clocks, which are unbounded
-// (round.NewClock) and so never refuse a ballot.
-func observe(c *round.Clock, b register.Ballot) {
-	if err := c.Observe(b); err != nil {
-		panic(err)
+// broken is the rule each proposer fault of a negative control breaks in
+// the library's machine.
+func (f Faults) broken() keyproc.Broken {
+	return keyproc.Broken{
+		KeepCacheOnUnknown:    f.KeepCacheOnUnknown,
+		BlindRetry:            f.BlindRetry,
+		IgnoreAmbiguous:       f.IgnoreAmbiguous,
+		StaleRefusalDefinite:  f.StaleRefusalDefinite,
+		RefusalAlwaysDefinite: f.RefusalAlwaysDefinite,
+		ReadFirstReply:        f.BrokenRead == ReadFirstReply,
+		ReadPrepareQuorum:     f.BrokenRead == ReadPrepareQuorum,
 	}
 }
 
 // reset starts a new process incarnation: a new proposer ID, an empty
 // cache, no rounds in flight (DESIGN §2.1).
 func (p *proposer) reset() {
-	p.clock = round.NewClock(p.w.randID())
-	p.cache = round.NewCache(p.w.opts.CacheSize)
+	p.env = &keyproc.Shared{
+		Clock: round.NewClock(p.w.randID()),
+		Cache: round.NewCache(p.w.opts.CacheSize),
+		Rand:  p.w.rng.Float64,
+	}
 	p.keys = map[string]*keyState{}
-	p.attempts = map[uint64]*attempt{}
+	p.wire = map[uint64]wireRef{}
 }
+
+func (p *proposer) now() time.Duration { return time.Duration(p.w.now) }
 
 func (p *proposer) ks(key string) *keyState {
 	k := p.keys[key]
 	if k == nil {
-		k = &keyState{}
+		k = &keyState{m: keyproc.New(key, p.kcfg, p.env, p.cfg.Clone()), wake: -1}
 		p.keys[key] = k
 	}
 	return k
 }
 
 // adopt takes a configuration learned from a reply if it is newer
-// (DESIGN §3: proposers always adopt the highest epoch they see).
-func (p *proposer) adopt(c *membership.Config) bool {
+// (DESIGN §3: proposers always adopt the highest epoch they see) and tells
+// every key's machine.
+func (p *proposer) adopt(c *membership.Config) {
 	if c == nil || c.Epoch <= p.cfg.Epoch {
-		return false
+		return
 	}
 	p.cfg = c.Clone()
 	p.w.note("adopt "+p.name, c.Epoch)
-	return true
+	for _, key := range p.w.keys {
+		if k := p.keys[key]; k != nil {
+			k.m.SetConfig(p.now(), p.cfg.Clone())
+			p.pump(k)
+		}
+	}
 }
 
 // submit starts a client operation.
@@ -180,299 +202,176 @@ func (p *proposer) submit(o *clientOp) {
 
 func (p *proposer) enqueue(o *clientOp) {
 	k := p.ks(o.key)
-	k.queue = append(k.queue, o)
-	if k.inflight == nil {
-		p.startWrite(o.key)
+	o.kop = keyproc.Op{Change: o.change(), Identity: o.kind == opGet, Ref: o}
+	k.m.Submit(p.now(), &o.kop)
+	p.pump(k)
+}
+
+// pump does what a key's machine asks until it asks nothing more.
+func (p *proposer) pump(k *keyState) {
+	for {
+		rd := k.m.Ready()
+		for _, r := range rd.Rounds {
+			p.noteRound(k, r)
+		}
+		for _, a := range rd.Answers {
+			p.answer(a)
+		}
+		if rd.Proposal != nil {
+			k.round, k.ballot = p.w.id(), rd.Proposal.Ballot
+			for _, op := range rd.Proposal.Ops {
+				o := op.Ref.(*clientOp)
+				o.rounds = append(o.rounds, k.round)
+			}
+		}
+		if len(rd.Send.To) > 0 {
+			p.send(k, rd.Send)
+		}
+		if rd.Rediscover {
+			p.bootstrap()
+		}
+		if rd.Apply == nil {
+			break
+		}
+		k.m.OnApplied(p.now(), rd.Apply.Run())
+	}
+	p.arm(k)
+}
+
+func (p *proposer) send(k *keyState, s keyproc.Send) {
+	id := p.w.id()
+	p.wire[id] = wireRef{k: k, attempt: s.Attempt}
+	kind := mPrepare
+	if s.Kind == keyproc.Accept {
+		kind = mAccept
+	} else {
+		p.w.note("prepare "+p.name+" "+k.m.Key(), s.Ballot.Counter)
+	}
+	for _, t := range s.To {
+		p.w.send(&message{kind: kind, from: p.name, to: t.ID, attempt: id, round: k.round, key: k.m.Key(),
+			epoch: s.Epoch, ballot: s.Ballot, next: s.Next, value: s.Value.Clone()})
 	}
 }
 
-func (p *proposer) startWrite(key string) {
-	k := p.ks(key)
-	n := min(len(k.queue), max(1, p.w.opts.MaxBatch))
-	if n == 0 {
+// arm puts the machine's next Tick on the event queue.
+func (p *proposer) arm(k *keyState) {
+	at, ok := k.m.Wake()
+	if !ok || int64(at) == k.wake {
 		return
 	}
-	att := &attempt{key: key, ops: append([]*clientOp(nil), k.queue[:n]...)}
-	k.queue = k.queue[n:]
-	k.inflight = att
-	p.tryWrite(att)
-}
-
-func (p *proposer) register(att *attempt) {
-	delete(p.attempts, att.id)
-	att.id = p.w.id()
-	p.attempts[att.id] = att
-}
-
-// tryWrite sends one attempt with a ballot never used before: a cached
-// 1RTT promise for this epoch, or a fresh ballot and a prepare.
-func (p *proposer) tryWrite(att *attempt) {
-	att.tries++
-	att.round = p.w.id()
-	for _, o := range att.ops {
-		o.rounds = append(o.rounds, att.round)
-	}
-	cfg := p.cfg.Clone()
-	att.cfg = &cfg
-	p.register(att)
-	// Settling needs a prepare: its quorum's highest accepted value and
-	// ballot are what round.Settle reasons about.
-	if p.w.opts.OneRTT && len(att.pending) == 0 {
-		if e, ok := p.cache.Take(att.key); ok && e.Epoch == cfg.Epoch {
-			att.fast, att.entry = true, e
-			att.w = round.NewFastWrite(att.cfg, e.Ballot, e.Value)
-			p.w.stats.FastWrites++
-			p.propose(att)
+	k.wake = int64(at)
+	life := p.life
+	p.w.after(int64(at)-p.w.now, func() {
+		if p.life != life || p.keys[k.m.Key()] != k {
 			return
 		}
-	}
-	att.fast = false
-	att.w = round.NewWrite(att.cfg, nextBallot(p.clock))
-	p.w.note("prepare "+p.name+" "+att.key, att.w.Ballot().Counter)
-	for _, m := range att.w.PrepareTargets() {
-		p.w.send(&message{kind: mPrepare, from: p.name, to: m.ID, attempt: att.id, key: att.key, epoch: cfg.Epoch, ballot: att.w.Ballot()})
-	}
-	p.arm(att, round.Preparing)
-}
-
-func (p *proposer) propose(att *attempt) {
-	cur := att.w.Current()
-	att.own = -1
-	ambiguous := false
-	if len(att.pending) > 0 {
-		att.own, ambiguous = p.settle(att)
-	}
-	var v register.Value
-	switch {
-	case ambiguous:
-		// Someone else's round may have built on a pending proposal: the
-		// outcome stays unknown (the real proposer's giveUp).
-		att.w.Expire()
-		delete(p.attempts, att.id)
-		p.w.stats.SettleAmbiguous += len(att.ops)
-		p.w.note("settle ambiguous "+p.name+" "+att.key, att.round)
-		for _, o := range att.ops {
-			p.complete(o, statusUnknown, round.Applied{})
+		if k.wake == int64(at) {
+			k.wake = -1
 		}
-		p.nextWrite(att.key)
-		return
-	case att.own >= 0:
-		// Our own proposal is the newest value: accept it again.
-		v, att.res = cur, att.pendingRes[att.own]
-		p.w.note("settle own "+p.name+" "+att.key, att.round, uint64(att.own))
-	default:
-		changes := make([]round.Change, len(att.ops))
-		for i, o := range att.ops {
-			changes[i] = o.change()
-		}
-		v, att.res = round.ApplyAll(cur, changes)
-		if len(att.pending) > 0 {
-			p.w.note("settle fresh "+p.name+" "+att.key, att.round)
-		}
-	}
-	var next register.Ballot
-	if p.w.opts.OneRTT {
-		next = nextBallot(p.clock)
-	}
-	att.w.Propose(v, next)
-	for _, m := range att.w.AcceptTargets() {
-		p.w.send(&message{kind: mAccept, from: p.name, to: m.ID, attempt: att.id, round: att.round, key: att.key,
-			epoch: att.cfg.Epoch, ballot: att.w.Ballot(), next: next, value: v.Clone()})
-	}
-	p.arm(att, round.Accepting)
-}
-
-// settle applies round.Settle to the prepare's highest accepted value, as
-// the real proposer does. The BlindRetry fault ignores it and re-applies the
-// changes whatever the value derives from; IgnoreAmbiguous re-applies them
-// when it is ambiguous.
-func (p *proposer) settle(att *attempt) (own int, ambiguous bool) {
-	if p.w.opts.Faults.BlindRetry {
-		return -1, false
-	}
-	own, ambiguous = round.Settle(att.pending, att.w.CurrentBallot(), att.w.Current())
-	return own, ambiguous && !p.w.opts.Faults.IgnoreAmbiguous
-}
-
-func (p *proposer) arm(att *attempt, phase round.Phase) {
-	id, life := att.id, p.life
-	p.w.after(p.w.opts.Timeout, func() {
-		if p.life != life || p.attempts[id] != att {
-			return
-		}
-		if att.r != nil {
-			att.r.Expire()
-			p.readDone(att)
-			return
-		}
-		if att.w.Phase() == phase {
-			att.w.Expire()
-			p.writeProgress(att)
-		}
+		k.m.Tick(p.now())
+		p.pump(k)
 	})
 }
 
-// acceptReply classifies an acceptor's answer to an accept at ballot with
-// round.ClassifyAccept, from what the real wire carries: the proposer's
-// batcher and this simulation share the rule. The faults StaleRefusalDefinite
-// and RefusalAlwaysDefinite put back the broken rules of the negative
-// controls.
-func (w *world) acceptReply(ballot register.Ballot, m *message) round.Reply {
-	refusedWhole := m.stale || m.notAdmitted
-	switch f := w.opts.Faults; {
-	case m.ok:
-	case f.RefusalAlwaysDefinite, f.StaleRefusalDefinite && refusedWhole:
-		return round.Nack
+// noteRound traces an attempt that ended and counts it.
+func (p *proposer) noteRound(k *keyState, r keyproc.Round) {
+	s := &p.w.stats
+	p.w.note("outcome "+p.name+" "+k.m.Key()+" "+r.Outcome.String(), r.Ballot.Counter, uint64(r.Settle))
+	if r.Fast {
+		s.FastWrites++
 	}
-	a := round.AcceptAnswer{OK: m.ok}
-	if !m.ok && !refusedWhole {
+	switch r.Outcome {
+	case round.Success:
+		if r.Ballot == k.ballot && p.w.lateRounds[k.round] {
+			s.LateAcked++
+			p.w.note("acknowledged after the fence "+p.name+" "+k.m.Key(), k.round)
+		}
+		if r.Settle != keyproc.SettleNone {
+			s.Settled += r.Changes
+			if r.Settle == keyproc.SettleOwn {
+				s.SettledOwn += r.Changes
+			}
+		}
+	case round.Failed:
+		if r.Settle == keyproc.SettleAmbiguous {
+			s.SettleAmbiguous += r.Changes
+		} else {
+			s.Retries++
+		}
+	case round.Unknown:
+		s.SettleRetries++
+	}
+}
+
+// answer records a machine's answer to a client operation.
+func (p *proposer) answer(a keyproc.Answer) {
+	st := statusOK
+	switch a.Outcome {
+	case round.Failed:
+		st = statusFail
+	case round.Unknown:
+		st = statusUnknown
+	}
+	p.complete(a.Op.Ref.(*clientOp), st, round.Applied{Value: a.Value, Err: a.Err})
+}
+
+// acceptAnswer is what an acceptor's answer to an accept says as the real
+// wire carries it (round.AcceptAnswer), and whether the request was
+// refused as a whole (a stale epoch, not admitted).
+func acceptAnswer(m *message) (a round.AcceptAnswer, refused bool) {
+	refused = m.stale || m.notAdmitted
+	a.OK = m.ok
+	if !m.ok && !refused {
 		a.Conflict, a.Accepted = true, m.accepted
 	}
-	return round.ClassifyAccept(ballot, a)
+	return a, refused
 }
 
 func (p *proposer) receive(m *message) {
 	if !p.up {
 		return
 	}
-	learned := p.adopt(m.cfg)
-	if !m.conflict.IsZero() {
-		observe(p.clock, m.conflict)
-	}
+	p.adopt(m.cfg)
 	if m.kind == mGetConfigReply {
 		return
 	}
-	att := p.attempts[m.attempt]
-	if att == nil {
+	ref, ok := p.wire[m.attempt]
+	if !ok {
 		return
 	}
-	reply := round.Ack
-	if !m.ok {
-		reply = round.Nack
-	}
+	now := p.now()
 	switch m.kind {
 	case mPrepareReply:
-		if att.w.Phase() != round.Preparing {
-			return
+		reply := round.Ack
+		if !m.ok {
+			reply = round.Nack
 		}
-		att.w.OnPrepare(m.incarnation, reply, m.accepted, m.value, m.conflict)
-		if learned && att.w.Phase() == round.Preparing {
-			// A newer configuration: nothing was accepted yet, so
-			// give up this try and retry under the new epoch.
-			att.w.Expire()
-		}
-		p.writeProgress(att)
+		ref.k.m.OnPrepare(now, keyproc.PrepareReply{
+			Attempt: ref.attempt, Incarnation: m.incarnation, Reply: reply, Accepted: m.accepted, Value: m.value, Conflict: m.conflict,
+		})
+		p.pump(ref.k)
 	case mAcceptReply:
-		if att.w.Phase() != round.Accepting {
-			return
-		}
-		reply = p.w.acceptReply(att.w.Ballot(), m)
-		p.w.note("accept reply "+p.name+" "+m.from+" "+m.key, uint64(reply), att.round, m.accepted.Counter)
-		att.w.OnAccept(m.incarnation, reply, m.conflict)
-		p.writeProgress(att)
+		a, refused := acceptAnswer(m)
+		p.w.note("accept reply "+p.name+" "+m.from+" "+m.key, boolNum(m.ok), boolNum(refused), m.accepted.Counter)
+		ref.k.m.OnAccept(now, keyproc.AcceptReply{
+			Attempt: ref.attempt, Incarnation: m.incarnation, Answer: a, Refused: refused, Conflict: m.conflict,
+		})
+		p.pump(ref.k)
 	case mReadReply:
-		p.onRead(att, m)
+		ref.read.rd.OnRead(keyproc.ReplyRead{Attempt: ref.attempt, Incarnation: m.incarnation, OK: m.ok, Accepted: m.accepted, Value: m.value})
+		p.readProgress(ref.read)
 	}
 }
 
-func (p *proposer) writeProgress(att *attempt) {
-	switch att.w.Phase() {
-	case round.Proposing:
-		p.propose(att)
-	case round.Done:
-		p.finishWrite(att)
+func boolNum(b bool) uint64 {
+	if b {
+		return 1
 	}
-}
-
-func (p *proposer) finishWrite(att *attempt) {
-	delete(p.attempts, att.id)
-	observe(p.clock, att.w.Conflict())
-	out := att.w.Outcome()
-	p.w.note("outcome "+p.name+" "+att.key+" "+out.String(), att.round)
-	switch out {
-	case round.Success:
-		if p.w.lateRounds[att.round] {
-			p.w.stats.LateAcked++
-			p.w.note("acknowledged after the fence "+p.name+" "+att.key, att.round)
-		}
-		if att.w.Cacheable() {
-			p.cache.Put(att.key, round.CacheEntry{Epoch: att.cfg.Epoch, Ballot: att.w.Next(), Value: att.w.Proposed().Clone()})
-		} else {
-			p.cache.Drop(att.key)
-		}
-		if len(att.pending) > 0 {
-			p.w.stats.Settled += len(att.ops)
-			if att.own >= 0 {
-				p.w.stats.SettledOwn += len(att.ops)
-			}
-		}
-		for i, o := range att.ops {
-			p.complete(o, statusOK, att.res[i])
-		}
-	case round.Failed:
-		p.cache.Drop(att.key)
-		p.w.stats.Retries++
-		if att.tries < p.w.opts.MaxTries {
-			p.retry(att)
-			return
-		}
-		st := statusFail
-		if len(att.pending) > 0 {
-			st = statusUnknown // an earlier try may still land
-		}
-		for _, o := range att.ops {
-			p.complete(o, st, round.Applied{})
-		}
-	case round.Unknown:
-		p.cache.Drop(att.key)
-		if p.w.opts.Faults.KeepCacheOnUnknown && att.fast {
-			// Negative control 4: the ballot just used goes back
-			// into the cache and will be used again.
-			p.cache.Put(att.key, att.entry)
-		}
-		if p.w.opts.SettleUnknown && att.tries < p.w.opts.MaxTries {
-			// Keep the proposal and settle it in the next try, like
-			// the real proposer. An identity proposal (nothing
-			// changed, or every change rejected) has nothing to
-			// settle: landing or not, the value is the same.
-			if att.own >= 0 || att.w.Proposed().Version != att.w.Current().Version {
-				att.pending = append(att.pending, round.Proposal{Ballot: att.w.Ballot(), Value: att.w.Proposed().Clone()})
-				att.pendingRes = append(att.pendingRes, att.res)
-			}
-			p.w.stats.SettleRetries++
-			p.retry(att)
-			return
-		}
-		for _, o := range att.ops {
-			p.complete(o, statusUnknown, round.Applied{})
-		}
-	}
-	p.nextWrite(att.key)
-}
-
-// nextWrite starts the key's next queued change, if any.
-func (p *proposer) nextWrite(key string) {
-	k := p.ks(key)
-	k.inflight = nil
-	if len(k.queue) > 0 {
-		p.startWrite(key)
-	}
-}
-
-// retry runs att again after a random backoff, with a new ballot.
-func (p *proposer) retry(att *attempt) {
-	p.register(att) // keep late replies of this try out
-	life := p.life
-	p.w.after(p.w.between(1, p.w.opts.Backoff), func() {
-		if p.life == life && p.attempts[att.id] == att {
-			p.tryWrite(att)
-		}
-	})
-	p.bootstrap()
+	return 0
 }
 
 // bootstrap asks a random acceptor for its configuration, as the real
-// proposer does through the cluster's client Service.
+// proposer asks its bootstrap endpoints (the cluster's client Service).
 func (p *proposer) bootstrap() {
 	as := p.w.acceptors
 	a := as[p.w.rng.IntN(len(as))]
@@ -480,54 +379,48 @@ func (p *proposer) bootstrap() {
 }
 
 func (p *proposer) startRead(o *clientOp) {
-	cfg := p.cfg.Clone()
-	att := &attempt{key: o.key, ops: []*clientOp{o}, cfg: &cfg}
-	att.r = round.NewRead(att.cfg)
-	att.tally = map[register.Ballot]int{}
-	p.register(att)
-	for _, m := range att.r.Targets() {
-		p.w.send(&message{kind: mRead, from: p.name, to: m.ID, attempt: att.id, key: o.key, epoch: cfg.Epoch})
-	}
-	p.arm(att, 0)
+	p.sendRead(&quorumRead{o: o, rd: keyproc.NewQuorumRead(p.kcfg, p.cfg.Clone())})
 }
 
-func (p *proposer) onRead(att *attempt, m *message) {
-	switch p.w.opts.Faults.BrokenRead {
-	case ReadFirstReply:
-		if m.ok {
-			p.readSuccess(att, m.value)
+// sendRead sends the read's try in flight and arms its timeout.
+func (p *proposer) sendRead(qr *quorumRead) {
+	delete(p.wire, qr.id)
+	qr.id = p.w.id()
+	p.wire[qr.id] = wireRef{read: qr, attempt: qr.rd.Attempt()}
+	s := qr.rd.Send()
+	for _, t := range s.To {
+		p.w.send(&message{kind: mRead, from: p.name, to: t.ID, attempt: qr.id, key: qr.o.key, epoch: s.Epoch})
+	}
+	id, life := qr.id, p.life
+	p.w.after(p.w.opts.Timeout, func() {
+		if p.life == life && qr.id == id && !qr.done {
+			qr.rd.Expire()
+			p.readProgress(qr)
+		}
+	})
+}
+
+// readProgress acts on a read's decision (keyproc.QuorumRead): the value,
+// another try under a newer configuration, or the fall back to an identity
+// change through the key's machine (DESIGN §2.5).
+func (p *proposer) readProgress(qr *quorumRead) {
+	if qr.done {
+		return
+	}
+	switch qr.rd.State() {
+	case keyproc.ReadDone:
+		qr.done = true
+		p.w.stats.QuorumReads++
+		p.complete(qr.o, statusOK, round.Applied{Value: qr.rd.Value()})
+	case keyproc.ReadFailed:
+		if qr.rd.Retry(p.cfg.Clone()) {
+			p.sendRead(qr)
 			return
 		}
-	case ReadPrepareQuorum:
-		// Negative control 5: agreement of a prepare quorum alone.
-		if mem, ok := att.cfg.Member(m.incarnation); ok && m.ok && mem.Prepare {
-			att.tally[m.accepted]++
-			if att.tally[m.accepted] >= att.cfg.PrepareQuorum {
-				p.readSuccess(att, m.value)
-				return
-			}
-		}
-	}
-	att.r.OnRead(m.incarnation, m.ok, m.accepted, m.value)
-	p.readDone(att)
-}
-
-func (p *proposer) readDone(att *attempt) {
-	switch att.r.Outcome() {
-	case round.Success:
-		p.readSuccess(att, att.r.Value())
-	case round.Failed:
-		// Fall back to a full identity change (DESIGN §2.5).
-		delete(p.attempts, att.id)
+		qr.done = true
 		p.w.stats.ReadFallbacks++
-		p.enqueue(att.ops[0])
+		p.enqueue(qr.o)
 	}
-}
-
-func (p *proposer) readSuccess(att *attempt, v register.Value) {
-	delete(p.attempts, att.id)
-	p.w.stats.QuorumReads++
-	p.complete(att.ops[0], statusOK, round.Applied{Value: v})
 }
 
 // complete reports an operation's outcome to its client and records it.
@@ -548,25 +441,20 @@ func (p *proposer) complete(o *clientOp, st status, res round.Applied) {
 	p.w.scheduleClient(cl)
 }
 
-// crash ends the process: every operation in flight has an unknown
-// outcome (pruned later if the ground truth shows it was accepted
-// nowhere); clients start again with new IDs after the restart.
+// crash ends the process: every change in flight is answered as the
+// library's Close answers it (unknown when a proposal of it may land,
+// pruned later if the ground truth shows it was accepted nowhere); clients
+// start again with new IDs after the restart.
 func (p *proposer) crash(down int64) {
 	p.up = false
 	p.life++
 	p.w.note("crash "+p.name, uint64(p.life))
 	for _, key := range p.w.keys {
-		k := p.keys[key]
-		if k == nil {
-			continue
-		}
-		if k.inflight != nil {
-			for _, o := range k.inflight.ops {
-				p.complete(o, statusUnknown, round.Applied{})
+		if k := p.keys[key]; k != nil {
+			k.m.Close(p.now(), errCrashed)
+			for _, a := range k.m.Ready().Answers {
+				p.answer(a)
 			}
-		}
-		for _, o := range k.queue {
-			p.complete(o, statusUnknown, round.Applied{})
 		}
 	}
 	// Reads in flight had no effect; their clients just stop waiting.

@@ -38,7 +38,7 @@ func FenceStraddle(seed uint64, f Faults) Options {
 		Proposers: 2, Clients: 1, Keys: 1,
 		Duration: 600, Drain: 1200,
 		Timeout: 400, Backoff: 10, OperatorTick: 1, OperatorTimeout: 40,
-		MaxTries: 3, MaxBatch: 1, CacheSize: 16, QuorumReads: true,
+		MaxTries: 3, CacheSize: 16, QuorumReads: true,
 		Net:    NetFaults{MaxDelay: 2},
 		Faults: f,
 	}
@@ -103,7 +103,7 @@ func LostPromise(seed uint64, f Faults) Options {
 		Proposers: 3, Clients: 1, Keys: 1,
 		Duration: 400, Drain: 1200,
 		Timeout: 300, Backoff: 10, OperatorTick: 1,
-		MaxTries: 3, MaxBatch: 1, CacheSize: 16,
+		MaxTries: 3, CacheSize: 16,
 		PromiseFloorStep: uint64(1 + r.IntN(20)),
 		LoseUnsynced:     1,
 		Net:              NetFaults{MaxDelay: 2},
@@ -171,7 +171,7 @@ func SurvivingBallot(seed uint64, f Faults) Options {
 		Proposers: 3, Clients: 1, Keys: 1,
 		Duration: 3000, Drain: 2000,
 		Timeout: 100, Backoff: 10, OperatorTick: 1,
-		MaxTries: 8, MaxBatch: 1, CacheSize: 16,
+		MaxTries: 8, CacheSize: 16,
 		Net:    NetFaults{MaxDelay: int64(1 + r.IntN(4))},
 		Faults: f,
 	}
@@ -182,8 +182,8 @@ func SurvivingBallot(seed uint64, f Faults) Options {
 	down := int64(5 + r.IntN(20))
 	o.Scenario = func(w *world) {
 		p1, p2, p3 := w.proposers[0], w.proposers[1], w.proposers[2]
-		p2.clock = round.NewClockAt(p2.clock.ID(), offsetY)
-		p3.clock = round.NewClockAt(p3.clock.ID(), offsetR)
+		p2.env.Clock = round.NewClockAt(p2.env.Clock.ID(), offsetY)
+		p3.env.Clock = round.NewClockAt(p3.env.Clock.ID(), offsetR)
 		// waitFor runs then once cond holds, polling.
 		var waitFor func(cond func() bool, then func())
 		waitFor = func(cond func() bool, then func()) {
@@ -292,7 +292,7 @@ func StaleDuplicate(seed uint64, f Faults) Options {
 		Proposers: 2, Clients: 1, Keys: 1,
 		Duration: 600, Drain: 1200,
 		Timeout: 400, Backoff: 10, OperatorTick: 1,
-		MaxTries: 3, MaxBatch: 1, CacheSize: 16, SettleUnknown: true,
+		MaxTries: 3, CacheSize: 16,
 		Net:    NetFaults{MaxDelay: 2},
 		Faults: f,
 	}

@@ -27,7 +27,9 @@ const (
 // Faults break the driver on purpose; each is a negative control the
 // checker must catch. None of them touches the rules in register,
 // membership or round; VolatilePromises is a documented switch of the
-// acceptor core (internal/acceptcore) itself.
+// acceptor core (internal/acceptcore) itself. The proposer's faults flip
+// one rule each of the library's own machine (keyproc.Broken), so the
+// controls break the code that ships.
 type Faults struct {
 	// QuorumOfOne runs three acceptors with qp = qa = 1 (control 1).
 	QuorumOfOne bool
@@ -44,11 +46,11 @@ type Faults struct {
 	BrokenRead BrokenRead
 	// BlindRetry settles an attempt that ended Unknown by re-applying its
 	// changes to whatever the next prepare found, ignoring round.Settle
-	// (control 6; needs SettleUnknown).
+	// (control 6).
 	BlindRetry bool
 	// IgnoreAmbiguous settles with round.Settle but re-applies the changes
-	// when it reports the outcome ambiguous (control 7; needs
-	// SettleUnknown): the derivation rule is what keeps it exactly once.
+	// when it reports the outcome ambiguous (control 7): the derivation
+	// rule is what keeps it exactly once.
 	IgnoreAmbiguous bool
 	// VolatilePromises sets the acceptor core's negative-control switch
 	// (acceptcore.Options.VolatilePromises): no prepare is synced and a
@@ -114,8 +116,8 @@ type Options struct {
 	// Duration is the time clients issue operations and faults happen;
 	// Drain is the quiet time after it for operations to finish.
 	Duration, Drain int64
-	Timeout         int64 // per round phase
-	Backoff         int64 // max wait before retrying a definite failure
+	Timeout         int64 // per round phase (the library's RequestTimeout)
+	Backoff         int64 // the longest wait before a retry (the library's backoff limit)
 	OperatorTick    int64
 	// InstallJitter is extra random delay on the operator's installs, so
 	// that members switch epochs at different moments.
@@ -129,18 +131,13 @@ type Options struct {
 	Think           int64 // max pause between a client's operations
 	ChangeEvery     int64 // mean time between membership changes; 0 = none
 
-	MaxTries, MaxBatch, CacheSize int
-	OneRTT, QuorumReads           bool
+	// MaxTries is how many attempts a change gets (the library's
+	// MaxRetries + 1); CacheSize bounds the 1RTT cache, used with OneRTT.
+	MaxTries, CacheSize int
+	OneRTT, QuorumReads bool
 	// HotKeys, when set, sends four operations in five to the first
 	// HotKeys keys; the other keys stay mostly idle.
 	HotKeys int
-	// SettleUnknown retries a change whose attempt ended Unknown, like
-	// the real proposer: it keeps the attempt's proposal, prepares with a
-	// fresh ballot (never 1RTT) and lets round.Settle decide: finish its
-	// own proposal (identity), re-apply the changes, or give up with an
-	// unknown outcome when someone may have built on the proposal. Off,
-	// an Unknown attempt is reported unknown at once.
-	SettleUnknown bool
 	// PromiseFloorStep is the acceptors' promise floor step
 	// (acceptcore.Options.PromiseFloorStep): a prepare below the durable
 	// floor is not synced, and a crash loses it with probability
@@ -184,11 +181,14 @@ func NewOptions(seed uint64, f Faults) Options {
 		Think:        int64(5 + r.IntN(60)),
 		ChangeEvery:  int64(pick(0, 150, 300, 600)),
 		MaxTries:     5,
-		MaxBatch:     1 + r.IntN(4),
 		CacheSize:    16,
-		OneRTT:       r.IntN(4) != 0,
-		QuorumReads:  r.IntN(4) != 0,
 	}
+	// Drawn and unused, so that every seed keeps its shape: it bounded how
+	// many changes the simulated proposer's own copy of the policy combined
+	// (the library's machine combines every queued change).
+	_ = r.IntN(4)
+	o.OneRTT = r.IntN(4) != 0
+	o.QuorumReads = r.IntN(4) != 0
 	// Drawn and unused, so that every seed keeps its shape: it chose
 	// whether the rescan used the withdrawn skip rule.
 	_ = r.IntN(4)
@@ -225,8 +225,10 @@ func NewOptions(seed uint64, f Faults) Options {
 		o.fenceStraddle(r)
 	}
 	o.Acceptors = min(max(o.Acceptors, o.MinMembers), o.MaxMembers)
-	// Drawn last so that the fields above keep their values per seed.
-	o.SettleUnknown = r.IntN(4) != 0 || f.BlindRetry || f.IgnoreAmbiguous
+	// Drawn last so that the fields above keep their values per seed. The
+	// first is drawn and unused: it chose whether the simulated proposer
+	// settled unknown outcomes (the library's machine always does).
+	_ = r.IntN(4)
 	o.PromiseFloorStep = uint64(pick(0, 1, 2, 5, 20))
 	o.LoseUnsynced = pick(0.5, 1)
 	if f.QuorumOfOne {
@@ -293,10 +295,11 @@ type Stats struct {
 	// below one the operator had declared fenced: DESIGN §3 says there
 	// are none. LateAcked counts acknowledged writes among them.
 	AcceptsAfterFence, LateAcked int
-	// SettleRetries counts tries after one that ended Unknown
-	// (SettleUnknown); Settled counts operations answered ok by such a
-	// try, SettledOwn those of them finished by re-proposing their own
-	// proposal; SettleAmbiguous counts operations given up as unknown.
+	// SettleRetries counts attempts that ended Unknown (the next attempt
+	// settles them); Settled counts operations answered ok by an attempt
+	// that settled earlier ones, SettledOwn those of them finished by
+	// re-proposing their own proposal; SettleAmbiguous counts operations
+	// given up as unknown.
 	SettleRetries, Settled, SettledOwn, SettleAmbiguous int
 }
 
