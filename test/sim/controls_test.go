@@ -68,11 +68,9 @@ var negativeControls = []struct {
 	{"StaleRefusalDefinite", func(s uint64) Options { return StaleDuplicate(s, Faults{StaleRefusalDefinite: true}) }},
 	// (12) Every accept refusal counted as definite, whatever the
 	// acceptor had accepted (round.TestRefusalOfDuplicateAccept).
-	{"RefusalAlwaysDefinite", func(s uint64) Options {
-		o := NewOptions(s, Faults{RefusalAlwaysDefinite: true})
-		o.Net.Duplicate = 0.3
-		return o
-	}},
+	// Scripted (DuplicateAccept): random seeds with duplication catch it
+	// in about one seed in 300 only.
+	{"RefusalAlwaysDefinite", func(s uint64) Options { return DuplicateAccept(s, Faults{RefusalAlwaysDefinite: true}) }},
 }
 
 func controlFaults(name string) Faults {

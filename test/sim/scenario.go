@@ -285,7 +285,16 @@ func (w *world) scriptOpFrom(p *proposer, kind opKind, key, from, val string) *c
 //     history is linearizable.
 //
 // The seed draws when the duplicates arrive.
-func StaleDuplicate(seed uint64, f Faults) Options {
+func StaleDuplicate(seed uint64, f Faults) Options { return duplicateAccept(seed, f, true) }
+
+// DuplicateAccept is StaleDuplicate without the epoch switch: the
+// duplicates of p1's accept are refused by the register rule, at the ballot
+// each acceptor already accepted (round.TestRefusalOfDuplicateAccept). A
+// proposer that counts those refusals as definite reports the chosen CAS as
+// failed.
+func DuplicateAccept(seed uint64, f Faults) Options { return duplicateAccept(seed, f, false) }
+
+func duplicateAccept(seed uint64, f Faults, switchEpoch bool) Options {
 	r := rand.New(rand.NewPCG(seed, 0x64757073))
 	o := Options{
 		Seed: seed, Acceptors: 3, MinMembers: 3, MaxMembers: 4,
@@ -309,7 +318,7 @@ func StaleDuplicate(seed uint64, f Faults) Options {
 			reply.to = "" // the reply is lost: no node has that name
 			dup := *m
 			w.after(dupDelay, func() { w.deliver(&dup) })
-			if len(landed) == 3 {
+			if len(landed) == 3 && switchEpoch {
 				w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Add, node: a4.name})
 			}
 		}

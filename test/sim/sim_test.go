@@ -112,6 +112,7 @@ func TestSim(t *testing.T) {
 		{"fence-straddle", 1, scenarioSeeds, func(s uint64) Options { return FenceStraddle(s, Faults{}) }, ""},
 		{"lost-promise", 1, scenarioSeeds, func(s uint64) Options { return LostPromise(s, Faults{}) }, ""},
 		{"stale-duplicate", 1, scenarioSeeds, func(s uint64) Options { return StaleDuplicate(s, Faults{}) }, ""},
+		{"duplicate-accept", 1, scenarioSeeds, func(s uint64) Options { return DuplicateAccept(s, Faults{}) }, ""},
 		{"surviving-ballot", 1, scenarioSeeds, func(s uint64) Options { return SurvivingBallot(s, Faults{}) }, ""},
 		{"duplicates", 1, scenarioSeeds, func(s uint64) Options {
 			o := NewOptions(s, Faults{})
