@@ -27,29 +27,18 @@ type Value struct {
 }
 
 // Resolution is what Client.Resolve found out about an unknown outcome.
-type Resolution int
+// It is the key machine's type, so the engine passes it through unchanged.
+type Resolution = keyproc.Resolution
 
 const (
 	// Undecided: other writers changed the key in a way that hides whether
 	// the change took effect. It will not take effect later.
-	Undecided Resolution = iota
+	Undecided = keyproc.Undecided
 	// Applied: the change took effect, exactly once.
-	Applied
+	Applied = keyproc.Applied
 	// NotApplied: the change did not take effect and never will.
-	NotApplied
+	NotApplied = keyproc.NotApplied
 )
-
-func (r Resolution) String() string {
-	switch r {
-	case Undecided:
-		return "undecided"
-	case Applied:
-		return "applied"
-	case NotApplied:
-		return "not applied"
-	}
-	return fmt.Sprintf("Resolution(%d)", int(r))
-}
 
 // Client is a CASPaxos proposer. It is safe for concurrent use; one client
 // per process is the intended use (its caches and batches are shared).
