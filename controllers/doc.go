@@ -11,7 +11,12 @@
 //     StatefulSet, the pods, the volume claims and each acceptor's Admin
 //     status) and returns the status to record, the StatefulSet size, and at
 //     most one action: install a configuration, rescan one batch of keys,
-//     recycle a member, or delete a volume claim.
+//     recycle a member, delete a volume claim, or restart a pod for a
+//     rolling update. The membership procedure itself is
+//     membership/change.Machine, the one the simulation and the explorer
+//     of test/sim drive too: Decide only translates status into the
+//     machine's intent, pods and acceptors into its observation, and its
+//     decision back into status and an action.
 //   - reconciler.go: observe → Decide → write status → act. The status (the
 //     intent) is written before the action, with optimistic concurrency, so a
 //     stale read cannot act and an operator restart resumes the recorded
@@ -25,7 +30,7 @@
 //     the rule that skipped keys agreeing on an accept quorum of the joint
 //     configuration was withdrawn (docs/protocol-notes.md).
 //
-// Invariants kept here (DESIGN §3–§5):
+// Invariants kept by the machine (DESIGN §3–§5; see package change):
 //   - One membership change at a time; configurations come only from
 //     membership.Steps (or membership.Stable for the first one).
 //   - No rescan and no next epoch before the current epoch is fenced: every
