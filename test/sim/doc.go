@@ -6,18 +6,22 @@
 // acceptors that crash and restart with their synced state or lose their
 // disk, proposers with their own ballot clocks, 1RTT caches, quorum reads
 // and same-key combining, and an operator that carries out membership
-// changes with the planner, the fence and the rescan of DESIGN §3 and §5,
-// crashing and resuming mid-step from its durable intent.
+// changes, crashing and resuming mid-step from its durable intent.
 //
 // The simulation drives the real rules: register.State.Prepare/Accept on
 // the acceptors, membership.Config.Check as their admission and epoch gate,
-// membership.Steps for every change, and internal/round (Write, Read,
+// the operator's own transition machine (membership/change.Machine: the
+// planner, the fence, the rescan cursor, retirement and replacement) for
+// every change, fed with what status probes and install replies show, and
+// internal/round (Write, Read,
 // Clock, Cache, ApplyAll, Refusal, Settle) for every proposer and for the
 // rescan, which touches every key with an identity change that goes again
 // above any ballot its prepare shows (Write.Outranked), as the real
 // proposer's Rescan does. The withdrawn rule that skipped keys agreeing on
 // qa members of the joint accept set lives on only as a negative control
-// (skipRule; Faults.RescanSkip, caught by the SurvivingBallot scenario).
+// (skipRule, run when the machine's negative control
+// change.Controls.RescanSkip asks for it; caught by the SurvivingBallot
+// scenario).
 // There are no goroutines and no wall clock in the simulated logic, and no
 // map is iterated where order matters, so a seed replays exactly.
 //
