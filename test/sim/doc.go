@@ -35,12 +35,14 @@
 // negative controls: a checker that cannot catch them proves nothing.
 //
 // Explore is a bounded exhaustive state explorer for the membership
-// procedure over the same planner and rules.
+// procedure over the same rules and the same transition machine (up to six
+// slots: five members and one to add), with its negative controls.
 //
 // Running it:
 //
-//	go test ./test/sim                         # the CI budget (about a minute)
+//	go test ./test/sim                         # the CI budget (a minute or two)
 //	go test ./test/sim -run 'TestSim$' -sim.seeds=100000   # a soak (or KSHAKA_SIM_SEEDS)
+//	go test ./test/sim -run TestExplore -v -explore.soak    # the explorer's large configurations
 //	go test ./test/sim -run TestSeedTrace -seed=N -v       # replay one seed, with its event log
 //
 // A failing seed prints its replay command and writes porcupine's HTML
