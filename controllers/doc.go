@@ -6,17 +6,20 @@
 //
 //   - builders.go: pure functions that build every owned object (the
 //     Services, the StatefulSet and the PodDisruptionBudget) from the spec.
-//   - decide.go: the pure decision function. Decide takes everything observed
-//     in one pass (the KshakaCluster with its recorded status, the
-//     StatefulSet, the pods, the volume claims and each acceptor's Admin
-//     status) and returns the status to record, the StatefulSet size, and at
-//     most one action: install a configuration, rescan one batch of keys,
-//     recycle a member, delete a volume claim, or restart a pod for a
-//     rolling update. The membership procedure itself is
-//     membership/change.Machine, the one the simulation and the explorer
-//     of test/sim drive too: Decide only translates status into the
-//     machine's intent, pods and acceptors into its observation, and its
-//     decision back into status and an action.
+//   - plan.go, members.go, rolling.go, status.go: the pure decision
+//     function. Decide takes everything observed in one pass (the
+//     KshakaCluster with its recorded status, the StatefulSet, the pods, the
+//     volume claims and each acceptor's Admin status) and returns the status
+//     to record, the StatefulSet size, and at most one action: install a
+//     configuration, rescan one batch of keys, recycle a member, delete a
+//     volume claim, or restart a pod for a rolling update. The membership
+//     procedure itself is membership/change.Machine, the one the simulation
+//     and the explorer of test/sim drive too: members.go turns pods, claims
+//     and acceptors into the machine's observation (and status.members),
+//     status.go turns the recorded status into its intent and back (and
+//     sets the conditions), plan.go asks the machine and turns its action
+//     into the reconciler's, and rolling.go carries a changed pod template
+//     to the pods once the machine has nothing to do.
 //   - reconciler.go: observe → Decide → write status → act. The status (the
 //     intent) is written before the action, with optimistic concurrency, so a
 //     stale read cannot act and an operator restart resumes the recorded
