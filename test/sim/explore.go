@@ -1212,7 +1212,9 @@ func cursorKey(c []byte) uint8 {
 
 // observation is what the operator sees of the acceptors: each slot that
 // has not been stopped answers at once with its incarnation and
-// configuration (a snapshot: installs are what travels as messages).
+// configuration (a snapshot: installs are what travels as messages). A
+// slot that was never in a configuration counts as started only once a
+// transition adds it (as a StatefulSet creates a new ordinal's pod).
 func (e *explorer) observation(s *xState) change.Observation {
 	obs := change.Observation{Size: int(s.Op.Size), Seen: map[string]change.Slot{}}
 	for i, a := range s.Acc {
@@ -1221,7 +1223,8 @@ func (e *explorer) observation(s *xState) change.Observation {
 		}
 		name := slotNames[i]
 		inc := incarnation(i, a.Lost)
-		sl := change.Slot{Exists: true, Running: true, HasStorage: true, Addr: name, Reachable: true, Healthy: true,
+		started := a.Cfg != 0 || a.Lost || s.Op.Tr.Member == uint8(i) || e.inPlay(s, name)
+		sl := change.Slot{Exists: started, Running: started, HasStorage: true, Addr: name, Reachable: true, Healthy: true,
 			Incarnation: inc, Epoch: uint64(e.epochOf(a.Cfg))}
 		if c := e.cfg(a.Cfg); c != nil {
 			_, sl.Admitted = c.Member(inc)
@@ -1230,6 +1233,19 @@ func (e *explorer) observation(s *xState) change.Observation {
 		obs.Seen[name] = sl
 	}
 	return obs
+}
+
+// inPlay reports whether slot name is a member of the current
+// configuration or of the one a transition started from.
+func (e *explorer) inPlay(s *xState, name string) bool {
+	for _, id := range []uint8{s.Op.Cfg, s.Op.Tr.From} {
+		if c := e.cfg(id); c != nil {
+			if _, ok := c.MemberByID(name); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // decide is the machine's decision on s, memoized on its input.

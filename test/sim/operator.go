@@ -227,14 +227,17 @@ func (o *operator) heard(name string, inc, epoch uint64, admitted bool) {
 }
 
 // observation is what the operator sees: every acceptor that has not been
-// deleted is a slot, reachable once it answered.
+// deleted is a slot, reachable once it answered. One that was never in a
+// configuration counts as started only once a transition adds it (as a
+// StatefulSet creates a new ordinal's pod when it grows).
 func (o *operator) observation() change.Observation {
 	obs := change.Observation{Size: o.spec.size, Seen: map[string]change.Slot{}, Now: time.Unix(o.w.now, 0)}
 	for _, a := range o.w.acceptors {
 		if a.deleted {
 			continue
 		}
-		s := change.Slot{Exists: true, Running: true, HasStorage: true, Addr: a.name, Healthy: true}
+		started := o.started(a.name)
+		s := change.Slot{Exists: started, Running: started, HasStorage: true, Addr: a.name, Healthy: true}
 		if v, ok := o.view[a.name]; ok {
 			s.Reachable, s.Incarnation, s.Epoch, s.Admitted = true, v.incarnation, v.epoch, v.admitted
 		} else {
@@ -248,6 +251,20 @@ func (o *operator) observation() change.Observation {
 		}
 	}
 	return obs
+}
+
+// started reports whether acceptor name counts as started: it is a member
+// of a configuration in play, or the member a transition adds.
+func (o *operator) started(name string) bool {
+	if tr := o.in.Transition; tr != nil && tr.Member.ID == name {
+		return true
+	}
+	for _, c := range o.inPlay() {
+		if _, ok := c.MemberByID(name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // act asks the machine for the next step, records the intent and carries
