@@ -298,8 +298,8 @@ func (d *decider) action(a change.Action) Action {
 	case change.DeleteStorage:
 		return Action{Kind: ActionDeletePVC, Ordinal: ord, PVCName: PVCName(d.c, ord)}
 	}
-	// change.Stop: the StatefulSet's size (statefulSetReplicas) removes
-	// the pod.
+	// change.Start and change.Stop: the StatefulSet's size
+	// (statefulSetReplicas) creates and removes the pod.
 	return Action{}
 }
 

@@ -229,13 +229,6 @@ func (h *harness) observation() Observation {
 func (h *harness) decide() {
 	h.last = h.m.Next(h.in, h.observation())
 	h.in = h.last.Intent
-	// The platform: a member being added gets a process (the StatefulSet
-	// grows first).
-	if tr := h.in.Transition; tr != nil && tr.Step == StepStartMember {
-		if p := h.slots[tr.Member.ID]; p == nil || !p.exists {
-			h.start(tr.Member.ID)
-		}
-	}
 }
 
 // act carries out the last decision's action; a rescan touches every key
@@ -262,6 +255,9 @@ func (h *harness) act(all bool) string {
 			return h.rescan(len(h.keys), false)
 		}
 		return ""
+	case Start:
+		h.start(a.Slot)
+		return "started " + a.Slot
 	case Recycle:
 		p := h.slots[a.Slot]
 		h.nextInc++
@@ -395,6 +391,8 @@ func actionText(a Action) string {
 			s += fmt.Sprintf(" skipping keys agreeing on %d", a.SkipAgreeing)
 		}
 		return s
+	case Start:
+		return "start " + a.Slot
 	case Recycle:
 		return fmt.Sprintf("recycle %s (retired incarnation %x)", a.Slot, a.Incarnation)
 	case Stop:

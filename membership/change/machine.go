@@ -325,6 +325,7 @@ func (d *decider) bootstrap() {
 		switch {
 		case !a.Running:
 			d.wait("waiting for %s to start", name)
+			d.out.Action = Action{Kind: Start, Slot: name}
 			return
 		case !a.Reachable:
 			d.wait("waiting for %s to report its incarnation", name)
@@ -655,6 +656,7 @@ func (d *decider) startMember() {
 		return
 	case !a.Running:
 		d.wait("waiting for %s to start", id)
+		d.out.Action = Action{Kind: Start, Slot: id}
 		return
 	case !a.Reachable:
 		d.wait("waiting for %s to report its incarnation", id)

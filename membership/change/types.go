@@ -195,6 +195,9 @@ const (
 	// proposer that bootstraps from Endpoints; report progress with
 	// Machine.Rescanned.
 	Rescan ActionKind = "Rescan"
+	// Start: start the process of Slot, with empty storage (a new member,
+	// or the first ones of a bootstrap).
+	Start ActionKind = "Start"
 	// Recycle: delete the storage and then the process of Slot, whose
 	// acceptor answers with the retired Incarnation, so that it comes back
 	// empty with a new incarnation.
@@ -234,7 +237,7 @@ type Action struct {
 	// Controls.SkipBelowAcceptQuorum set it; the rule is unsafe
 	// (docs/protocol-notes.md) and a production rescan refuses it.
 	SkipAgreeing int
-	// Slot is the slot of a Recycle, Stop or DeleteStorage.
+	// Slot is the slot of a Start, Recycle, Stop or DeleteStorage.
 	Slot string
 	// Incarnation is the retired incarnation a Recycle's slot answers with.
 	Incarnation uint64
