@@ -158,7 +158,7 @@ func LostPromise(seed uint64, f Faults) Options {
 //
 // A rescan that touches every key with a ballot above B (the prepare is
 // refused by a3 and a4 until it is) settles y or s before z's CAS, and the
-// history is linearizable. With Faults.RescanSkip (the old rule) every seed
+// history is linearizable. With Faults.Operator.RescanSkip (the old rule) every seed
 // is caught. The seed draws the delays, p2's and p3's clock offsets and the
 // variant.
 func SurvivingBallot(seed uint64, f Faults) Options {
