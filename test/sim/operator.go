@@ -22,9 +22,26 @@ const (
 	mStatusReply
 )
 
-// probeEvery is how often, in ticks, the operator asks every acceptor for
-// its status (Admin.Status); install replies count as answers too.
-const probeEvery = 20
+// probeEvery is how often, in ticks, the operator asks an acceptor for its
+// status (Admin.Status) while no change is in progress; during a change it
+// asks again as soon as the last answer is in. probeTimeout is how long it
+// waits for an answer before it asks again.
+const (
+	probeEvery   = 20
+	probeTimeout = 60
+)
+
+// probe is the one status request outstanding at an acceptor: only its
+// answer counts, so answers come in the order the acceptor gave them (the
+// next request is sent after the last answer arrived) and the view never
+// goes back in time — an epoch that goes down is a rolled-back volume, not
+// a reordered reply.
+type probe struct {
+	id     uint64
+	sentAt int64
+	// answeredAt is when the last answer came.
+	answeredAt int64
+}
 
 // spec is what a person asks of the cluster (the KshakaCluster's spec): a
 // size, and the order of the acceptors as slots (change.Observation.Slots:
@@ -42,8 +59,8 @@ type answer struct {
 }
 
 // operator drives change.Machine, the operator's transition procedure, over
-// the simulated network: it observes the acceptors through status probes
-// and install replies, asks the machine for the next step, records the
+// the simulated network: it observes the acceptors through status probes,
+// asks the machine for the next step, records the
 // intent, and carries out the one action (installs, the rescan's touches,
 // stopping a removed node). A crash loses only its volatile state: the
 // intent, like the KshakaCluster's status, survives.
@@ -60,12 +77,11 @@ type operator struct {
 	straddled uint64
 
 	// Volatile.
-	clock     *round.Clock
-	view      map[string]answer          // by acceptor name
-	gone      map[string]map[uint64]bool // incarnations superseded at a name
-	lastProbe map[string]int64
-	attempts  map[uint64]*attempt
-	rescan    *attempt
+	clock    *round.Clock
+	view     map[string]answer // by acceptor name
+	probes   map[string]*probe
+	attempts map[uint64]*attempt
+	rescan   *attempt
 	// rescanEpoch is the joint epoch the rescan attempt runs under.
 	rescanEpoch uint64
 	// burst counts immediate decisions at time burstAt.
@@ -87,8 +103,7 @@ func newOperator(w *world, cur membership.Config) *operator {
 func (o *operator) resetVolatile() {
 	o.clock = round.NewClock(o.w.randID())
 	o.view = map[string]answer{}
-	o.gone = map[string]map[uint64]bool{}
-	o.lastProbe = map[string]int64{}
+	o.probes = map[string]*probe{}
 	o.attempts = map[uint64]*attempt{}
 	o.rescan = nil
 }
@@ -179,17 +194,29 @@ func (o *operator) tick() {
 	o.act()
 }
 
-// probe asks every acceptor it has not heard from lately for its status.
+// probe asks every acceptor for its status that has no request
+// outstanding (or one that timed out) and was not heard from lately.
 func (o *operator) probe() {
+	every := int64(probeEvery)
+	if o.busy() {
+		every = 0
+	}
 	for _, a := range o.w.acceptors {
 		if a.deleted {
 			continue
 		}
-		if last, ok := o.lastProbe[a.name]; ok && o.w.now-last < probeEvery {
+		p := o.probes[a.name]
+		switch {
+		case p == nil:
+			p = &probe{answeredAt: -probeEvery}
+			o.probes[a.name] = p
+		case p.id != 0 && o.w.now-p.sentAt < probeTimeout:
+			continue // outstanding
+		case p.id == 0 && o.w.now-p.answeredAt < every:
 			continue
 		}
-		o.lastProbe[a.name] = o.w.now
-		o.w.send(&message{kind: mStatus, from: opName, to: a.name})
+		p.id, p.sentAt = o.w.id(), o.w.now
+		o.w.send(&message{kind: mStatus, from: opName, to: a.name, attempt: p.id})
 	}
 }
 
@@ -198,31 +225,21 @@ func (w *world) statusReply(a *acceptor, m *message) {
 	if !a.up || a.deleted {
 		return
 	}
-	r := &message{kind: mStatusReply, from: a.name, to: m.from, incarnation: a.incarnation, epoch: a.epoch()}
+	r := &message{kind: mStatusReply, from: a.name, to: m.from, attempt: m.attempt, incarnation: a.incarnation, epoch: a.epoch()}
 	if a.cfg != nil {
 		_, r.ok = a.cfg.Member(a.incarnation)
 	}
 	w.send(r)
 }
 
-// heard records an answer from acceptor name: the view only moves forward
-// (replies may come out of order).
-func (o *operator) heard(name string, inc, epoch uint64, admitted bool) {
-	if inc == 0 || o.gone[name][inc] {
+// heard records the answer to the outstanding status request at acceptor
+// name; answers to other requests are stale and ignored.
+func (o *operator) heard(name string, id, inc, epoch uint64, admitted bool) {
+	p := o.probes[name]
+	if p == nil || p.id == 0 || p.id != id || inc == 0 {
 		return
 	}
-	old, ok := o.view[name]
-	if ok && old.incarnation != inc {
-		if o.gone[name] == nil {
-			o.gone[name] = map[uint64]bool{}
-		}
-		o.gone[name][old.incarnation] = true
-		ok = false
-	}
-	if ok {
-		epoch = max(epoch, old.epoch)
-		admitted = admitted || old.admitted
-	}
+	p.id, p.answeredAt = 0, o.w.now
 	o.view[name] = answer{incarnation: inc, epoch: epoch, admitted: admitted}
 }
 
@@ -289,8 +306,11 @@ func (o *operator) act() {
 			o.act0()
 		}
 	case change.Recycle:
-		if n := o.w.byName[a.Slot]; n != nil && !n.deleted && n.up {
+		// Like deleting a volume claim and its pod: only the storage of
+		// the retired incarnation goes, and what the operator saw of it.
+		if n := o.w.byName[a.Slot]; n != nil && !n.deleted && n.incarnation == a.Incarnation {
 			n.loseDisk()
+			delete(o.view, n.name)
 			o.w.after(1, n.restart)
 		}
 	}
@@ -350,10 +370,11 @@ func (o *operator) receive(m *message) {
 	}
 	switch m.kind {
 	case mInstallReply:
-		o.heard(m.from, m.incarnation, m.epoch, m.epoch > 0)
+		// Not part of the view: an install's answer may arrive after a
+		// status answer that saw a later state.
 		return
 	case mStatusReply:
-		o.heard(m.from, m.incarnation, m.epoch, m.ok)
+		o.heard(m.from, m.attempt, m.incarnation, m.epoch, m.ok)
 		return
 	}
 	att := o.attempts[m.attempt]
