@@ -36,7 +36,7 @@ import (
 //	retire slot=X               a person asserts X's incarnation is gone
 //	intent                      print the recorded intent
 //	controls [majority-fence] [skip-rescan] [rescan-skip]
-//	         [skip-below-accept-quorum]
+//	         [skip-below-accept-quorum] [ignore-rolled-back]
 //	                            set the machine's negative controls
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -145,6 +145,7 @@ func (h *harness) do(t *testing.T, td *datadriven.TestData) string {
 			SkipRescan:            td.HasArg("skip-rescan"),
 			RescanSkip:            td.HasArg("rescan-skip"),
 			SkipBelowAcceptQuorum: td.HasArg("skip-below-accept-quorum"),
+			IgnoreRolledBack:      td.HasArg("ignore-rolled-back"),
 		}
 		return fmt.Sprintf("%+v", h.m.Controls)
 	}

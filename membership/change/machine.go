@@ -31,6 +31,11 @@ type Controls struct {
 	// SkipBelowAcceptQuorum lets the rescan skip a key that agrees on
 	// qa − 1 members of the joint accept set: a weaker form of RescanSkip.
 	SkipBelowAcceptQuorum bool
+	// IgnoreRolledBack does not compare what a member reports with the
+	// highest epoch recorded as acknowledged by its incarnation: a volume
+	// restored from an older copy keeps serving as the member it was, with
+	// the promises and accepts it lost (DESIGN §4 "Rolled-back disks").
+	IgnoreRolledBack bool
 }
 
 // Machine is the membership transition procedure of DESIGN §3–§5: the
@@ -269,7 +274,7 @@ func (d *decider) retire() {
 		}
 	}
 	for _, m := range d.inPlay() {
-		if acked, now, ok := d.rolledBackFrom(m); ok {
+		if acked, now, ok := d.rolledBackFrom(m); ok && !d.m.Controls.IgnoreRolledBack {
 			d.out.RolledBack = append(d.out.RolledBack, fmt.Sprintf("%s: %s", m.ID, RolledBackMessage(acked, now)))
 			if !d.v.Retired(m.Incarnation) {
 				// Exactly a lost disk: retired now, its storage recreated

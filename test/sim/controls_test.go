@@ -70,6 +70,11 @@ var negativeControls = []struct {
 	// Scripted (StaleDuplicate): random seeds rarely lose every reply of
 	// an accept and duplicate it across an epoch switch.
 	{"StaleRefusalDefinite", func(s uint64) Options { return StaleDuplicate(s, Faults{StaleRefusalDefinite: true}) }},
+	// (13) A rolled-back volume that the operator does not notice: it
+	// keeps serving without the accepts it lost (scripted: RolledBack).
+	{"IgnoreRolledBack", func(s uint64) Options {
+		return RolledBack(s, Faults{Operator: change.Controls{IgnoreRolledBack: true}})
+	}},
 	// (12) Every accept refusal counted as definite, whatever the
 	// acceptor had accepted (round.TestRefusalOfDuplicateAccept).
 	{"RefusalAlwaysDefinite", func(s uint64) Options {
@@ -156,6 +161,19 @@ func TestRescanSkipLosesEverySeed(t *testing.T) {
 	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
 		if chk := Check(Run(SurvivingBallot(seed, Faults{Operator: change.Controls{RescanSkip: true}})).Operations, checkTimeout); chk != porcupine.Illegal {
 			t.Fatalf("seed %d: %v with the skip rule; the scenario misses the counterexample", seed, chk)
+		}
+	}
+}
+
+// TestIgnoreRolledBackLosesEverySeed: the RolledBack scenario loses the
+// acknowledged write on every seed when the operator's machine does not
+// compare a member's epoch with its record (TestSim checks that every seed
+// is linearizable with the check).
+func TestIgnoreRolledBackLosesEverySeed(t *testing.T) {
+	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
+		res := Run(RolledBack(seed, Faults{Operator: change.Controls{IgnoreRolledBack: true}}))
+		if chk := Check(res.Operations, checkTimeout); chk != porcupine.Illegal {
+			t.Fatalf("seed %d: %v without the rolled-back check; the scenario misses the loss", seed, chk)
 		}
 	}
 }

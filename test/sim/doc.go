@@ -3,8 +3,8 @@
 // One seeded math/rand/v2 source drives everything: a simulated clock
 // advanced by an event loop, a network that loses, duplicates, delays and
 // reorders requests and responses and cuts links both ways or one way,
-// acceptors that crash and restart with their synced state or lose their
-// disk, proposers with their own ballot clocks, 1RTT caches, quorum reads
+// acceptors that crash and restart with their synced state, lose their
+// disk or come back from an old copy of it, proposers with their own ballot clocks, 1RTT caches, quorum reads
 // and same-key combining, and an operator that carries out membership
 // changes, crashing and resuming mid-step from its durable intent.
 //

@@ -38,7 +38,9 @@ type Faults struct {
 	// epoch (control 3); SkipBelowAcceptQuorum lets the rescan skip a key
 	// whose accepted ballot agrees on qa − 1 members of the joint accept
 	// set (control 9); RescanSkip brings back the withdrawn skip rule
-	// (skipRule; qa members, control 10, caught by SurvivingBallot).
+	// (skipRule; qa members, control 10, caught by SurvivingBallot);
+	// IgnoreRolledBack lets a volume restored from an older copy keep
+	// serving (control 13, caught by RolledBack).
 	Operator change.Controls
 	// KeepCacheOnUnknown puts a used 1RTT entry back after an accept
 	// with an unknown outcome, so its ballot is used again (control 4).
