@@ -129,8 +129,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 		done; done
 
 .PHONY: soak
-soak: ## Simulation over SEEDS seeds (default 100000), then CHAOS_DURATION (default 5m) of SIGKILL chaos.
+soak: ## Simulation over SEEDS seeds (default 100000), the explorer's large configurations, then CHAOS_DURATION (default 5m) of SIGKILL chaos.
 	$(GOTEST) -count=1 -timeout 0 ./test/sim -run 'TestSim' -args -sim.seeds=$${SEEDS:-100000}
+	$(GOTEST) -count=1 -timeout 0 ./test/sim -run 'TestExplore' -v -args -explore.soak
 	$(GOTEST) -count=1 -timeout 0 ./test/chaos -run TestChaos -args -chaos.duration=$${CHAOS_DURATION:-5m}
 
 .PHONY: ci

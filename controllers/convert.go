@@ -5,18 +5,14 @@ import (
 	"strconv"
 
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/membership/change"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
 
 // FormatIncarnation renders an incarnation as status records it: 16
 // lowercase hex digits ("" for 0).
-func FormatIncarnation(inc uint64) string {
-	if inc == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%016x", inc)
-}
+func FormatIncarnation(inc uint64) string { return change.FormatIncarnation(inc) }
 
 // ParseIncarnation parses FormatIncarnation's output; "" is 0.
 func ParseIncarnation(s string) (uint64, error) {

@@ -70,7 +70,7 @@ func TestDecide(t *testing.T) {
 			if p.StatefulSetReplicas != 3 || p.Action.Kind != ActionNone || p.Status.Configuration != nil {
 				t.Fatalf("plan %+v", p)
 			}
-			if c := condition(p, kshakav1alpha1.ConditionProgressing); c.Reason != ReasonWaitingForMembers || c.Message != "waiting for pod kc-0" {
+			if c := condition(p, kshakav1alpha1.ConditionProgressing); c.Reason != ReasonWaitingForMembers || c.Message != "waiting for kc-0 to start" {
 				t.Fatalf("Progressing %+v", c)
 			}
 			if c := condition(p, kshakav1alpha1.ConditionAvailable); c.Status != metav1.ConditionFalse || c.Reason != ReasonNoConfiguration {
@@ -153,8 +153,15 @@ func TestDecide(t *testing.T) {
 			if joint.Epoch != 2 || joint.PrepareQuorum != 2 || joint.AcceptQuorum != 3 || len(joint.AcceptSet()) != 4 || len(joint.PrepareSet()) != 3 {
 				t.Fatalf("joint %s", joint)
 			}
-			if got := targetNames(p.Action.Targets); !slices.Equal(got, []string{"kc-3", "kc-0", "kc-1", "kc-2"}) {
-				t.Fatalf("targets %v, want kc-3 first", got)
+			// Only the new member, until it has acknowledged the joint
+			// epoch; then everyone else.
+			if got := targetNames(p.Action.Targets); !slices.Equal(got, []string{"kc-3"}) {
+				t.Fatalf("targets %v, want kc-3 alone first", got)
+			}
+			s.c.Status = *p.Status.DeepCopy()
+			s.install(s.pods[3].disk, p.Action.Config)
+			if got := targetNames(Decide(s.observe()).Action.Targets); !slices.Equal(got, []string{"kc-0", "kc-1", "kc-2"}) {
+				t.Fatalf("targets %v once kc-3 has the joint configuration", got)
 			}
 		},
 	}, {
@@ -555,38 +562,5 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	if c := condition(p, kshakav1alpha1.ConditionProgressing); !strings.Contains(c.Message, "kc-0") || !strings.Contains(c.Message, "rolling update") {
 		t.Fatalf("Progressing does not say what the rolling update waits for: %+v", c)
-	}
-}
-
-// TestNextAck checks the record of the highest acknowledged epoch (DESIGN §4
-// "Rolled-back disks"): kept while unreachable, never lowered for the same
-// incarnation, kept for a member in play whose pod answers with another
-// incarnation, replaced otherwise.
-func TestNextAck(t *testing.T) {
-	rec := func(inc uint64, e int64) *kshakav1alpha1.AcknowledgedEpochRecord {
-		return &kshakav1alpha1.AcknowledgedEpochRecord{Incarnation: FormatIncarnation(inc), Epoch: e}
-	}
-	inPlay := map[string]bool{FormatIncarnation(0xa1): true}
-	for _, tc := range []struct {
-		name    string
-		old     *kshakav1alpha1.AcknowledgedEpochRecord
-		a       AcceptorInfo
-		reached bool
-		want    *kshakav1alpha1.AcknowledgedEpochRecord
-	}{
-		{"first answer", nil, AcceptorInfo{Incarnation: 0xa1, Epoch: 0}, true, rec(0xa1, 0)},
-		{"raised", rec(0xa1, 2), AcceptorInfo{Incarnation: 0xa1, Epoch: 3}, true, rec(0xa1, 3)},
-		{"never lowered", rec(0xa1, 3), AcceptorInfo{Incarnation: 0xa1, Epoch: 1}, true, rec(0xa1, 3)},
-		{"kept while unreachable", rec(0xa1, 3), AcceptorInfo{Err: "connection refused"}, false, rec(0xa1, 3)},
-		{"nothing to keep", nil, AcceptorInfo{Err: "connection refused"}, false, nil},
-		{"member in play answers with another incarnation", rec(0xa1, 3), AcceptorInfo{Incarnation: 0xb1, Epoch: 1}, true, rec(0xa1, 3)},
-		{"another incarnation once the old one is out of play", rec(0xa9, 3), AcceptorInfo{Incarnation: 0xb1}, true, rec(0xb1, 0)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := nextAck(tc.old, tc.a, tc.reached, inPlay)
-			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
-				t.Fatalf("nextAck = %+v, want %+v", got, tc.want)
-			}
-		})
 	}
 }

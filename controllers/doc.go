@@ -6,12 +6,20 @@
 //
 //   - builders.go: pure functions that build every owned object (the
 //     Services, the StatefulSet and the PodDisruptionBudget) from the spec.
-//   - decide.go: the pure decision function. Decide takes everything observed
-//     in one pass (the KshakaCluster with its recorded status, the
-//     StatefulSet, the pods, the volume claims and each acceptor's Admin
-//     status) and returns the status to record, the StatefulSet size, and at
-//     most one action: install a configuration, rescan one batch of keys,
-//     recycle a member, or delete a volume claim.
+//   - plan.go, members.go, rolling.go, status.go: the pure decision
+//     function. Decide takes everything observed in one pass (the
+//     KshakaCluster with its recorded status, the StatefulSet, the pods, the
+//     volume claims and each acceptor's Admin status) and returns the status
+//     to record, the StatefulSet size, and at most one action: install a
+//     configuration, rescan one batch of keys, recycle a member, delete a
+//     volume claim, or restart a pod for a rolling update. The membership
+//     procedure itself is membership/change.Machine, the one the simulation
+//     and the explorer of test/sim drive too: members.go turns pods, claims
+//     and acceptors into the machine's observation (and status.members),
+//     status.go turns the recorded status into its intent and back (and
+//     sets the conditions), plan.go asks the machine and turns its action
+//     into the reconciler's, and rolling.go carries a changed pod template
+//     to the pods once the machine has nothing to do.
 //   - reconciler.go: observe → Decide → write status → act. The status (the
 //     intent) is written before the action, with optimistic concurrency, so a
 //     stale read cannot act and an operator restart resumes the recorded
@@ -25,7 +33,7 @@
 //     the rule that skipped keys agreeing on an accept quorum of the joint
 //     configuration was withdrawn (docs/protocol-notes.md).
 //
-// Invariants kept here (DESIGN §3–§5):
+// Invariants kept by the machine (DESIGN §3–§5; see package change):
 //   - One membership change at a time; configurations come only from
 //     membership.Steps (or membership.Stable for the first one).
 //   - No rescan and no next epoch before the current epoch is fenced: every

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/kshaka-io/kshaka/membership/change"
 )
 
 var flagFaults = flag.String("faults", "", "negative control to replay with TestSeedTrace (a name from negativeControls)")
@@ -25,13 +27,15 @@ var negativeControls = []struct {
 	// (1) Three acceptors with qp = qa = 1.
 	{"QuorumOfOne", func(s uint64) Options { return NewOptions(s, Faults{QuorumOfOne: true}) }},
 	// (2) Joint to final without the rescan.
-	{"SkipRescan", func(s uint64) Options { return NewOptions(s, Faults{SkipRescan: true}) }},
+	{"SkipRescan", func(s uint64) Options { return NewOptions(s, Faults{Operator: change.Controls{SkipRescan: true}}) }},
 	// (3) A fence that waits for a majority, in the scenario shaped after
 	// the explorer's counterexample. Since the rescan touches every key it
 	// loses no acknowledged write there (the touch carries the straddling
 	// write forward or has its late accept refused); the fence check
 	// catches the late accept itself.
-	{"MajorityFence", func(s uint64) Options { return FenceStraddle(s, Faults{MajorityFence: true}) }},
+	{"MajorityFence", func(s uint64) Options {
+		return FenceStraddle(s, Faults{Operator: change.Controls{MajorityFence: true}})
+	}},
 	// (4) A 1RTT ballot used again after an accept with an unknown outcome.
 	{"KeepCacheOnUnknown", func(s uint64) Options { return NewOptions(s, Faults{KeepCacheOnUnknown: true}) }},
 	// (5) Quorum reads without the agreement of DESIGN §2.5.
@@ -52,13 +56,15 @@ var negativeControls = []struct {
 	{"VolatilePromises", func(s uint64) Options { return LostPromise(s, Faults{VolatilePromises: true}) }},
 	// (9) A rescan that skips keys agreeing on qa − 1 members of the
 	// joint accept set (a weaker form of the withdrawn skip rule).
-	{"SkipBelowAcceptQuorum", func(s uint64) Options { return NewOptions(s, Faults{SkipBelowAcceptQuorum: true}) }},
+	{"SkipBelowAcceptQuorum", func(s uint64) Options {
+		return NewOptions(s, Faults{Operator: change.Controls{SkipBelowAcceptQuorum: true}})
+	}},
 	// (10) The withdrawn skip rule itself: a rescan that skips keys
 	// agreeing on qa members of the joint accept set. Scripted
 	// (SurvivingBallot, five members, every seed caught): random seeds
 	// rarely leave a higher ballot on one member beside an agreeing
 	// quorum across two changes.
-	{"RescanSkip", func(s uint64) Options { return SurvivingBallot(s, Faults{RescanSkip: true}) }},
+	{"RescanSkip", func(s uint64) Options { return SurvivingBallot(s, Faults{Operator: change.Controls{RescanSkip: true}}) }},
 	// (11) Accepts refused for a stale epoch or as not admitted counted
 	// as definite failures, as proposer/batch.go did (defect F4): with
 	// duplicated accepts around epoch switches, a chosen write is reported
@@ -66,6 +72,11 @@ var negativeControls = []struct {
 	// Scripted (StaleDuplicate): random seeds rarely lose every reply of
 	// an accept and duplicate it across an epoch switch.
 	{"StaleRefusalDefinite", func(s uint64) Options { return StaleDuplicate(s, Faults{StaleRefusalDefinite: true}) }},
+	// (13) A rolled-back volume that the operator does not notice: it
+	// keeps serving without the accepts it lost (scripted: RolledBack).
+	{"IgnoreRolledBack", func(s uint64) Options {
+		return RolledBack(s, Faults{Operator: change.Controls{IgnoreRolledBack: true}})
+	}},
 	// (12) Every accept refusal counted as definite, whatever the
 	// acceptor had accepted (round.TestRefusalOfDuplicateAccept).
 	// Scripted (DuplicateAccept): random seeds with duplication catch it
@@ -117,7 +128,7 @@ func TestNegativeControls(t *testing.T) {
 // §3 relies on, which TestSim checks on every correct run.
 func TestMajorityFenceBreaksTheFence(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {
-		if Run(NewOptions(seed, Faults{MajorityFence: true})).Stats.AcceptsAfterFence > 0 {
+		if Run(NewOptions(seed, Faults{Operator: change.Controls{MajorityFence: true}})).Stats.AcceptsAfterFence > 0 {
 			t.Logf("first seed with an acceptance after the fence: %d", seed)
 			return
 		}
@@ -148,8 +159,21 @@ func TestSettleIsExercised(t *testing.T) {
 // rescan that touches every key).
 func TestRescanSkipLosesEverySeed(t *testing.T) {
 	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
-		if chk := Check(Run(SurvivingBallot(seed, Faults{RescanSkip: true})).Operations, checkTimeout); chk != porcupine.Illegal {
+		if chk := Check(Run(SurvivingBallot(seed, Faults{Operator: change.Controls{RescanSkip: true}})).Operations, checkTimeout); chk != porcupine.Illegal {
 			t.Fatalf("seed %d: %v with the skip rule; the scenario misses the counterexample", seed, chk)
+		}
+	}
+}
+
+// TestIgnoreRolledBackLosesEverySeed: the RolledBack scenario loses the
+// acknowledged write on every seed when the operator's machine does not
+// compare a member's epoch with its record (TestSim checks that every seed
+// is linearizable with the check).
+func TestIgnoreRolledBackLosesEverySeed(t *testing.T) {
+	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
+		res := Run(RolledBack(seed, Faults{Operator: change.Controls{IgnoreRolledBack: true}}))
+		if chk := Check(res.Operations, checkTimeout); chk != porcupine.Illegal {
+			t.Fatalf("seed %d: %v without the rolled-back check; the scenario misses the loss", seed, chk)
 		}
 	}
 }

@@ -62,12 +62,12 @@ func TestDiskLossReplacement(t *testing.T) {
 	if res.Stats.NotAdmitted == 0 {
 		t.Fatal("the gate never refused the empty acceptor")
 	}
-	cur := w.op.in.cur
+	cur := w.op.current()
 	m, ok := cur.MemberByID("a1")
 	if !ok || m.Incarnation == oldInc || !cur.IsStable() || len(cur.Members) != 3 {
 		t.Fatalf("a1 was not replaced: %v (old incarnation %x)", cur, oldInc)
 	}
-	if !w.op.in.retired[oldInc] {
+	if !w.op.isRetired(oldInc) {
 		t.Fatal("the old incarnation is not retired")
 	}
 	if (&cur).Check(oldInc, cur.Epoch) != membership.ErrNotAdmitted {

@@ -3,30 +3,33 @@
 // One seeded math/rand/v2 source drives everything: a simulated clock
 // advanced by an event loop, a network that loses, duplicates, delays and
 // reorders requests and responses and cuts links both ways or one way,
-// acceptors that crash and restart with their synced state or lose their
-// disk, proposers with their own ballot clocks, 1RTT caches, quorum reads
+// acceptors that crash and restart with their synced state, lose their
+// disk or come back from an old copy of it, proposers with their own
+// ballot clocks, 1RTT caches, quorum reads
 // and same-key combining, and an operator that carries out membership
-// changes with the planner, the fence and the rescan of DESIGN §3 and §5,
-// crashing and resuming mid-step from its durable intent.
+// changes, crashing and resuming mid-step from its durable intent.
 //
 // The simulation drives the real rules: the acceptor core
 // (internal/acceptcore: validation, register.State.Prepare/Accept over the
 // request, the promise-floor durability policy and the restart floor) on
 // the acceptors, exactly as package acceptor runs it over Pebble,
-// membership.Config.Check as their admission and epoch gate,
-// membership.Steps for every change, and for every proposer the proposer
-// library's own per-key procedure, internal/keyproc (same-key combining,
-// the 1RTT cache, settling of unknown outcomes, retries and backoff, the
-// classification of accept replies, quorum reads and their fall back), of
-// which the simulated proposer is only the message pump. The rescan uses
-// internal/round (Write, Clock) and touches every key with an identity
-// change that goes again above any ballot its prepare shows
-// (Write.Outranked), as the real proposer's Rescan does. The withdrawn rule
-// that skipped keys agreeing on qa members of the joint accept set lives on
-// only as a negative control (skipRule; Faults.RescanSkip, caught by the
-// SurvivingBallot scenario). There are no goroutines and no wall clock in
-// the simulated logic, and no map is iterated where order matters, so a
-// seed replays exactly.
+// membership.Config.Check as their admission and epoch gate, the
+// operator's own transition machine (membership/change.Machine: the
+// planner, the fence, the rescan cursor, retirement and replacement) for
+// every change, fed with what status probes and install replies show, and
+// for every proposer the proposer library's own per-key procedure,
+// internal/keyproc (same-key combining, the 1RTT cache, settling of unknown
+// outcomes, retries and backoff, the classification of accept replies,
+// quorum reads and their fall back), of which the simulated proposer is
+// only the message pump. The rescan uses internal/round (Write, Clock) and
+// touches every key with an identity change that goes again above any
+// ballot its prepare shows (Write.Outranked), as the real proposer's Rescan
+// does. The withdrawn rule that skipped keys agreeing on qa members of the
+// joint accept set lives on only as a negative control (skipRule, run when
+// the machine's negative control change.Controls.RescanSkip asks for it;
+// caught by the SurvivingBallot scenario). There are no goroutines and no
+// wall clock in the simulated logic, and no map is iterated where order
+// matters, so a seed replays exactly.
 //
 // Every client operation is recorded with its call and return times in
 // simulated time; outcomes that are unknown stay open (return at +∞) unless
@@ -47,12 +50,14 @@
 // switch of the acceptor core that production never sets.
 //
 // Explore is a bounded exhaustive state explorer for the membership
-// procedure over the same planner and rules.
+// procedure over the same rules and the same transition machine (up to six
+// slots: five members and one to add), with its negative controls.
 //
 // Running it:
 //
-//	go test ./test/sim                         # the CI budget (about a minute)
+//	go test ./test/sim                         # the CI budget (a minute or two)
 //	go test ./test/sim -run 'TestSim$' -sim.seeds=100000   # a soak (or KSHAKA_SIM_SEEDS)
+//	go test ./test/sim -run TestExplore -v -explore.soak    # the explorer's large configurations
 //	go test ./test/sim -run TestSeedTrace -seed=N -v       # replay one seed, with its event log
 //
 // A failing seed prints its replay command and writes porcupine's HTML

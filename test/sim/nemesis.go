@@ -118,7 +118,7 @@ func (w *world) diskLoss(down int64) {
 	}
 	for _, c := range w.op.inPlay() {
 		for _, m := range c.Members {
-			if w.op.in.retired[m.Incarnation] {
+			if w.op.isRetired(m.Incarnation) {
 				return
 			}
 			if a := w.byName[m.ID]; a != nil && a.incarnation != m.Incarnation {
@@ -126,7 +126,7 @@ func (w *world) diskLoss(down int64) {
 			}
 		}
 	}
-	c := w.op.in.cur
+	c := w.op.current()
 	m := c.Members[w.rng.IntN(len(c.Members))]
 	a := w.byName[m.ID]
 	if a == nil || a.deleted {
@@ -145,17 +145,13 @@ func (w *world) changes() {
 	if w.op.busy() || w.now >= w.opts.Duration {
 		return
 	}
-	cur := w.op.in.cur
+	cur := w.op.current()
 	n := len(cur.Members)
 	if n < w.opts.MaxMembers && (n <= w.opts.MinMembers || w.rng.IntN(2) == 0) {
-		a := w.addAcceptor()
-		w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Add, node: a.name})
-		w.note("want add "+a.name, 0)
+		w.op.wantAdd(w.addAcceptor().name)
 		return
 	}
-	m := cur.Members[w.rng.IntN(n)]
-	w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Remove, node: m.ID, inc: m.Incarnation})
-	w.note("want remove "+m.ID, m.Incarnation)
+	w.op.wantRemove(cur.Members[w.rng.IntN(n)].ID)
 }
 
 // straddle sets up operations that straddle an epoch switch: one acceptor
@@ -172,11 +168,11 @@ func (w *world) straddle(p *proposer, a *acceptor, window int64) {
 // straddleAtChange, with Options.StraddleChanges, starts straddles on one
 // member of the joint prepare set for every proposer, as the operator
 // starts installing the joint configuration.
-func (w *world) straddleAtChange() {
+func (w *world) straddleAtChange(joint membership.Config) {
 	if !w.opts.StraddleChanges || w.now >= w.opts.Duration {
 		return
 	}
-	ps := w.op.in.joint.PrepareSet()
+	ps := joint.PrepareSet()
 	i := w.rng.IntN(len(ps))
 	a := w.byName[ps[i].ID]
 	window := w.between(w.opts.Nemesis.MinWindow, w.opts.Nemesis.MaxWindow)

@@ -1,86 +1,158 @@
 package sim
 
 import (
-	"fmt"
+	"bytes"
+	"slices"
+	"time"
 
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/membership/change"
 	"github.com/kshaka-io/kshaka/register"
 )
 
 const opName = "operator"
 
-type opStep int
-
+// The operator's status probe (Admin.Status): a request that any acceptor
+// answers with its incarnation, its configuration's epoch and whether that
+// configuration lists it, without changing anything. Answered by the world
+// (statusReply), not by the acceptor's request handler.
 const (
-	stIdle opStep = iota
-	stInstallJointNew
-	stInstallJoint
-	stRescan
-	stInstallFinal
-	stRetire
+	mStatus msgKind = iota + 100
+	mStatusReply
 )
 
-type plannedChange struct {
-	kind membership.ChangeKind
-	node string
-	inc  uint64 // remove: the member's incarnation
+// probeEvery is how often, in ticks, the operator asks an acceptor for its
+// status (Admin.Status) while no change is in progress; during a change it
+// asks again as soon as the last answer is in. probeTimeout is how long it
+// waits for an answer before it asks again.
+const (
+	probeEvery   = 20
+	probeTimeout = 60
+)
+
+// probe is the one status request outstanding at an acceptor: only its
+// answer counts, so answers come in the order the acceptor gave them (the
+// next request is sent after the last answer arrived) and the view never
+// goes back in time — an epoch that goes down is a rolled-back volume, not
+// a reordered reply.
+type probe struct {
+	id     uint64
+	sentAt int64
+	// answeredAt is when the last answer came.
+	answeredAt int64
 }
 
-// intent is the operator's durable state: the current configuration, the
-// retired incarnations, the queue of changes and the step in progress with
-// its rescan cursor (DESIGN §5, §6: recorded in status before acting).
-type intent struct {
-	cur     membership.Config
-	retired map[uint64]bool // lookups only
-	plan    []plannedChange
-	step    opStep
-	change  plannedChange
-	removed uint64 // incarnation leaving in this change (remove)
-	joint   membership.Config
-	final   membership.Config
-	cursor  int
+// spec is what a person asks of the cluster (the KshakaCluster's spec): a
+// size, and the order of the acceptors as slots (change.Observation.Slots:
+// an add takes the first acceptor that is no member, a removal the member
+// that comes last).
+type spec struct {
+	size  int
+	order []string
 }
 
-// operator carries out membership changes with membership.Steps, the fence
-// and the rescan. A crash loses only its volatile state.
+// answer is the operator's latest view of one acceptor.
+type answer struct {
+	incarnation, epoch uint64
+	admitted           bool
+}
+
+// operator drives change.Machine, the operator's transition procedure, over
+// the simulated network: it observes the acceptors through status probes,
+// asks the machine for the next step, records the
+// intent, and carries out the one action (installs, the rescan's touches,
+// stopping a removed node). A crash loses only its volatile state: the
+// intent, like the KshakaCluster's status, survives.
 type operator struct {
 	w    *world
 	up   bool
 	life int
-	in   intent
+	m    change.Machine
+	// Durable: the intent, and what the person asked for.
+	in   change.Intent
+	spec spec
+	// straddled is the last joint epoch at which straddleAtChange ran
+	// (scenario state, not the operator's).
+	straddled uint64
 
 	// Volatile.
 	clock    *round.Clock
-	acks     map[uint64]uint64 // incarnation → epoch it acknowledged
+	view     map[string]answer // by acceptor name
+	probes   map[string]*probe
 	attempts map[uint64]*attempt
 	rescan   *attempt
+	// rescanEpoch is the joint epoch the rescan attempt runs under.
+	rescanEpoch uint64
+	// burst counts immediate decisions at time burstAt.
+	burst   int
+	burstAt int64
 }
 
 func newOperator(w *world, cur membership.Config) *operator {
-	o := &operator{w: w, up: true, in: intent{cur: cur.Clone(), retired: map[uint64]bool{}}}
+	c := cur.Clone()
+	o := &operator{w: w, up: true, m: change.Machine{Controls: w.opts.Faults.Operator}, in: change.Intent{Config: &c}}
+	for _, m := range cur.Members {
+		o.spec.order = append(o.spec.order, m.ID)
+	}
+	o.spec.size = len(cur.Members)
 	o.resetVolatile()
 	return o
 }
 
 func (o *operator) resetVolatile() {
 	o.clock = round.NewClock(o.w.randID())
-	o.acks = map[uint64]uint64{}
+	o.view = map[string]answer{}
+	o.probes = map[string]*probe{}
 	o.attempts = map[uint64]*attempt{}
 	o.rescan = nil
+}
+
+// current is the configuration the operator installed last (or is
+// installing).
+func (o *operator) current() membership.Config {
+	if o.in.Config == nil {
+		return membership.Config{}
+	}
+	return o.in.Config.Clone()
+}
+
+// isRetired reports whether inc is retired.
+func (o *operator) isRetired(inc uint64) bool { return slices.Contains(o.in.Retired, inc) }
+
+// wantAdd asks for one more member: the acceptor name, which must exist.
+func (o *operator) wantAdd(name string) {
+	o.spec.order = append(slices.DeleteFunc(o.spec.order, func(s string) bool { return s == name }), name)
+	o.spec.size++
+	o.w.note("want add "+name, uint64(o.spec.size))
+}
+
+// wantRemove asks for one member less: the member name, which the machine
+// then removes (its slot comes last).
+func (o *operator) wantRemove(name string) {
+	o.spec.order = append(slices.DeleteFunc(o.spec.order, func(s string) bool { return s == name }), name)
+	o.spec.size--
+	o.w.note("want remove "+name, uint64(o.spec.size))
 }
 
 func (o *operator) crash(down int64) {
 	o.up = false
 	o.life++
 	o.w.stats.OperatorCrashes++
-	o.w.note("crash operator", uint64(o.in.step), uint64(o.in.cursor))
+	o.w.note("crash operator", o.epoch())
 	o.resetVolatile()
 	o.w.after(down, func() {
 		o.up = true
-		o.w.note("restart operator", uint64(o.in.step), uint64(o.in.cursor))
+		o.w.note("restart operator", o.epoch())
 		o.tick()
 	})
+}
+
+func (o *operator) epoch() uint64 {
+	if o.in.Config == nil {
+		return 0
+	}
+	return o.in.Config.Epoch
 }
 
 func (o *operator) schedule() {
@@ -92,88 +164,171 @@ func (o *operator) schedule() {
 	})
 }
 
-func (o *operator) busy() bool { return o.in.step != stIdle || len(o.in.plan) > 0 }
+// busy reports whether a change is in progress or asked for: a transition
+// is recorded, the size differs from the spec, or a member is retired and
+// waiting for its replacement.
+func (o *operator) busy() bool {
+	if o.in.Transition != nil || len(o.current().Members) != o.spec.size {
+		return true
+	}
+	for _, m := range o.current().Members {
+		if o.isRetired(m.Incarnation) {
+			return true
+		}
+	}
+	return false
+}
 
 // inPlay lists the configurations whose members the operator watches.
 func (o *operator) inPlay() []membership.Config {
-	if o.in.step == stIdle {
-		return []membership.Config{o.in.cur}
+	out := []membership.Config{o.current()}
+	if tr := o.in.Transition; tr != nil && tr.From != nil {
+		out = append(out, tr.From.Clone())
 	}
-	return []membership.Config{o.in.cur, o.in.joint, o.in.final}
-}
-
-// observe notices members whose pod came back with a new incarnation: the
-// old incarnation is retired and replaced by remove + add (DESIGN §4).
-func (o *operator) observe() {
-	for _, c := range o.inPlay() {
-		for _, m := range c.Members {
-			a := o.w.byName[m.ID]
-			if a == nil || !a.up || a.incarnation == m.Incarnation || o.in.retired[m.Incarnation] {
-				continue
-			}
-			o.in.retired[m.Incarnation] = true
-			o.w.note("retire "+m.ID, m.Incarnation)
-			o.in.plan = append(o.in.plan,
-				plannedChange{kind: membership.Remove, node: m.ID, inc: m.Incarnation},
-				plannedChange{kind: membership.Add, node: m.ID})
-		}
-	}
+	return out
 }
 
 func (o *operator) tick() {
 	o.schedule()
+	o.probe()
 	o.act()
 }
 
-// act does what the current step needs. Every step is idempotent, so a
-// restarted operator simply acts again from its durable intent.
-func (o *operator) act() {
-	o.observe()
-	switch o.in.step {
-	case stIdle:
-		o.plan()
-	case stInstallJointNew:
-		// The new member gets the joint configuration first.
-		if o.install(o.in.joint, []membership.Member{o.newMember()}, false) {
-			o.w.straddleAtChange()
-			o.setStep(stInstallJoint)
-			o.tick0()
+// probe asks every acceptor for its status that has no request
+// outstanding (or one that timed out) and was not heard from lately.
+func (o *operator) probe() {
+	every := int64(probeEvery)
+	if o.busy() {
+		every = 0
+	}
+	for _, a := range o.w.acceptors {
+		if a.deleted {
+			continue
 		}
-	case stInstallJoint:
-		if o.install(o.in.joint, o.fenceSet(o.in.cur, o.in.joint), true) {
-			if o.w.opts.Faults.SkipRescan {
-				o.setStep(stInstallFinal)
-			} else {
-				o.in.cursor = 0
-				o.setStep(stRescan)
-			}
-			o.tick0()
+		p := o.probes[a.name]
+		switch {
+		case p == nil:
+			p = &probe{answeredAt: -probeEvery}
+			o.probes[a.name] = p
+		case p.id != 0 && o.w.now-p.sentAt < probeTimeout:
+			continue // outstanding
+		case p.id == 0 && o.w.now-p.answeredAt < every:
+			continue
 		}
-	case stRescan:
-		o.rescanStep()
-	case stInstallFinal:
-		if o.install(o.in.final, o.fenceSet(o.in.joint, o.in.final), true) {
-			o.setStep(stRetire)
-			o.tick0()
-		}
-	case stRetire:
-		if o.in.removed != 0 {
-			o.in.retired[o.in.removed] = true
-			if a := o.w.byName[o.in.change.node]; a != nil && a.incarnation == o.in.removed {
-				a.deleted, a.up = true, false
-				o.w.note("delete "+a.name, a.incarnation)
-			}
-		}
-		o.in.cur = o.in.final
-		o.in.plan = o.in.plan[1:]
-		o.w.stats.Changes++
-		o.w.note("stable", o.in.cur.Epoch, uint64(len(o.in.cur.Members)))
-		o.setStep(stIdle)
+		p.id, p.sentAt = o.w.id(), o.w.now
+		o.w.send(&message{kind: mStatus, from: opName, to: a.name, attempt: p.id})
 	}
 }
 
-// tick0 goes on with the next step right away instead of at the next tick.
-func (o *operator) tick0() {
+// statusReply is an acceptor's answer to the operator's status probe.
+func (w *world) statusReply(a *acceptor, m *message) {
+	if !a.up || a.deleted {
+		return
+	}
+	r := &message{kind: mStatusReply, from: a.name, to: m.from, attempt: m.attempt, incarnation: a.incarnation, epoch: a.epoch()}
+	if a.cfg != nil {
+		_, r.ok = a.cfg.Member(a.incarnation)
+	}
+	w.send(r)
+}
+
+// heard records the answer to the outstanding status request at acceptor
+// name; answers to other requests are stale and ignored.
+func (o *operator) heard(name string, id, inc, epoch uint64, admitted bool) {
+	p := o.probes[name]
+	if p == nil || p.id == 0 || p.id != id || inc == 0 {
+		return
+	}
+	p.id, p.answeredAt = 0, o.w.now
+	o.view[name] = answer{incarnation: inc, epoch: epoch, admitted: admitted}
+}
+
+// observation is what the operator sees: every acceptor that has not been
+// deleted is a slot, reachable once it answered. One that was never in a
+// configuration counts as started only once a transition adds it (as a
+// StatefulSet creates a new ordinal's pod when it grows).
+func (o *operator) observation() change.Observation {
+	obs := change.Observation{Size: o.spec.size, Seen: map[string]change.Slot{}, Now: time.Unix(o.w.now, 0)}
+	for _, a := range o.w.acceptors {
+		if a.deleted {
+			continue
+		}
+		started := o.started(a.name)
+		s := change.Slot{Exists: started, Running: started, HasStorage: true, Addr: a.name, Healthy: true}
+		if v, ok := o.view[a.name]; ok {
+			s.Reachable, s.Incarnation, s.Epoch, s.Admitted = true, v.incarnation, v.epoch, v.admitted
+		} else {
+			s.Why = a.name + " has not answered"
+		}
+		obs.Seen[a.name] = s
+	}
+	for _, name := range o.spec.order {
+		if _, ok := obs.Seen[name]; ok {
+			obs.Slots = append(obs.Slots, name)
+		}
+	}
+	return obs
+}
+
+// started reports whether acceptor name counts as started: it is a member
+// of a configuration in play, or the member a transition adds.
+func (o *operator) started(name string) bool {
+	if tr := o.in.Transition; tr != nil && tr.Member.ID == name {
+		return true
+	}
+	for _, c := range o.inPlay() {
+		if _, ok := c.MemberByID(name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// act asks the machine for the next step, records the intent and carries
+// out the action. Every action is idempotent, so a restarted operator
+// simply acts again from its durable intent.
+func (o *operator) act() {
+	dec := o.m.Next(o.in, o.observation())
+	o.record(dec.Intent, dec.Events)
+	if dec.Fenced > 0 {
+		o.w.fenced = max(o.w.fenced, dec.Fenced)
+	}
+	a := dec.Action
+	switch a.Kind {
+	case change.Install:
+		o.install(a)
+	case change.Rescan:
+		o.rescanStep(a)
+	case change.Stop:
+		if n := o.w.byName[a.Slot]; n != nil && !n.deleted {
+			n.deleted, n.up = true, false
+			o.w.note("delete "+n.name, n.incarnation)
+			o.act0()
+		}
+	case change.Recycle:
+		// Like deleting a volume claim and its pod: only the storage of
+		// the retired incarnation goes, and what the operator saw of it.
+		if n := o.w.byName[a.Slot]; n != nil && !n.deleted && n.incarnation == a.Incarnation {
+			n.loseDisk()
+			delete(o.view, n.name)
+			o.w.after(1, n.restart)
+		}
+	}
+	if dec.Pace == change.PaceNow && a.Kind == change.None {
+		o.act0()
+	}
+}
+
+// act0 decides and acts again right away instead of at the next tick, at
+// most a few times at one instant (a step that keeps asking to go on at
+// once without changing anything waits for the next tick).
+func (o *operator) act0() {
+	if o.burstAt != o.w.now {
+		o.burstAt, o.burst = o.w.now, 0
+	}
+	if o.burst++; o.burst > 20 {
+		return
+	}
 	life := o.life
 	o.w.after(0, func() {
 		if o.life == life && o.up {
@@ -182,121 +337,44 @@ func (o *operator) tick0() {
 	})
 }
 
-func (o *operator) setStep(s opStep) {
-	o.in.step = s
-	o.w.note("step", uint64(s), o.in.joint.Epoch)
-}
-
-// newMember is the member an add brings in.
-func (o *operator) newMember() membership.Member {
-	for _, m := range o.in.joint.Members {
-		if _, ok := o.in.cur.Member(m.Incarnation); !ok {
-			return m
+// record makes in the durable intent and notes the events.
+func (o *operator) record(in change.Intent, events []change.Event) {
+	o.in = in
+	for _, e := range events {
+		o.w.note("step "+e.Reason, o.epoch())
+		if e.Reason == change.EventFinalInstalled {
+			o.w.stats.Changes++
 		}
-	}
-	return membership.Member{}
-}
-
-// plan starts the next queued change.
-func (o *operator) plan() {
-	for len(o.in.plan) > 0 {
-		pc := o.in.plan[0]
-		ch := membership.Change{Kind: pc.kind}
-		switch pc.kind {
-		case membership.Remove:
-			m, ok := o.in.cur.Member(pc.inc)
-			if !ok {
-				o.in.plan = o.in.plan[1:]
-				continue
-			}
-			ch.Member = m
-		case membership.Add:
-			a := o.w.byName[pc.node]
-			if a == nil || a.deleted {
-				o.in.plan = o.in.plan[1:]
-				continue
-			}
-			if !a.up {
-				return // wait until it reports its incarnation
-			}
-			if _, ok := o.in.cur.Member(a.incarnation); ok {
-				o.in.plan = o.in.plan[1:]
-				continue
-			}
-			pc.inc = a.incarnation
-			ch.Member = membership.Member{ID: a.name, Addr: a.name, Incarnation: a.incarnation}
-		}
-		joint, final, err := membership.Steps(o.in.cur, ch)
-		if err != nil {
-			o.w.note("plan refused: " + err.Error())
-			o.in.plan = o.in.plan[1:]
-			continue
-		}
-		o.in.change, o.in.joint, o.in.final = pc, joint, final
-		o.in.removed = 0
-		if pc.kind == membership.Remove {
-			o.in.removed = pc.inc
-		}
-		o.acks = map[uint64]uint64{}
-		o.w.note(fmt.Sprintf("plan %s %s", pc.kind, pc.node), joint.Epoch)
-		if pc.kind == membership.Add {
-			o.setStep(stInstallJointNew)
-		} else {
-			o.w.straddleAtChange()
-			o.setStep(stInstallJoint)
-		}
-		return
 	}
 }
 
-// fenceSet is every member of prev and next that has not been retired
-// (DESIGN §3).
-func (o *operator) fenceSet(prev, next membership.Config) []membership.Member {
-	var out []membership.Member
-	seen := map[uint64]bool{}
-	for _, c := range []membership.Config{prev, next} {
-		for _, m := range c.Members {
-			if seen[m.Incarnation] || o.in.retired[m.Incarnation] {
-				continue
-			}
-			seen[m.Incarnation] = true
-			out = append(out, m)
-		}
+// install sends the configuration to the action's targets. The first time
+// a joint configuration goes to the members other than a new one, the
+// straddle faults of Options.StraddleChanges start.
+func (o *operator) install(a change.Action) {
+	tr := o.in.Transition
+	if tr != nil && tr.Step == change.StepInstallJoint && o.straddled < a.Config.Epoch &&
+		(tr.Kind == change.Remove || !slices.ContainsFunc(a.Targets, func(t change.Target) bool { return t.Slot == tr.Member.ID })) {
+		o.straddled = a.Config.Epoch
+		o.w.straddleAtChange(a.Config)
 	}
-	return out
-}
-
-// install sends cfg to every member of set that has not acknowledged it and
-// reports whether the fence holds: every member acknowledged an epoch >=
-// cfg's — or, with Faults.MajorityFence (negative control 3), a majority.
-func (o *operator) install(cfg membership.Config, set []membership.Member, fence bool) bool {
-	acked := 0
-	for _, m := range set {
-		if o.acks[m.Incarnation] >= cfg.Epoch {
-			acked++
-			continue
-		}
-		c := cfg.Clone()
-		o.w.send(&message{kind: mInstall, from: opName, to: m.ID, cfg: &c, incarnation: m.Incarnation})
+	for _, t := range a.Targets {
+		c := a.Config.Clone()
+		o.w.send(&message{kind: mInstall, from: opName, to: t.Slot, cfg: &c, incarnation: t.Incarnation})
 	}
-	ok := acked == len(set)
-	if fence && o.w.opts.Faults.MajorityFence {
-		ok = acked >= membership.Majority(len(set))
-	}
-	if ok && fence {
-		o.w.fenced = max(o.w.fenced, cfg.Epoch)
-	}
-	return ok
 }
 
 func (o *operator) receive(m *message) {
 	if !o.up {
 		return
 	}
-	if m.kind == mInstallReply {
-		if m.epoch > o.acks[m.incarnation] {
-			o.acks[m.incarnation] = m.epoch
-		}
+	switch m.kind {
+	case mInstallReply:
+		// Not part of the view: an install's answer may arrive after a
+		// status answer that saw a later state.
+		return
+	case mStatusReply:
+		o.heard(m.from, m.attempt, m.incarnation, m.epoch, m.ok)
 		return
 	}
 	att := o.attempts[m.attempt]
@@ -332,28 +410,43 @@ func (o *operator) receive(m *message) {
 	}
 }
 
-// rescanStep runs the identity change on every key under the joint
-// configuration, resuming at the durable cursor (DESIGN §5 step 3, as the
-// real proposer's Rescan does). With Faults.RescanSkip or
-// SkipBelowAcceptQuorum (negative controls) the operator first reads the key
-// from every member of the joint accept set S and skips it when the
-// withdrawn rule (skipRule) says so.
-func (o *operator) rescanStep() {
-	if o.rescan != nil {
+// nextKey is the first key after cursor, in key order.
+func (o *operator) nextKey(cursor []byte) (string, bool) {
+	keys := slices.Clone(o.w.keys)
+	slices.Sort(keys)
+	for _, k := range keys {
+		if bytes.Compare([]byte(k), cursor) > 0 {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// rescanStep carries out the machine's Rescan action one key at a time:
+// the identity change on the first key after the cursor under the joint
+// configuration, as the real proposer's Rescan does (DESIGN §5 step 3).
+// When the action asks to skip keys (only the negative controls RescanSkip
+// and SkipBelowAcceptQuorum do), the key is first read from every member of
+// the joint accept set S and left alone when the withdrawn rule (skipRule)
+// says so. Each key done is reported to the machine (Machine.Rescanned),
+// which moves the cursor.
+func (o *operator) rescanStep(a change.Action) {
+	key, ok := o.nextKey(a.Cursor)
+	if !ok {
+		o.rescanned(change.Progress{Done: true})
 		return
 	}
-	if o.in.cursor >= len(o.w.keys) {
-		o.setStep(stInstallFinal)
-		o.tick0()
-		return
+	if att := o.rescan; att != nil && att.key == key && o.rescanEpoch == a.Config.Epoch {
+		return // in flight
 	}
-	key := o.w.keys[o.in.cursor]
-	cfg := o.in.joint.Clone()
+	cfg := a.Config.Clone()
 	att := &attempt{key: key, cfg: &cfg, id: o.w.id()}
 	o.attempts = map[uint64]*attempt{att.id: att}
-	o.rescan = att
-	if f := o.w.opts.Faults; f.RescanSkip || f.SkipBelowAcceptQuorum {
-		att.skip = newSkipRule(o.skipConfig(att.cfg))
+	o.rescan, o.rescanEpoch = att, cfg.Epoch
+	if a.SkipAgreeing > 0 {
+		weak := cfg.Clone()
+		weak.AcceptQuorum = a.SkipAgreeing
+		att.skip = newSkipRule(&weak)
 		for _, m := range att.skip.Targets() {
 			o.w.send(&message{kind: mRead, from: opName, to: m.ID, attempt: att.id, key: key, epoch: cfg.Epoch})
 		}
@@ -361,19 +454,6 @@ func (o *operator) rescanStep() {
 		o.identity(att)
 	}
 	o.armRescan(att)
-}
-
-// skipConfig is the configuration the skip rule is checked against: cfg
-// itself (Faults.RescanSkip), or with Faults.SkipBelowAcceptQuorum a copy
-// whose accept quorum is one smaller, so that keys agreeing on qa − 1
-// members of S are skipped.
-func (o *operator) skipConfig(cfg *membership.Config) *membership.Config {
-	if !o.w.opts.Faults.SkipBelowAcceptQuorum || cfg.AcceptQuorum <= 1 {
-		return cfg
-	}
-	weak := cfg.Clone()
-	weak.AcceptQuorum--
-	return &weak
 }
 
 func (o *operator) identity(att *attempt) {
@@ -412,7 +492,7 @@ func (o *operator) rescanProgress() {
 		switch att.skip.Outcome() {
 		case round.Success:
 			o.w.stats.RescanSkips++
-			o.keyDone()
+			o.keyDone(att)
 		case round.Failed:
 			o.identity(att)
 			o.armRescan(att)
@@ -426,8 +506,7 @@ func (o *operator) rescanProgress() {
 			// it instead of proposing (proposer.Client.Touch does the same).
 			att.w.Expire()
 			observe(o.clock, att.w.Conflict())
-			o.rescan = nil
-			o.attempts = map[uint64]*attempt{}
+			o.dropRescan()
 			return
 		}
 		v, _ := round.ApplyAll(att.w.Current(), []round.Change{round.Identity})
@@ -441,18 +520,35 @@ func (o *operator) rescanProgress() {
 		observe(o.clock, att.w.Conflict())
 		if att.w.Outcome() == round.Success {
 			o.w.stats.RescanWrites++
-			o.keyDone()
+			o.keyDone(att)
 			return
 		}
-		// Failed or unknown: try the key again with a new ballot.
-		o.rescan = nil
-		o.attempts = map[uint64]*attempt{}
+		// Failed or unknown: the next action tries the key again with a
+		// new ballot.
+		o.dropRescan()
 	}
 }
 
-func (o *operator) keyDone() {
+func (o *operator) dropRescan() {
 	o.rescan = nil
 	o.attempts = map[uint64]*attempt{}
-	o.in.cursor++
-	o.w.note("rescanned", o.in.joint.Epoch, uint64(o.in.cursor))
+}
+
+// keyDone reports a rescanned key to the machine.
+func (o *operator) keyDone(att *attempt) {
+	o.dropRescan()
+	_, more := o.nextKey([]byte(att.key))
+	o.rescanned(change.Progress{Cursor: []byte(att.key), Keys: 1, Done: !more})
+	o.w.note("rescanned "+att.key, att.cfg.Epoch)
+}
+
+// rescanned records the rescan's progress through the machine, then goes
+// on at once.
+func (o *operator) rescanned(p change.Progress) {
+	in, events, err := o.m.Rescanned(o.in, p)
+	if err != nil {
+		return // the transition moved on meanwhile
+	}
+	o.record(in, events)
+	o.act0()
 }

@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/kshaka-io/kshaka/internal/round"
-	"github.com/kshaka-io/kshaka/membership"
 )
 
 // FenceStraddle returns the options of a scripted run shaped after the
@@ -51,8 +50,7 @@ func FenceStraddle(seed uint64, f Faults) Options {
 		w.installDelay["a3"] = lateInstall
 		w.installDelay["a2"] = a2Install
 		w.slow = append(w.slow, slowLink{from: p1.name, to: "a3", delay: slowToA3, until: 400})
-		a4 := w.addAcceptor()
-		w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Add, node: a4.name})
+		w.op.wantAdd(w.addAcceptor().name)
 		w.after(writeAt, func() { w.scriptOp(p1, opPut, "k0", "x1") })
 		// Once the add is done: remove a2, with a3 slow to answer the
 		// operator, then read the key.
@@ -62,8 +60,7 @@ func FenceStraddle(seed uint64, f Faults) Options {
 				w.after(5, removeA2)
 				return
 			}
-			m, _ := w.op.in.cur.MemberByID("a2")
-			w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Remove, node: "a2", inc: m.Incarnation})
+			w.op.wantRemove("a2")
 			w.slow = append(w.slow, slowLink{from: opName, to: "a3", delay: 30, until: w.now + 400})
 			var read func()
 			read = func() {
@@ -161,7 +158,7 @@ func LostPromise(seed uint64, f Faults) Options {
 //
 // A rescan that touches every key with a ballot above B (the prepare is
 // refused by a3 and a4 until it is) settles y or s before z's CAS, and the
-// history is linearizable. With Faults.RescanSkip (the old rule) every seed
+// history is linearizable. With Faults.Operator.RescanSkip (the old rule) every seed
 // is caught. The seed draws the delays, p2's and p3's clock offsets and the
 // variant.
 func SurvivingBallot(seed uint64, f Faults) Options {
@@ -219,18 +216,20 @@ func SurvivingBallot(seed uint64, f Faults) Options {
 		// Two membership changes take a5 out and bring a new member in.
 		replaceA5 = func() {
 			a5 := w.byName["a5"]
+			changes := w.stats.Changes + 2
+			done := func() bool { return w.stats.Changes >= changes && !w.op.busy() }
 			if diskLoss {
 				a5.loseDisk()
 				w.after(down, a5.restart)
-			} else {
-				m, _ := w.op.in.cur.MemberByID("a5")
-				a6 := w.addAcceptor()
-				w.op.in.plan = append(w.op.in.plan,
-					plannedChange{kind: membership.Remove, node: "a5", inc: m.Incarnation},
-					plannedChange{kind: membership.Add, node: a6.name})
+				waitFor(done, startZ)
+				return
 			}
-			changes := w.stats.Changes + 2
-			waitFor(func() bool { return w.stats.Changes >= changes && !w.op.busy() }, startZ)
+			a6 := w.addAcceptor()
+			w.op.wantRemove("a5")
+			waitFor(func() bool { return !w.op.busy() }, func() {
+				w.op.wantAdd(a6.name)
+				waitFor(done, startZ)
+			})
 		}
 		startZ = func() {
 			z := w.scriptCAS(p1, "k0", "s", "z")
@@ -319,7 +318,7 @@ func duplicateAccept(seed uint64, f Faults, switchEpoch bool) Options {
 			dup := *m
 			w.after(dupDelay, func() { w.deliver(&dup) })
 			if len(landed) == 3 && switchEpoch {
-				w.op.in.plan = append(w.op.in.plan, plannedChange{kind: membership.Add, node: a4.name})
+				w.op.wantAdd(a4.name)
 			}
 		}
 		w.scriptCAS(p1, "k0", "", "x")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/membership/change"
 	"github.com/kshaka-io/kshaka/test/lincheck"
 )
 
@@ -33,12 +34,17 @@ const (
 type Faults struct {
 	// QuorumOfOne runs three acceptors with qp = qa = 1 (control 1).
 	QuorumOfOne bool
-	// SkipRescan goes from the joint to the final configuration without
-	// the rescan (control 2).
-	SkipRescan bool
-	// MajorityFence lets the operator go on when a majority, not all,
-	// of the members acknowledged an epoch (control 3).
-	MajorityFence bool
+	// Operator are the negative controls of the operator's transition
+	// machine (change.Controls): SkipRescan goes from the joint to the
+	// final configuration without the rescan (control 2); MajorityFence
+	// goes on when a majority, not all, of the members acknowledged an
+	// epoch (control 3); SkipBelowAcceptQuorum lets the rescan skip a key
+	// whose accepted ballot agrees on qa − 1 members of the joint accept
+	// set (control 9); RescanSkip brings back the withdrawn skip rule
+	// (skipRule; qa members, control 10, caught by SurvivingBallot);
+	// IgnoreRolledBack lets a volume restored from an older copy keep
+	// serving (control 13, caught by RolledBack).
+	Operator change.Controls
 	// KeepCacheOnUnknown puts a used 1RTT entry back after an accept
 	// with an unknown outcome, so its ballot is used again (control 4).
 	KeepCacheOnUnknown bool
@@ -59,15 +65,6 @@ type Faults struct {
 	// faults it breaks the acceptor's shared core, through a switch
 	// package acceptor never sets, not a driver.
 	VolatilePromises bool
-	// SkipBelowAcceptQuorum lets the rescan skip a key whose accepted
-	// ballot agrees on qa − 1 members of the joint accept set: a weaker
-	// variant of RescanSkip (control 9).
-	SkipBelowAcceptQuorum bool
-	// RescanSkip brings back the withdrawn rescan skip rule (skipRule): the
-	// operator reads each key from every member of the joint accept set S
-	// and leaves it as it is when qa of them agree on its accepted ballot,
-	// instead of touching it (control 10, caught by SurvivingBallot).
-	RescanSkip bool
 	// StaleRefusalDefinite counts an accept refused for a stale epoch or
 	// as not admitted as a definite failure, as proposer/batch.go did
 	// before it used round.ClassifyAccept (control 11, defect F4): a
@@ -374,7 +371,7 @@ func Run(opts Options) *Result {
 		TraceHash:  w.trace.Sum64(),
 		Operations: w.hist.operations(w.acceptedRounds, true),
 		Stats:      w.stats,
-		FinalEpoch: w.op.in.cur.Epoch,
+		FinalEpoch: w.op.epoch(),
 	}
 }
 

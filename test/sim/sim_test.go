@@ -114,6 +114,7 @@ func TestSim(t *testing.T) {
 		{"stale-duplicate", 1, scenarioSeeds, func(s uint64) Options { return StaleDuplicate(s, Faults{}) }, ""},
 		{"duplicate-accept", 1, scenarioSeeds, func(s uint64) Options { return DuplicateAccept(s, Faults{}) }, ""},
 		{"surviving-ballot", 1, scenarioSeeds, func(s uint64) Options { return SurvivingBallot(s, Faults{}) }, ""},
+		{"rolled-back", 1, scenarioSeeds, func(s uint64) Options { return RolledBack(s, Faults{}) }, ""},
 		{"duplicates", 1, scenarioSeeds, func(s uint64) Options {
 			o := NewOptions(s, Faults{})
 			o.Net.Duplicate = 0.3

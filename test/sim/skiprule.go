@@ -7,10 +7,13 @@ import (
 )
 
 // skipRule is the withdrawn rescan skip rule, kept only for the negative
-// controls RescanSkip and SkipBelowAcceptQuorum (and the explorer's
-// SkipBelowAcceptQuorum). IT IS NOT SAFE, and nothing outside this package
-// uses it: the shipping rescan (proposer.Client.Rescan) and the
-// simulation's correct operator touch every key.
+// controls RescanSkip and SkipBelowAcceptQuorum of the operator's machine
+// (change.Controls): when one is set, the machine's Rescan action carries
+// SkipAgreeing and the simulated operator's and the explorer's rescan
+// apply this rule. IT IS NOT SAFE, and nothing outside this package uses
+// it: the shipping rescan (proposer.Client.Rescan) and the simulation's
+// correct operator touch every key, and the operator refuses a rescan that
+// asks to skip.
 //
 // The rule, as DESIGN §5 step 3 used to allow: the rescan under the fenced
 // joint configuration cfg reads the key from every member of S (Targets);

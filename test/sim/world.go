@@ -240,6 +240,10 @@ func (w *world) deliver(m *message) {
 		return
 	}
 	if a := w.byName[m.to]; a != nil {
+		if m.kind == mStatus {
+			w.statusReply(a, m)
+			return
+		}
 		a.receive(m)
 		return
 	}
