@@ -60,7 +60,7 @@ type Acceptor struct {
 	// requests and ListKeys pages hold it shared from the epoch check to the
 	// reply; SetConfig and Close hold it exclusively. So a new epoch is never
 	// acknowledged while a request checked against an older one is still in
-	// flight (the fence of DESIGN §3), and Close waits for in-flight requests.
+	// flight (the fence of docs/design.md §3), and Close waits for in-flight requests.
 	gate struct {
 		sync.RWMutex
 		config membership.Config
@@ -186,7 +186,7 @@ func newIncarnation() (uint64, error) {
 	}
 }
 
-// Incarnation returns the identity of this acceptor's storage (DESIGN §4).
+// Incarnation returns the identity of this acceptor's storage (docs/design.md §4).
 func (a *Acceptor) Incarnation() uint64 { return a.incarnation }
 
 // Config returns the installed configuration (epoch 0 when none).
@@ -461,7 +461,7 @@ func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]acceptcore.ReadOutcome, 
 	return out, nil
 }
 
-// SetConfig installs cfg (DESIGN §3): cfg must be valid; a higher epoch is
+// SetConfig installs cfg (docs/design.md §3): cfg must be valid; a higher epoch is
 // persisted with Sync before SetConfig returns; the installed configuration
 // again is a no-op; a lower epoch, or the installed epoch with a different
 // configuration, fails with ErrConfigConflict. It returns the configuration

@@ -29,7 +29,7 @@ func (c *walSyncCounter) fs(base vfs.FS) vfs.FS {
 	}))
 }
 
-// TestBatchIsOneSync checks DESIGN §2.6: a batch RPC of N items is one Pebble
+// TestBatchIsOneSync checks docs/design.md §2.6: a batch RPC of N items is one Pebble
 // batch committed with one Sync, i.e. one WAL fsync.
 func TestBatchIsOneSync(t *testing.T) {
 	var walSyncs walSyncCounter

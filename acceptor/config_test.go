@@ -17,7 +17,7 @@ func member(id string, inc uint64) membership.Member {
 	return membership.Member{ID: id, Addr: id + ":7400", Incarnation: inc}
 }
 
-// TestUnadmittedServesNothing checks DESIGN §4: without a configuration that
+// TestUnadmittedServesNothing checks docs/design.md §4: without a configuration that
 // lists its incarnation the acceptor refuses the data path, while GetConfig
 // and Status work.
 func TestUnadmittedServesNothing(t *testing.T) {
@@ -65,7 +65,7 @@ func TestUnadmittedServesNothing(t *testing.T) {
 	}
 }
 
-// TestStaleEpoch checks DESIGN §3: a request with a lower epoch is refused
+// TestStaleEpoch checks docs/design.md §3: a request with a lower epoch is refused
 // whole with the installed configuration, and nothing is applied; equal and
 // higher epochs are served.
 func TestStaleEpoch(t *testing.T) {

@@ -10,7 +10,7 @@
 // records in Pebble, serializing floor raises, and replying only after the
 // commit the core asked for.
 //
-// Contract (DESIGN §2.2, §3, §4):
+// Contract (docs/design.md §2.2, §3, §4):
 //   - Durable before reply. Every request that changes state writes each
 //     changed key as one record (register.AppendState) and commits all of
 //     them as one Pebble batch with one Sync before it replies. A batch RPC is
@@ -26,7 +26,7 @@
 //     fast-forward past F. Accepts, and the 1RTT promise they carry, are
 //     always synced. This takes the fsync out of the prepare phase. F never
 //     saturates: a raise past 2^64-1 would refuse the request.
-//   - Bounded ballots (DESIGN §2.1). A ballot counter, or an accept's next
+//   - Bounded ballots (docs/design.md §2.1). A ballot counter, or an accept's next
 //     ballot counter, more than Options.MaxBallotLead (default ten minutes)
 //     ahead of the acceptor's clock in microseconds is refused as malformed
 //     input (below), so no single request can move a key's promise or the
@@ -57,7 +57,7 @@
 //     is kept. Status (and Admin.Status's epoch) report it. The operator
 //     records it per member; an acceptor that comes back with the same
 //     incarnation and a lower epoch had its volume rolled back and is
-//     replaced like a lost disk (DESIGN §4 "Rolled-back disks").
+//     replaced like a lost disk (docs/design.md §4 "Rolled-back disks").
 //   - Fail-stop storage. The first storage error (a failed read, write or
 //     sync, a background error or detected corruption) takes the acceptor
 //     out of service until it is restarted: data RPCs answer UNAVAILABLE,

@@ -80,7 +80,7 @@ func TestCrashKeepsSyncedData(t *testing.T) {
 
 // TestCrashKeepsPromisesThroughTheFloor: promises below the durable floor are
 // not synced, so a crash may lose them; after the restart the acceptor must
-// still refuse what they refused (DESIGN §2.2: a promise is never broken).
+// still refuse what they refused (docs/design.md §2.2: a promise is never broken).
 // The crash clone keeps none of the unsynced data, the worst case. The
 // acceptor with the floor disabled (restart floor zero) is the negative
 // control: it accepts the lower ballot.

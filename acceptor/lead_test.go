@@ -33,7 +33,7 @@ func (n *node) floorOnDisk() uint64 {
 
 // TestFarFutureBallotIsRefused: one request with ballot counter 2^64-1 used
 // to raise the durable promise floor to 2^64-1, and after the next restart
-// every key refused every ballot (DESIGN §2.1, "Ballots are bounded"). Such
+// every key refused every ballot (docs/design.md §2.1, "Ballots are bounded"). Such
 // a ballot, in a prepare, in an accept or as an accept's next ballot, must
 // be refused with INVALID_ARGUMENT and nothing written, so that after a
 // restart every key is still writable at a wall-clock ballot.

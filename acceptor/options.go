@@ -130,7 +130,7 @@ type Options struct {
 	// jump past the lead would be refused.
 	PromiseFloorStep uint64
 
-	// MaxBallotLead bounds ballots (DESIGN §2.1): a prepare or accept whose
+	// MaxBallotLead bounds ballots (docs/design.md §2.1): a prepare or accept whose
 	// ballot counter, or whose accept's next ballot counter, is more than
 	// MaxBallotLead ahead of Now in microseconds is refused with
 	// ErrInvalidRequest (INVALID_ARGUMENT) and nothing written, so that no

@@ -54,7 +54,7 @@ func readResult(accepted *kshakav1.Ballot, v *kshakav1.Value) *kshakav1.ReadResu
 	return &kshakav1.ReadResult{Accepted: accepted, Value: v}
 }
 
-// TestRPCScenarios runs the register rules of DESIGN §2.2 (and the 1RTT
+// TestRPCScenarios runs the register rules of docs/design.md §2.2 (and the 1RTT
 // promise of §2.4) through a real gRPC client against a real store.
 func TestRPCScenarios(t *testing.T) {
 	tests := []struct {

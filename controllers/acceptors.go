@@ -214,7 +214,7 @@ func MergeKeyPages(pages [][][]byte, limit int) (keys [][]byte, cursor []byte, d
 // RescanBatch carries out an ActionRescan: it checks that each source is
 // still the expected incarnation, lists up to batch keys after the cursor
 // from every source, and rescans the merged batch under a.Config: every key
-// is touched (DESIGN §5 step 3).
+// is touched (docs/design.md §5).
 func RescanBatch(ctx context.Context, acc Acceptors, a Action, batch int) (RescanResult, error) {
 	pages := make([][][]byte, len(a.Targets))
 	for i, t := range a.Targets {

@@ -33,7 +33,7 @@ const (
 	// applied; an object is updated when it differs.
 	AnnotationSpecHash = "kshaka.io/spec-hash"
 	// AnnotationRetire lists incarnations (comma-separated, 16 hex digits) a
-	// person asserts will never come back (DESIGN §4): the operator retires
+	// person asserts will never come back (docs/design.md §4): the operator retires
 	// and removes them even though their pods are unreachable. Like a
 	// StatefulSet force delete, it is unsafe if such an acceptor returns
 	// with its old disk.
@@ -259,7 +259,7 @@ func Image(c *kshakav1alpha1.KshakaCluster) string {
 //
 // Pods are created in parallel and never replaced by the StatefulSet
 // controller (OnDelete): the operator orders restarts itself. Volume claims
-// are retained on scale down; the operator deletes them last (DESIGN §5).
+// are retained on scale down; the operator deletes them last (docs/design.md §5).
 func StatefulSet(c *kshakav1alpha1.KshakaCluster, replicas int32) *appsv1.StatefulSet {
 	labels := podLabels(c)
 	s := &appsv1.StatefulSet{

@@ -54,7 +54,7 @@ func condition(p Plan, typ string) metav1.Condition {
 	return metav1.Condition{}
 }
 
-// TestDecide walks the decision function through each step of DESIGN §5.
+// TestDecide walks the decision function through each step of docs/design.md §5.
 // Each case builds a situation with the model of sim_test.go, makes one
 // decision, and checks the recorded intent, the StatefulSet size and the one
 // action.
@@ -346,7 +346,7 @@ func TestDecide(t *testing.T) {
 			}
 		},
 	}, {
-		// DESIGN §4 "Rolled-back disks": kc-1's volume is restored from a
+		// docs/design.md §4 "Rolled-back disks": kc-1's volume is restored from a
 		// snapshot taken at epoch 1 after it acknowledged epoch 3. Same
 		// incarnation, lower epoch: it lost promises and accepts, so it is
 		// a lost disk, not a member that is merely behind.
@@ -529,7 +529,7 @@ func TestAfterRescan(t *testing.T) {
 	}
 }
 
-// TestRollingUpdate checks DESIGN §6: a changed pod template reaches the
+// TestRollingUpdate checks docs/design.md §6: a changed pod template reaches the
 // pods one at a time, highest ordinal first, each pod coming back with its
 // volume (no membership change), and never while another member is down.
 func TestRollingUpdate(t *testing.T) {

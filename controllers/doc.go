@@ -1,8 +1,8 @@
 // Package controllers is the Kshaka operator: it reconciles KshakaCluster
 // objects into a StatefulSet of acceptors and carries out the membership
-// procedure of DESIGN §5 on them.
+// procedure of docs/design.md §5 on them.
 //
-// The package is layered the way DESIGN §6 describes:
+// The package is layered the way docs/design.md §6 describes:
 //
 //   - builders.go: pure functions that build every owned object (the
 //     Services, the StatefulSet and the PodDisruptionBudget) from the spec.
@@ -31,9 +31,9 @@
 //     (KeysRescanned), the RescanComplete event and
 //     kshaka_operator_rescanned_keys_total count them. No key is skipped:
 //     the rule that skipped keys agreeing on an accept quorum of the joint
-//     configuration was withdrawn (docs/protocol-notes.md).
+//     configuration was withdrawn (docs/design.md).
 //
-// Invariants kept by the machine (DESIGN §3–§5; see package change):
+// Invariants kept by the machine (docs/design.md §3–§5; see package change):
 //   - One membership change at a time; configurations come only from
 //     membership.Steps (or membership.Stable for the first one).
 //   - No rescan and no next epoch before the current epoch is fenced: every

@@ -532,7 +532,7 @@ func TestEnvtestDiskLoss(t *testing.T) {
 // stopped, its volume restored from the copy in place, and started. It
 // answers with its incarnation and epoch 1, so it lost promises and
 // accepts: the operator retires the incarnation, recycles the volume and
-// replaces the member as for a lost disk (DESIGN §4 "Rolled-back disks"),
+// replaces the member as for a lost disk (docs/design.md §4 "Rolled-back disks"),
 // and every key written before, between and after stays readable.
 func TestEnvtestRolledBackVolume(t *testing.T) {
 	f := newFixture(t, 3)

@@ -398,7 +398,7 @@ func (k *kubelet) snapshot(pod string) string {
 
 // restore stops the pod's acceptor, replaces its volume's contents with the
 // snapshot, in place (the claim and the pod stay), and starts it again: the
-// volume is rolled back (DESIGN §4 "Rolled-back disks").
+// volume is rolled back (docs/design.md §4 "Rolled-back disks").
 func (k *kubelet) restore(pod, snap string) {
 	k.t.Helper()
 	dir := k.volumeDir(pod)

@@ -158,7 +158,7 @@ const (
 	ReasonMemberUnreachable = change.ReasonMemberUnreachable
 	ReasonDiskLost          = change.ReasonDiskLost
 	// ReasonVolumeRolledBack: a member's acceptor reports its incarnation
-	// with a lower epoch than it acknowledged before (DESIGN §4
+	// with a lower epoch than it acknowledged before (docs/design.md §4
 	// "Rolled-back disks"). Also the reason of the event.
 	ReasonVolumeRolledBack  = change.ReasonVolumeRolledBack
 	ReasonBlocked           = change.ReasonBlocked

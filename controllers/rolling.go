@@ -10,7 +10,7 @@ import (
 )
 
 // rollOne carries a changed pod template to the pods, one pod at a time
-// (DESIGN §6): it deletes the highest-ordinal member pod built from an
+// (docs/design.md §6): it deletes the highest-ordinal member pod built from an
 // outdated revision, only when no pod is terminating and every other member
 // is ready and serving the current epoch. The pod comes back with its
 // volume, hence its incarnation, and rejoins without a membership change.

@@ -24,7 +24,7 @@ import (
 // controller that creates and deletes pods instantly, volume claims that
 // hold each acceptor's storage (incarnation and configuration), and
 // acceptors that apply SetConfig like the real ones. It checks the
-// procedure's safety rules on every installation (DESIGN §3, §5).
+// procedure's safety rules on every installation (docs/design.md §3, §5).
 type sim struct {
 	t    *testing.T
 	c    *kshakav1alpha1.KshakaCluster
@@ -358,7 +358,7 @@ func (s *sim) snapshotDisk(ord int32) simDisk {
 
 // restoreDisk puts a snapshot back on ordinal ord's volume, in place: the
 // claim and the pod stay, the acceptor comes back with the snapshot's
-// incarnation and configuration (DESIGN §4 "Rolled-back disks").
+// incarnation and configuration (docs/design.md §4 "Rolled-back disks").
 func (s *sim) restoreDisk(ord int32, snap simDisk) {
 	*s.pvcs[ord] = simDisk{inc: snap.inc, cfg: snap.cfg.Clone()}
 }
@@ -444,7 +444,7 @@ func TestSimDiskLossReplacesMember(t *testing.T) {
 }
 
 // TestSimRolledBackVolumeReplacesMember: a volume restored from a snapshot
-// keeps its incarnation but lost promises and accepts (DESIGN §4
+// keeps its incarnation but lost promises and accepts (docs/design.md §4
 // "Rolled-back disks"). The member is retired and replaced through the
 // disk-loss procedure (remove the old incarnation, add the new one), and the
 // retired incarnation is never installed on again (sim.install fails the

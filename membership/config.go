@@ -8,7 +8,7 @@ import (
 )
 
 // Member is one acceptor of a configuration. Incarnation identifies the
-// acceptor's storage (DESIGN §4): an acceptor that lost its disk comes back
+// acceptor's storage (docs/design.md §4): an acceptor that lost its disk comes back
 // with a new incarnation and is a new member.
 type Member struct {
 	// ID is a stable, human-readable name (the pod name), unique within a
@@ -203,7 +203,7 @@ func Intersect(a, b Config) bool {
 
 // Compatible reports whether configurations a and b may follow each other:
 // each is valid on its own and the quorums of each intersect those of the
-// other in both directions (DESIGN §3).
+// other in both directions (docs/design.md §3).
 func Compatible(a, b Config) error {
 	if err := a.Validate(); err != nil {
 		return err
@@ -218,7 +218,7 @@ func Compatible(a, b Config) error {
 }
 
 // Check is the gate an acceptor with the given incarnation and configuration
-// applies to every prepare, accept and read carrying reqEpoch (DESIGN §3–§4).
+// applies to every prepare, accept and read carrying reqEpoch (docs/design.md §3–§4).
 // It returns ErrNotAdmitted when c does not list the incarnation and
 // ErrStaleEpoch when reqEpoch is lower than c's epoch. Higher epochs pass: that
 // is the paper's mixed state during a step.

@@ -118,7 +118,7 @@ func forEachShape(maxN int, f func(n int, p, s uint)) {
 
 // TestIntersectExhaustive checks Intersect(c, c) against brute force for
 // every shape up to 9 members and every qp, qa (including 0 and one past the
-// set size), DESIGN §3 "Validity".
+// set size), docs/design.md §3 "Validity".
 func TestIntersectExhaustive(t *testing.T) {
 	checked := 0
 	forEachShape(9, func(n int, p, s uint) {
@@ -141,7 +141,7 @@ func TestIntersectExhaustive(t *testing.T) {
 
 // TestValidateExhaustive: for every shape up to 9 members and every qp, qa,
 // Validate accepts exactly the configurations whose quorums are in range and
-// intersect by brute force (DESIGN §3).
+// intersect by brute force (docs/design.md §3).
 func TestValidateExhaustive(t *testing.T) {
 	valid := 0
 	forEachShape(9, func(n int, p, s uint) {
@@ -204,7 +204,7 @@ func TestIntersectAcrossConfigs(t *testing.T) {
 		}
 	}
 	// Same ID, different incarnation: a disk-lost acceptor is not the
-	// member it replaced (DESIGN §4).
+	// member it replaced (docs/design.md §4).
 	a := Stable(1, Member{ID: "x", Addr: "x:1", Incarnation: 1})
 	b := Stable(2, Member{ID: "x", Addr: "x:1", Incarnation: 2})
 	if Intersect(a, b) || Intersect(b, a) {
@@ -269,7 +269,7 @@ func TestStable(t *testing.T) {
 	}
 }
 
-// TestCheckGate is the acceptor's admission and epoch gate (DESIGN §3, §4).
+// TestCheckGate is the acceptor's admission and epoch gate (docs/design.md §3, §4).
 func TestCheckGate(t *testing.T) {
 	cfg := Stable(5, Member{ID: "a", Addr: "a:1", Incarnation: 10}, Member{ID: "b", Addr: "b:1", Incarnation: 20}, Member{ID: "c", Addr: "c:1", Incarnation: 30})
 	var none *Config

@@ -33,7 +33,7 @@ type Change struct {
 	Member Member
 }
 
-// Steps plans a change from the stable configuration cur (DESIGN §5). It
+// Steps plans a change from the stable configuration cur (docs/design.md §5). It
 // returns the two configurations to install in order, with epochs cur.Epoch+1
 // and cur.Epoch+2:
 //

@@ -65,8 +65,8 @@ func setIDs(ms []Member) string {
 
 // TestStepsExhaustive plans every add (at every position in ID order) and
 // every remove from stable configurations of 1..9 members and checks the
-// shapes of DESIGN §5 and Compatible in both directions, by brute force
-// (DESIGN §3; paper "Cluster membership change").
+// shapes of docs/design.md §5 and Compatible in both directions, by brute force
+// (docs/design.md §3; paper "Cluster membership change").
 func TestStepsExhaustive(t *testing.T) {
 	transitions := 0
 	for n := 1; n <= 9; n++ {
@@ -189,7 +189,7 @@ func TestStepsRefuses(t *testing.T) {
 }
 
 // TestWhyRescan documents, with the quorum math alone, why every key must be
-// rescanned between steps (DESIGN §5; research memo §2.5.4): after
+// rescanned between steps (docs/design.md §5; research memo §2.5.4): after
 // 3 → 4 (add d) → 3 (remove a) without a rescan, a value on an accept quorum
 // of the first configuration ({a,c}) misses a prepare quorum of the last
 // ({b,d}), although each adjacent pair is compatible.
@@ -219,7 +219,7 @@ func TestWhyRescan(t *testing.T) {
 }
 
 // TestStepsKeepKeysOnFinalAcceptQuorum checks the invariant the rescan is
-// for (DESIGN §5: "each key lives on an accept quorum of the current
+// for (docs/design.md §5: "each key lives on an accept quorum of the current
 // configuration"): the rescan and every write during the joint phase land
 // on an accept quorum of the joint configuration, so every such quorum must
 // hold an accept quorum of the final one once the leaving member is gone.

@@ -79,7 +79,7 @@ func prepareEverywhere(t *testing.T, cl *acceptortest.Cluster, key string, bal r
 // clock but runs ahead of it after a conflict with a ballot from a clock a
 // few seconds ahead (or after an acceptor restart, through the promise
 // floor). A client created next with the same fixed Config.ID, shown the
-// same conflict, must not issue the ballots its predecessor issued (DESIGN
+// same conflict, must not issue the ballots its predecessor issued (docs/design.md
 // §2.1: a configured ID is mixed in, never used alone).
 func TestFixedIDNeverReissuesABallot(t *testing.T) {
 	cl := acceptortest.StartCluster(t, 3)
@@ -121,7 +121,7 @@ func TestFixedIDNeverReissuesABallot(t *testing.T) {
 // whose clocks run an hour ahead) fails with an error that says so, and the
 // client does not follow it: its other keys go on at ordinary ballots, which
 // acceptors with right clocks would take. Before ballots were bounded, one
-// such conflict moved the counter of every key (DESIGN §2.1).
+// such conflict moved the counter of every key (docs/design.md §2.1).
 func TestFarAheadConflictFailsOnlyThatKey(t *testing.T) {
 	cl := acceptortest.StartClusterWith(t, 3, func(_ int, o *acceptor.Options) {
 		o.Now = func() time.Time { return time.Now().Add(time.Hour) }

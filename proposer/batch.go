@@ -322,7 +322,7 @@ func (b *batcher) failure(err error) memberReply {
 // everything else (timeouts, unavailable, transport errors) is Lost.
 func classify(code codes.Code) round.Reply {
 	switch code {
-	case codes.FailedPrecondition, // not admitted (DESIGN §4)
+	case codes.FailedPrecondition, // not admitted (docs/design.md §4)
 		codes.InvalidArgument, // refused, nothing written
 		codes.PermissionDenied,
 		codes.Unauthenticated,

@@ -86,7 +86,7 @@ func BenchmarkTouch(b *testing.B) {
 const rescanKeys = 100_000
 
 // BenchmarkRescan measures the operator's rescan of the add-member step
-// (DESIGN §5: S = M+x, qa = 3 of 4, x empty) over 100,000 keys stored on
+// (docs/design.md §5: S = M+x, qa = 3 of 4, x empty) over 100,000 keys stored on
 // three real acceptors (Pebble with fsync), and reports keys/s:
 //
 //   - healthy: every key is on the three old members.
@@ -95,7 +95,7 @@ const rescanKeys = 100_000
 //   - touch: Touch on the healthy keys (Rescan is Touch with a count).
 //
 // Rescan touches every key in each case; the rule that skipped keys
-// agreeing on qa members of S was withdrawn (docs/protocol-notes.md).
+// agreeing on qa members of S was withdrawn (docs/design.md).
 // Each iteration starts a fresh cluster and loads it outside the timer;
 // loading takes several seconds. Run with -benchtime 1x.
 func BenchmarkRescan(b *testing.B) {

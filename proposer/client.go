@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// The ID is new for every client, so its ballots are too, whatever an
-	// earlier client with the same Config.ID issued (DESIGN §2.1).
+	// earlier client with the same Config.ID issued (docs/design.md §2.1).
 	c.clock.c = round.NewWallClock(id, time.Now, cfg.MaxBallotLead)
 	c.cache.c = round.NewCache(max(cfg.CacheSize, 0))
 	c.conf.cfg = mc
@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // the top of the proposer ID; the rest of the ID is random.
 const configuredIDBits = 16
 
-// proposerID picks the proposer ID of a new client (DESIGN §2.1): 64 random
+// proposerID picks the proposer ID of a new client (docs/design.md §2.1): 64 random
 // bits, or, with a configured ID, the configured ID's low 16 bits in the
 // top 16 bits (so ballots show which configured client issued them) over 48
 // random bits. It is never 0. A configured ID is never used alone: a client
@@ -190,7 +190,7 @@ func (c *Client) enter() error {
 
 // Get returns the key's value, or ErrNotFound. It is linearizable: a quorum
 // read that falls back to an identity change (a write) when the acceptors
-// do not agree (DESIGN §2.5).
+// do not agree (docs/design.md §2.5).
 func (c *Client) Get(ctx context.Context, key []byte) (Value, error) {
 	if err := checkKey(key); err != nil {
 		return Value{}, err
@@ -346,7 +346,7 @@ func (c *Client) do(ctx context.Context, key []byte, o *op) opResult {
 const touchConcurrency = 1024
 
 // Touch runs an identity change with a fresh ballot (a full prepare, never
-// the 1RTT cache) on every key: the rescan of a membership change (DESIGN
+// the 1RTT cache) on every key: the rescan of a membership change (docs/design.md
 // §5). An attempt whose prepare replies show a ballot above its own does not
 // propose; it goes again with a ballot above the one shown
 // (round.Write.Outranked), so a successful touch ends above every ballot it
@@ -404,7 +404,7 @@ type RescanStats struct {
 	Touched int
 }
 
-// Rescan is the rescan of a membership change (DESIGN §5 step 3) under the
+// Rescan is the rescan of a membership change (docs/design.md §5) under the
 // client's configuration, which must be the joint configuration of the
 // change and fenced: Touch's identity change, with a fresh ballot forced
 // above every ballot its prepare shows, on every key. The errors of the keys
@@ -414,7 +414,7 @@ type RescanStats struct {
 // No key is skipped, not even one whose accepted ballot already agrees on
 // an accept quorum of S: a higher ballot promised on some members and
 // accepted on one (an unknown outcome) survives beside such a key, and two
-// changes later it can win over an acknowledged write (docs/protocol-notes.md,
+// changes later it can win over an acknowledged write (docs/design.md,
 // "The rescan touches every key"; the simulation's SurvivingBallot).
 func (c *Client) Rescan(ctx context.Context, keys ...[]byte) (RescanStats, error) {
 	for _, k := range keys {

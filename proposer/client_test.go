@@ -208,7 +208,7 @@ func TestBasicOperations(t *testing.T) {
 }
 
 // TestFailedCASRunsAccept: a mismatch is reported only after the unchanged
-// value was accepted by a quorum (DESIGN §2.3).
+// value was accepted by a quorum (docs/design.md §2.3).
 func TestFailedCASRunsAccept(t *testing.T) {
 	cl := acceptortest.StartCluster(t, 3)
 	var n counters
@@ -558,7 +558,7 @@ func TestCombining(t *testing.T) {
 }
 
 // TestOneRoundTrip: the second change of a key by the same client sends no
-// prepare (DESIGN §2.4); another client's change drops the promise's value
+// prepare (docs/design.md §2.4); another client's change drops the promise's value
 // and the next change of the first client still comes out right.
 func TestOneRoundTrip(t *testing.T) {
 	cl := acceptortest.StartCluster(t, 3)
@@ -638,7 +638,7 @@ func TestStaleEpochRefresh(t *testing.T) {
 	}
 }
 
-// TestMembershipChange runs the DESIGN §5 steps with a client working
+// TestMembershipChange runs the docs/design.md §5 steps with a client working
 // throughout: add a fourth acceptor (joint configuration P ≠ S, qp ≠ qa,
 // rescan with Touch), then remove one.
 func TestMembershipChange(t *testing.T) {

@@ -58,7 +58,7 @@ type Config struct {
 	// round). Default 2s.
 	RequestTimeout time.Duration
 	// CacheSize is the number of keys the one-round-trip cache holds
-	// (DESIGN §2.4). Default 65536; negative disables the cache.
+	// (docs/design.md §2.4). Default 65536; negative disables the cache.
 	CacheSize int
 	// MaxBatch is the largest number of items in one request to one
 	// acceptor. Default 256.
@@ -67,7 +67,7 @@ type Config struct {
 	// failure (nothing was accepted). Default 10; negative means no retries.
 	MaxRetries int
 	// ID, when not 0, is mixed into the proposer ID of the client's
-	// ballots, never used alone (DESIGN §2.1): its low 16 bits become the
+	// ballots, never used alone (docs/design.md §2.1): its low 16 bits become the
 	// top 16 bits of the proposer ID, so ballots show which configured
 	// client issued them, and the other 48 bits are random, picked anew by
 	// every New. So clients never share ballots, whatever their
@@ -78,7 +78,7 @@ type Config struct {
 	ID uint64
 	// MaxBallotLead bounds how far the client fast-forwards its ballot
 	// counter: not to a ballot more than this ahead of its wall clock in
-	// microseconds (DESIGN §2.1). A key holding such a ballot fails with an
+	// microseconds (docs/design.md §2.1). A key holding such a ballot fails with an
 	// error that says so (check the clocks) instead of pushing the one
 	// counter of every key out of the acceptors' bounds. Match the
 	// acceptors' --max-ballot-lead. Default 10 minutes.

@@ -1,6 +1,6 @@
 // Package proposer is the Kshaka client library: a CASPaxos proposer that
 // applications link and that talks to the acceptors directly over gRPC
-// (DESIGN §2–§3).
+// (docs/design.md §2–§3).
 //
 // A Client is created from a few bootstrap addresses; it reads the cluster's
 // configuration from any of them and then sends every request to the
@@ -45,32 +45,32 @@
 //     for every client (Config.ID is only mixed in); every attempt uses a
 //     ballot never used before, the clock fast-forwards past every
 //     conflict up to Config.MaxBallotLead ahead of the wall clock, and it
-//     fails instead of wrapping (DESIGN §2.1).
+//     fails instead of wrapping (docs/design.md §2.1).
 //   - One round trip: a successful accept carries a promise of the next
 //     ballot; the next change of that key from this client skips the
 //     prepare. The cache is bounded (LRU), each promise is used once, and a
 //     key's promise is dropped after any result other than full success
-//     (DESIGN §2.4).
+//     (docs/design.md §2.4).
 //   - Quorum reads: Get reads P ∪ S and answers in one round trip when the
-//     replies agree; otherwise it runs an identity change (DESIGN §2.5).
+//     replies agree; otherwise it runs an identity change (docs/design.md §2.5).
 //   - Combining: while a round of a key is in flight, new changes of that
 //     key queue up and go into the next round together, each caller getting
-//     the value right after its own change (DESIGN §2.6).
+//     the value right after its own change (docs/design.md §2.6).
 //   - Batching: one connection and, per method, at most one request in
 //     flight per acceptor; while it is in flight the next batch fills up
 //     (up to MaxBatch items).
 //   - Configurations: requests carry the client's epoch; an acceptor with a
 //     higher epoch refuses them and returns its configuration, which the
-//     client adopts (the highest epoch seen wins) before retrying (DESIGN §3).
+//     client adopts (the highest epoch seen wins) before retrying (docs/design.md §3).
 //     P ≠ S and qp ≠ qa are supported throughout.
-//   - Rescans (the operator's part of a membership change, DESIGN §5):
+//   - Rescans (the operator's part of a membership change, docs/design.md §5):
 //     Touch runs an identity change with a fresh ballot on every key, and
 //     an attempt whose prepare shows a ballot above its own goes again
 //     above it instead of proposing (round.Write.Outranked). Rescan is
 //     Touch for a fenced joint configuration, reporting how many keys it
 //     touched. No key is skipped: the rule that skipped keys agreeing on
 //     qa members of S was withdrawn (it loses acknowledged writes; see
-//     docs/protocol-notes.md).
+//     docs/design.md).
 //
 // The per-key policy above (combining, the 1RTT cache, settling, retries
 // and backoff, quorum reads) is a pure state machine in internal/keyproc;

@@ -30,7 +30,7 @@ var (
 
 // VersionMismatchError is returned by CompareAndSwap when the key's version
 // was not the expected one. The answer is authoritative: the unchanged value
-// was accepted by a quorum before it was reported (DESIGN §2.3).
+// was accepted by a quorum before it was reported (docs/design.md §2.3).
 type VersionMismatchError struct {
 	Key []byte
 	// Expected is the version the caller passed.

@@ -18,7 +18,7 @@ import (
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// TestRescan: the rescan of DESIGN §5 step 3 touches every key on real
+// TestRescan: the rescan (docs/design.md §5) touches every key on real
 // acceptors — keys that already agree on an accept quorum of S too (the
 // skip rule was withdrawn), keys written while a member was down and then
 // a fourth member added, keys whose first attempt is refused for a stale

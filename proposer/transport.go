@@ -79,7 +79,7 @@ func (c *Client) config() membership.Config {
 	return c.conf.cfg
 }
 
-// adopt installs cfg if its epoch is higher than the current one (DESIGN §3:
+// adopt installs cfg if its epoch is higher than the current one (docs/design.md §3:
 // always adopt the highest epoch seen).
 func (c *Client) adopt(cfg membership.Config) bool {
 	c.conf.Lock()

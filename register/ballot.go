@@ -3,7 +3,7 @@ package register
 import "fmt"
 
 // Ballot orders proposals: by Counter, then by Proposer. Every attempt of a
-// change uses a ballot that was never used before (DESIGN §2.1); the
+// change uses a ballot that was never used before (docs/design.md §2.1); the
 // proposer ID makes ballots of different proposers distinct. The zero Ballot
 // is lower than every ballot a proposer issues and means "none".
 type Ballot struct {

@@ -8,7 +8,7 @@ import (
 )
 
 // naiveCompare orders ballots as the pair (counter, proposer) in
-// lexicographic order, written the long way (DESIGN §2.1).
+// lexicographic order, written the long way (docs/design.md §2.1).
 func naiveCompare(a, b Ballot) int {
 	ta := [2]uint64{a.Counter, a.Proposer}
 	tb := [2]uint64{b.Counter, b.Proposer}
@@ -43,7 +43,7 @@ func edgeBallot(r *rand.Rand) Ballot {
 }
 
 // TestBallotOrderMatchesReference checks Compare, Less and Max against the
-// naive lexicographic order (DESIGN §2.1: by counter, then proposer ID).
+// naive lexicographic order (docs/design.md §2.1: by counter, then proposer ID).
 func TestBallotOrderMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200000; i++ {
@@ -112,7 +112,7 @@ func TestBallotZeroAndValid(t *testing.T) {
 		if got := tc.b.Valid(); got != tc.valid {
 			t.Errorf("%v.Valid() = %v", tc.b, got)
 		}
-		// The zero ballot is the lowest ballot (DESIGN §2.1: "none").
+		// The zero ballot is the lowest ballot (docs/design.md §2.1: "none").
 		if !tc.zero && !(Ballot{}).Less(tc.b) {
 			t.Errorf("zero ballot is not below %v", tc.b)
 		}

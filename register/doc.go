@@ -1,5 +1,5 @@
 // Package register holds one CASPaxos register: ballots, values, the
-// acceptor's per-key state and the rules that change it (DESIGN §2.1–§2.2).
+// acceptor's per-key state and the rules that change it (docs/design.md §2.1–§2.2).
 //
 // Everything here is pure: no I/O, no goroutines, no clocks. The acceptor
 // server persists the State this package computes (with Sync, before it

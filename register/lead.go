@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultMaxLead is how far a ballot counter may run ahead of the wall clock
-// of the node that checks it, by default (DESIGN §2.1, "Ballots are
+// of the node that checks it, by default (docs/design.md §2.1, "Ballots are
 // bounded"): ten minutes of microseconds. Proposers start their counters at
 // the wall clock in microseconds and only fast-forward past ballots they
 // were shown, so an honest counter stays close to the clocks; one far ahead

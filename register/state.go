@@ -13,10 +13,10 @@ type State struct {
 }
 
 // Highest is the highest ballot the acceptor has seen for this key. Conflict
-// replies carry it so the proposer can fast-forward (DESIGN §2.1).
+// replies carry it so the proposer can fast-forward (docs/design.md §2.1).
 func (s State) Highest() Ballot { return s.Promise.Max(s.Accepted) }
 
-// Prepare applies a prepare with ballot b (DESIGN §2.2). It conflicts when
+// Prepare applies a prepare with ballot b (docs/design.md §2.2). It conflicts when
 // b <= Promise or b <= Accepted; then ok is false and s is returned
 // unchanged. Otherwise the new state promises b, and the caller must persist
 // it before replying with (Accepted, Value).
@@ -28,9 +28,9 @@ func (s State) Prepare(b Ballot) (next State, ok bool) {
 	return s, true
 }
 
-// Accept applies an accept of v at ballot b (DESIGN §2.2). It conflicts when
+// Accept applies an accept of v at ballot b (docs/design.md §2.2). It conflicts when
 // b < Promise or b <= Accepted. When next is not zero it is the proposer's
-// one-round-trip promise (DESIGN §2.4) and must be higher than b; the new
+// one-round-trip promise (docs/design.md §2.4) and must be higher than b; the new
 // state then promises next as if a prepare with next had arrived.
 func (s State) Accept(b Ballot, v Value, next Ballot) (State, bool) {
 	if !b.Valid() || b.Less(s.Promise) || b.Compare(s.Accepted) <= 0 {

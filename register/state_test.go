@@ -11,7 +11,7 @@ func st(promise, accepted Ballot) State {
 	return State{Promise: promise, Accepted: accepted, Value: Value{Version: accepted.Counter, Data: []byte("x")}}
 }
 
-// TestPrepareTable checks the prepare rule of DESIGN §2.2: conflict if
+// TestPrepareTable checks the prepare rule of docs/design.md §2.2: conflict if
 // b <= promise or b <= accepted; otherwise promise b and leave the accepted
 // ballot and value alone.
 func TestPrepareTable(t *testing.T) {
@@ -53,7 +53,7 @@ func TestPrepareTable(t *testing.T) {
 	}
 }
 
-// TestAcceptTable checks the accept rule of DESIGN §2.2 and the 1RTT
+// TestAcceptTable checks the accept rule of docs/design.md §2.2 and the 1RTT
 // promise of §2.4: conflict if b < promise or b <= accepted; an accepted
 // "next" must be above b and becomes the promise.
 func TestAcceptTable(t *testing.T) {
@@ -158,7 +158,7 @@ func TestRulesInvariants(t *testing.T) {
 }
 
 // TestConflictCarriesHighest: the ballot a conflict reply carries lets the
-// proposer pass it (DESIGN §2.1, peterbourgon/caspaxos PR #6).
+// proposer pass it (docs/design.md §2.1, peterbourgon/caspaxos PR #6).
 func TestConflictCarriesHighest(t *testing.T) {
 	s := State{Promise: bal(4, 2), Accepted: bal(3, 9)}
 	if got := s.Highest(); got != bal(4, 2) {

@@ -20,7 +20,7 @@ limitations under the License.
 // A KshakaCluster describes a set of CASPaxos acceptors run as a StatefulSet.
 // The spec says what the user wants (size, image, storage, scheduling); the
 // status is the operator's durable memory of the membership procedure
-// (DESIGN §5–§6): the configuration it installed, each member's incarnation,
+// (docs/design.md §5–§6): the configuration it installed, each member's incarnation,
 // the retired incarnations, and the transition in progress with its step and
 // rescan cursor. The status is written before every step is carried out, so
 // an operator restart resumes where it stopped.

@@ -38,7 +38,7 @@ const (
 // KshakaClusterSpec is the desired state of a KshakaCluster.
 type KshakaClusterSpec struct {
 	// Replicas is the number of acceptors. The operator changes membership
-	// one acceptor at a time (DESIGN §5), so a change from 3 to 5 runs two
+	// one acceptor at a time (docs/design.md §5), so a change from 3 to 5 runs two
 	// full add procedures.
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=1
@@ -189,7 +189,7 @@ const (
 	QuorumUnknown = "Unknown"
 )
 
-// Configuration is a membership configuration (DESIGN §3) as recorded in
+// Configuration is a membership configuration (docs/design.md §3) as recorded in
 // status: the epoch, the members, and the quorums of the prepare set P and
 // the accept set S.
 type Configuration struct {
@@ -247,7 +247,7 @@ type MemberStatus struct {
 	// acknowledged by. It is kept while the acceptor cannot be reached and
 	// never lowered for the same incarnation: an acceptor that comes back
 	// with that incarnation reporting a lower epoch had its volume rolled
-	// back, and is retired and replaced like a lost disk (DESIGN §4
+	// back, and is retired and replaced like a lost disk (docs/design.md §4
 	// "Rolled-back disks").
 	// +optional
 	HighestAcknowledged *AcknowledgedEpochRecord `json:"highestAcknowledged,omitempty"`
@@ -283,9 +283,9 @@ type TransitionKind string
 const (
 	// TransitionBootstrap installs the first configuration.
 	TransitionBootstrap TransitionKind = "Bootstrap"
-	// TransitionAdd adds one member (DESIGN §5 "Add x").
+	// TransitionAdd adds one member (docs/design.md §5 "Add x").
 	TransitionAdd TransitionKind = "Add"
-	// TransitionRemove removes one member (DESIGN §5 "Remove x").
+	// TransitionRemove removes one member (docs/design.md §5 "Remove x").
 	TransitionRemove TransitionKind = "Remove"
 	// TransitionReaddress installs the same membership with updated
 	// addresses (PodIP mode, after a pod got a new IP).
@@ -396,7 +396,7 @@ type KshakaClusterStatus struct {
 	// +optional
 	Members []MemberStatus `json:"members,omitempty"`
 	// RetiredIncarnations are incarnations whose storage is gone; they are
-	// never admitted again (DESIGN §4).
+	// never admitted again (docs/design.md §4).
 	// +listType=set
 	// +optional
 	RetiredIncarnations []string `json:"retiredIncarnations,omitempty"`

@@ -113,7 +113,7 @@ func checkLen(items, states int) {
 	}
 }
 
-// Prepare applies a prepare (DESIGN §2.2) to the keys' current states
+// Prepare applies a prepare (docs/design.md §2.2) to the keys' current states
 // (one per item, the zero State for a key never written), in a life that
 // started with the restart floor (Restart). Call it only for a request
 // that passed CheckPrepare.
@@ -136,7 +136,7 @@ func (c *Core) Prepare(restart uint64, items []PrepareItem, states []register.St
 	return out, r
 }
 
-// Accept applies an accept (DESIGN §2.2, with the 1RTT next promise of
+// Accept applies an accept (docs/design.md §2.2, with the 1RTT next promise of
 // §2.4) like Prepare. Call it only for a request that passed CheckAccept.
 func (c *Core) Accept(restart uint64, items []AcceptItem, states []register.State) ([]AcceptOutcome, Ready) {
 	checkLen(len(items), len(states))
@@ -157,7 +157,7 @@ func (c *Core) Accept(restart uint64, items []AcceptItem, states []register.Stat
 	return out, r
 }
 
-// Read answers a read (DESIGN §2.5) from the keys' current states; it
+// Read answers a read (docs/design.md §2.5) from the keys' current states; it
 // changes nothing, so there is nothing to commit. The restart floor plays
 // no part: it is a promise, and a read shows only what was accepted. Call
 // it only for a request that passed CheckRead.
@@ -171,7 +171,7 @@ func (c *Core) Read(states []register.State) []ReadOutcome {
 
 // Durability decides how r's writes are committed when the durable
 // promise floor is durable (see the package doc for the policy). It
-// refuses, with ErrInvalidRequest, a floor raise past 2^64-1 (DESIGN §2.1:
+// refuses, with ErrInvalidRequest, a floor raise past 2^64-1 (docs/design.md §2.1:
 // no durable counter saturates); the request must then commit nothing.
 // CheckPrepare keeps counters within the lead, so that cannot happen with
 // wall-clock counters.

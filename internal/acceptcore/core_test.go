@@ -14,7 +14,7 @@ import (
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// TestCore runs the scripts in testdata/ (DESIGN §2.1, §2.2, §2.4; package
+// TestCore runs the scripts in testdata/ (docs/design.md §2.1, §2.2, §2.4; package
 // acceptor's "Promises and the floor"). Each script drives the core through
 // a toy driver, the smallest one the package doc allows: a map of records,
 // a durable floor and a crash that loses what was committed without a sync.

@@ -1,5 +1,5 @@
 // Package acceptcore is the acceptor's decision logic as one pure state
-// machine (DESIGN §2.1, §2.2, §8): the register rules applied to a batch,
+// machine (docs/design.md §2.1, §2.2, §8): the register rules applied to a batch,
 // the request limits and the ballot-lead bound, and the durability policy
 // (the promise floor, which commits need a sync, what a restart restores).
 //

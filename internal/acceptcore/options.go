@@ -41,7 +41,7 @@ type Options struct {
 	// after a restart, and a jump past the lead would be refused.
 	PromiseFloorStep uint64
 
-	// MaxBallotLead bounds ballots (DESIGN §2.1): a ballot counter, or an
+	// MaxBallotLead bounds ballots (docs/design.md §2.1): a ballot counter, or an
 	// accept's next ballot counter, more than MaxBallotLead ahead of the
 	// driver's clock reading in microseconds refuses the request. At least
 	// 1µs unless LogicalCounters.

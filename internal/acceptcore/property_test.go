@@ -11,7 +11,7 @@ import (
 )
 
 // TestPromisesAreNeverBroken checks the durability policy against its
-// purpose (DESIGN §2.2: a promise is never broken, an acknowledged accept is
+// purpose (docs/design.md §2.2: a promise is never broken, an acknowledged accept is
 // never lost) on random runs of the toy driver: prepares and accepts with
 // random ballots, and crashes that lose a random part of what was committed
 // without a sync. After every step, each key's promise as the rules see it

@@ -85,7 +85,7 @@ func (c *Core) checkKeys(p *problems, n int, key func(i int) []byte) {
 }
 
 // checkBallot checks that b is a ballot a proposer can send, at most
-// MaxBallotLead ahead of the clock that read now (DESIGN §2.1).
+// MaxBallotLead ahead of the clock that read now (docs/design.md §2.1).
 func (c *Core) checkBallot(p *problems, i int, what string, b register.Ballot, now time.Time) {
 	if !b.Valid() {
 		p.add("item %d: %s %v is missing or invalid (counter and proposer must be non-zero)", i, what, b)

@@ -25,7 +25,7 @@ type Config struct {
 	// Ready.Rediscover ask the driver to look for the configuration again.
 	// 0: never.
 	RediscoverAfter int
-	// OneRTT makes accepts carry a 1RTT promise (DESIGN §2.4); a successful
+	// OneRTT makes accepts carry a 1RTT promise (docs/design.md §2.4); a successful
 	// one that is Cacheable is put in the Env's cache.
 	OneRTT bool
 	// Broken is for negative controls only; see Broken.
@@ -39,7 +39,7 @@ type Config struct {
 type Broken struct {
 	// KeepCacheOnUnknown puts a 1RTT promise back into the cache after its
 	// accept ended with an unknown outcome, so its ballot may be used again
-	// (DESIGN §2.4: it is dropped on anything but success, and used once).
+	// (docs/design.md §2.4: it is dropped on anything but success, and used once).
 	KeepCacheOnUnknown bool
 	// BlindRetry ignores round.Settle: an attempt after an unknown outcome
 	// applies the changes again to whatever its prepare found.
@@ -57,7 +57,7 @@ type Broken struct {
 	// ReadFirstReply makes a quorum read return the first member's answer.
 	ReadFirstReply bool
 	// ReadPrepareQuorum makes a quorum read return when qp members of P
-	// agree, ignoring S (DESIGN §2.5 says why that is not enough).
+	// agree, ignoring S (docs/design.md §2.5 says why that is not enough).
 	ReadPrepareQuorum bool
 }
 

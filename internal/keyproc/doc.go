@@ -2,21 +2,21 @@
 // policy around the rounds of package round. The proposer library
 // (proposer/engine.go) and the deterministic simulation (test/sim) drive
 // the same code, the way etcd-io/raft's RawNode is driven by etcd and by
-// rafttest (DESIGN §8: the simulation drives the code that ships).
+// rafttest (docs/design.md §8: the simulation drives the code that ships).
 //
 // A Machine holds one key's queue of changes and runs them in groups, one
 // attempt (a round.Write) at a time:
 //
-//   - Same-key combining (DESIGN §2.6): changes queued while an attempt is in
+//   - Same-key combining (docs/design.md §2.6): changes queued while an attempt is in
 //     flight join the group at its next attempt, and one proposal applies
 //     them in order; each gets the value right after its own change. A
 //     Resolve runs alone.
-//   - One round trip (DESIGN §2.4): every attempt takes the key's cached
+//   - One round trip (docs/design.md §2.4): every attempt takes the key's cached
 //     promise out of the Cache; it uses it only when the promise is of the
 //     current epoch and the group needs no fresh prepare (no Resolve, no
 //     proposal to settle, no Fresh op). Only a successful, Cacheable accept
 //     puts a promise back.
-//   - Touch (the rescan, DESIGN §5 step 3): a group with an Above op does
+//   - Touch (the rescan, docs/design.md §5): a group with an Above op does
 //     not propose when its prepare replies showed a higher ballot; the next
 //     attempt prepares above it.
 //   - Unknown outcomes are settled, never re-applied blindly (round.Settle):
@@ -71,7 +71,7 @@
 // Config.Broken switches off single rules for the simulation's negative
 // controls (test/sim controls_test.go); production code never sets it.
 //
-// QuorumRead is the quorum read of one key (DESIGN §2.5) with the decision
+// QuorumRead is the quorum read of one key (docs/design.md §2.5) with the decision
 // after each try: the value, another try under a newer configuration, or
 // the fall back to an identity change through the key's Machine.
 package keyproc

@@ -701,7 +701,7 @@ func (m *Machine) noteErr(err error, r round.Reply, conflict register.Ballot) {
 }
 
 // observe fast-forwards the clock past a conflict; when the clock will not
-// follow (a ballot too far ahead of the wall clock, DESIGN §2.1), the
+// follow (a ballot too far ahead of the wall clock, docs/design.md §2.1), the
 // attempt failed because of it, which the error then says.
 func (m *Machine) observe(b register.Ballot) {
 	if b.IsZero() {

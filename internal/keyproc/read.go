@@ -128,7 +128,7 @@ func (rd *QuorumRead) Expire() {
 // Retry decides, after a failed try, given the newest configuration conf:
 // true starts another try under conf (its request is Send), when its epoch
 // is newer and retries are left (Config.MaxRetries); false means the read
-// falls back to an identity change of the key through its Machine (DESIGN
+// falls back to an identity change of the key through its Machine (docs/design.md
 // §2.5).
 func (rd *QuorumRead) Retry(conf membership.Config) bool {
 	if rd.state != ReadFailed || conf.Epoch <= rd.conf.Epoch || rd.tries > rd.cfg.MaxRetries {

@@ -23,7 +23,7 @@ type Op struct {
 	Fresh bool
 	// Above: the group's attempt must not propose below a ballot its
 	// prepare replies showed (Touch, the rescan: round.Write.Outranked,
-	// DESIGN §5 step 3). An outranked attempt ends before its accept, a
+	// docs/design.md §5). An outranked attempt ends before its accept, a
 	// definite failure, and the next one prepares above the ballot shown.
 	Above bool
 	// Resolve, when not nil, makes the op a Resolve of an unknown outcome
@@ -132,7 +132,7 @@ type Send struct {
 	Next    register.Ballot // accept: the 1RTT promise, zero for none
 	Value   register.Value  // accept
 	// To are the members to send it to; each request names the member's
-	// incarnation (DESIGN §4). Read only.
+	// incarnation (docs/design.md §4). Read only.
 	To []membership.Member
 }
 

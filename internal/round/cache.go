@@ -14,7 +14,7 @@ type CacheEntry struct {
 	Value  register.Value
 }
 
-// Cache is the bounded (LRU) one-round-trip cache of DESIGN §2.4. An entry
+// Cache is the bounded (LRU) one-round-trip cache of docs/design.md §2.4. An entry
 // is handed out once: Take removes it. Not safe for concurrent use.
 type Cache struct {
 	cap int

@@ -5,7 +5,7 @@ import "github.com/kshaka-io/kshaka/register"
 // Change computes a register's next value from its current one. Returning
 // an error rejects the change: the value stays as it is, and the error is
 // reported to the caller only after the unchanged value was accepted by a
-// quorum (DESIGN §2.3, a failed CAS still runs the accept).
+// quorum (docs/design.md §2.3, a failed CAS still runs the accept).
 type Change func(cur register.Value) (register.Value, error)
 
 // Applied is the result of one change of a combined round.
@@ -17,7 +17,7 @@ type Applied struct {
 }
 
 // ApplyAll applies changes in order to cur, each to the result of the one
-// before (same-key combining, DESIGN §2.6). It returns the value to propose
+// before (same-key combining, docs/design.md §2.6). It returns the value to propose
 // and each change's own result.
 func ApplyAll(cur register.Value, changes []Change) (register.Value, []Applied) {
 	out := make([]Applied, len(changes))

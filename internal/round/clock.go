@@ -10,12 +10,12 @@ import (
 )
 
 // ErrClockExhausted: the clock issued the ballot with counter 2^64-1 and
-// has no higher one left. It never wraps (DESIGN §2.1).
+// has no higher one left. It never wraps (docs/design.md §2.1).
 var ErrClockExhausted = errors.New("ballot clock exhausted")
 
 // Clock issues a proposer's ballots: (counter, id), with one counter for all
 // keys. Every ballot it returns is higher than every ballot it returned
-// before, so it is new (DESIGN §2.1); when no higher counter is left, Next
+// before, so it is new (docs/design.md §2.1); when no higher counter is left, Next
 // fails instead of wrapping. Not safe for concurrent use; the caller
 // serialises access.
 //
@@ -47,7 +47,7 @@ func NewClockAt(id, start uint64) *Clock {
 
 // NewWallClock returns a proposer's clock: its counter starts at now() in
 // microseconds, and Observe does not fast-forward to a ballot more than lead
-// ahead of now() (DESIGN §2.1: acceptors refuse such ballots, and one
+// ahead of now() (docs/design.md §2.1: acceptors refuse such ballots, and one
 // counter serves every key, so following one would make every key fail).
 func NewWallClock(id uint64, now func() time.Time, lead time.Duration) *Clock {
 	c := NewClockAt(id, register.ClockCounter(now()))

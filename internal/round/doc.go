@@ -1,6 +1,6 @@
 // Package round is the proposer's protocol logic without I/O: the rounds of
 // a change (prepare, then accept) and of a quorum read, the ballot clock and
-// the one-round-trip cache (DESIGN §2.1, §2.3–§2.5).
+// the one-round-trip cache (docs/design.md §2.1, §2.3–§2.5).
 //
 // A round is a state machine. The caller sends the messages it names, feeds
 // it the replies (in any order, with duplicates and losses) and asks for the
@@ -8,9 +8,9 @@
 // the deterministic simulation drive the same code.
 //
 // A membership change's rescan touches every key with an identity change
-// (DESIGN §5 step 3) that must end above every ballot it sees:
+// (docs/design.md §5) that must end above every ballot it sees:
 // Write.Outranked tells it to go again above a ballot its prepare showed.
-// There is no rule for skipping keys: the one DESIGN used to allow (skip a
+// There is no rule for skipping keys: the one the design used to allow (skip a
 // key whose accepted ballot agrees on qa members of S) loses acknowledged
 // writes and survives only as a negative control in test/sim.
 //

@@ -5,7 +5,7 @@ import (
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// Read is a one-round-trip quorum read of one key (DESIGN §2.5): Read
+// Read is a one-round-trip quorum read of one key (docs/design.md §2.5): Read
 // requests go to P ∪ S. It succeeds when the replies that report one
 // accepted ballot b include both a prepare quorum of P and an accept quorum
 // of S: the accept quorum means b is chosen, the prepare quorum means no

@@ -30,7 +30,7 @@ func stable3() *membership.Config {
 	return &cfg
 }
 
-// addJoint is the joint configuration of adding d to {a,b,c} (DESIGN §5):
+// addJoint is the joint configuration of adding d to {a,b,c} (docs/design.md §5):
 // P = {a,b,c}, qp = 2; S = {a,b,c,d}, qa = 3.
 func addJoint() *membership.Config {
 	return &membership.Config{Epoch: 2, PrepareQuorum: 2, AcceptQuorum: 3, Members: []membership.Member{
@@ -68,7 +68,7 @@ func val(s string, version uint64) register.Value {
 var zb register.Ballot
 
 // TestPrepareQuorum: a change waits for qp promises and takes the value
-// with the highest accepted ballot among them (DESIGN §2.3 step 2, paper
+// with the highest accepted ballot among them (docs/design.md §2.3 step 2, paper
 // §"Core algorithm"), whatever order they arrive in.
 func TestPrepareQuorum(t *testing.T) {
 	for _, order := range [][]uint64{{a, b}, {b, a}} {
@@ -200,7 +200,7 @@ type acceptReply struct {
 	r   Reply
 }
 
-// TestAcceptOutcomes: the three outcomes of DESIGN §2.3 from the replies of
+// TestAcceptOutcomes: the three outcomes of docs/design.md §2.3 from the replies of
 // the accept phase, including lost replies and duplicates.
 func TestAcceptOutcomes(t *testing.T) {
 	for _, tc := range []struct {
@@ -298,7 +298,7 @@ func TestProposeOutsideProposingPanics(t *testing.T) {
 }
 
 // TestFastWrite: a 1RTT attempt starts at Proposing with the cached value
-// (DESIGN §2.4) and records what it proposed.
+// (docs/design.md §2.4) and records what it proposed.
 func TestFastWrite(t *testing.T) {
 	w := NewFastWrite(stable3(), bl(6, 1), val("cached", 3))
 	if w.Phase() != Proposing || w.Ballot() != bl(6, 1) || string(w.Current().Data) != "cached" {
@@ -312,7 +312,7 @@ func TestFastWrite(t *testing.T) {
 
 // TestCacheable: the 1RTT promise is usable only after full success, with a
 // next ballot, and when the acknowledging acceptors include a prepare
-// quorum of P (DESIGN §2.4; with P ≠ S an accept quorum alone is not
+// quorum of P (docs/design.md §2.4; with P ≠ S an accept quorum alone is not
 // enough).
 func TestCacheable(t *testing.T) {
 	next := bl(6, 1)
@@ -354,7 +354,7 @@ type readReply struct {
 }
 
 // TestReadAgreement: a quorum read succeeds only when the replies reporting
-// one accepted ballot include both qp of P and qa of S (DESIGN §2.5;
+// one accepted ballot include both qp of P and qa of S (docs/design.md §2.5;
 // scylladb#6299 for reads that skip the accept quorum).
 func TestReadAgreement(t *testing.T) {
 	b1, b2, b3 := bl(1, 1), bl(2, 1), bl(3, 1)
@@ -408,7 +408,7 @@ func TestReadAgreement(t *testing.T) {
 }
 
 // TestClock: every ballot is new, and Observe moves past any ballot shown
-// (DESIGN §2.1).
+// (docs/design.md §2.1).
 func TestClock(t *testing.T) {
 	clk := NewClock(5)
 	prev := mustNext(t, clk)
@@ -453,7 +453,7 @@ func observe(t *testing.T, c *Clock, b register.Ballot) {
 	}
 }
 
-// TestCache: entries are handed out once, bounded LRU (DESIGN §2.4).
+// TestCache: entries are handed out once, bounded LRU (docs/design.md §2.4).
 func TestCache(t *testing.T) {
 	c := NewCache(2)
 	c.Put("x", CacheEntry{Epoch: 1, Ballot: bl(1, 1)})
@@ -492,7 +492,7 @@ var errMismatch = errors.New("mismatch")
 
 // TestApplyAll: same-key combining applies changes in order, each to the
 // result of the one before; a rejected change leaves the value and reports
-// its error (DESIGN §2.3, §2.6).
+// its error (docs/design.md §2.3, §2.6).
 func TestApplyAll(t *testing.T) {
 	put := func(s string) Change {
 		return func(cur register.Value) (register.Value, error) { return cur.Put([]byte(s)), nil }
@@ -532,7 +532,7 @@ func TestApplyAll(t *testing.T) {
 	}
 }
 
-// TestRefusalOfDuplicateAccept documents what a Nack must mean (DESIGN
+// TestRefusalOfDuplicateAccept documents what a Nack must mean (docs/design.md
 // §2.3: a definite failure is "nothing was accepted anywhere"). If an
 // accept request is delivered twice, the acceptor refuses the copy of a
 // ballot it already accepted (register: b <= accepted), and a proposer that
@@ -633,7 +633,7 @@ func TestClockAt(t *testing.T) {
 }
 
 // TestClockNeverWraps: a clock at the top of the counter space must fail,
-// never wrap to a ballot below the ones it issued (DESIGN §2.1).
+// never wrap to a ballot below the ones it issued (docs/design.md §2.1).
 func TestClockNeverWraps(t *testing.T) {
 	c := NewClockAt(7, math.MaxUint64-1)
 	last := mustNext(t, c)

@@ -3,7 +3,7 @@ package round
 import "github.com/kshaka-io/kshaka/register"
 
 // Proposal is an accept that ended Unknown: it may have landed on some
-// acceptors, so its value may become chosen later (DESIGN §2.3).
+// acceptors, so its value may become chosen later (docs/design.md §2.3).
 type Proposal struct {
 	Ballot register.Ballot
 	Value  register.Value

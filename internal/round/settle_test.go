@@ -7,7 +7,7 @@ import (
 )
 
 // TestSettle checks the rules that decide what an attempt may do after
-// earlier attempts of the same changes ended unknown (DESIGN §2.3; the
+// earlier attempts of the same changes ended unknown (docs/design.md §2.3; the
 // paper's invariant that a value accepted above a chosen one derives from
 // it).
 func TestSettle(t *testing.T) {

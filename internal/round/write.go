@@ -75,7 +75,7 @@ type AcceptAnswer struct {
 // conflict at or above ballot, may answer a duplicate whose first delivery
 // was accepted before the acceptor moved on. Counting those as Nack
 // reported a value chosen by a quorum as a definite failure, and the retry
-// applied the change twice (docs/protocol-notes.md, "An accept refusal
+// applied the change twice (docs/design.md, "An accept refusal
 // proves nothing landed only below the accepted ballot").
 func ClassifyAccept(ballot register.Ballot, a AcceptAnswer) Reply {
 	switch {
@@ -138,7 +138,7 @@ func NewWrite(cfg *membership.Config, ballot register.Ballot) *Write {
 	return w
 }
 
-// NewFastWrite starts a one-round-trip attempt (DESIGN §2.4): ballot is a
+// NewFastWrite starts a one-round-trip attempt (docs/design.md §2.4): ballot is a
 // cached promise taken from the Cache (used exactly once) and cur the value
 // cached with it. The round starts in Proposing.
 func NewFastWrite(cfg *membership.Config, ballot register.Ballot, cur register.Value) *Write {
@@ -161,7 +161,7 @@ func (w *Write) Conflict() register.Ballot { return w.conflict }
 // Outranked reports whether a reply so far showed a ballot above the
 // attempt's: some acceptor promised or accepted a higher ballot. The rescan
 // of a membership change needs its identity change to end above every
-// ballot it sees (DESIGN §5 step 3): a touch that is outranked once its
+// ballot it sees (docs/design.md §5): a touch that is outranked once its
 // prepare quorum is in does not propose, it goes again with a ballot above
 // Conflict. Otherwise a proposal of the higher ballot with an unknown
 // outcome, accepted on a member outside the touch's quorum, could later be

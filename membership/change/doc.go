@@ -1,4 +1,4 @@
-// Package change is the membership transition machine of DESIGN §3–§5: the
+// Package change is the membership transition machine of docs/design.md §3–§5: the
 // one procedure that the operator (package controllers), the deterministic
 // simulation and the exhaustive explorer (package test/sim) all run. It has
 // no Kubernetes, network or clock in it (the etcd-io/raft pattern): the

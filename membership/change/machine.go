@@ -11,22 +11,22 @@ import (
 
 // Controls are negative controls: each one breaks the procedure on purpose
 // so that the simulation and the explorer can show that they catch the
-// break (DESIGN §8: a checker that cannot catch them proves nothing). The
+// break (docs/design.md §8: a checker that cannot catch them proves nothing). The
 // zero value is the correct procedure. Production never sets one: the
 // operator builds its Machine with no controls and refuses a rescan that
 // asks to skip keys.
 type Controls struct {
 	// MajorityFence counts an epoch as fenced once a majority of the
-	// members that must acknowledge it have (DESIGN §3 requires all of
+	// members that must acknowledge it have (docs/design.md §3 requires all of
 	// them), both before the rescan and before the final configuration.
 	MajorityFence bool
 	// SkipRescan goes from the fenced joint configuration straight to the
-	// final one, without the rescan (DESIGN §5 step 3).
+	// final one, without the rescan (docs/design.md §5).
 	SkipRescan bool
 	// RescanSkip brings back the withdrawn rescan skip rule: the rescan may
 	// skip a key whose accepted ballot agrees on qa members of the joint
 	// accept set (Action.SkipAgreeing = qa). The counterexample needs five
-	// members (docs/protocol-notes.md, "The rescan touches every key").
+	// members (docs/design.md, "The rescan touches every key").
 	RescanSkip bool
 	// SkipBelowAcceptQuorum lets the rescan skip a key that agrees on
 	// qa − 1 members of the joint accept set: a weaker form of RescanSkip.
@@ -34,11 +34,11 @@ type Controls struct {
 	// IgnoreRolledBack does not compare what a member reports with the
 	// highest epoch recorded as acknowledged by its incarnation: a volume
 	// restored from an older copy keeps serving as the member it was, with
-	// the promises and accepts it lost (DESIGN §4 "Rolled-back disks").
+	// the promises and accepts it lost (docs/design.md §4 "Rolled-back disks").
 	IgnoreRolledBack bool
 }
 
-// Machine is the membership transition procedure of DESIGN §3–§5: the
+// Machine is the membership transition procedure of docs/design.md §3–§5: the
 // bootstrap, one add or remove at a time (each through membership.Steps'
 // joint and final configurations, the fence and the rescan), the
 // replacement of a lost or rolled-back disk, retirement and the rescan
@@ -243,7 +243,7 @@ func NextAck(old Ack, had bool, a Slot, keep map[uint64]bool) (Ack, bool) {
 // rolledBackFrom reports whether m's acceptor answers with m's incarnation
 // and an epoch lower than the one recorded as acknowledged by that
 // incarnation: its storage was restored from an older copy and lost the
-// promises and accepts made since (DESIGN §4 "Rolled-back disks").
+// promises and accepts made since (docs/design.md §4 "Rolled-back disks").
 func (d *decider) rolledBackFrom(m membership.Member) (acked, now uint64, ok bool) {
 	a, reached := d.v.acceptor(m)
 	if !reached || a.Incarnation != m.Incarnation {
@@ -261,7 +261,7 @@ func RolledBackMessage(acked, now uint64) string {
 	return fmt.Sprintf("volume rolled back: acknowledged epoch %d, now reports %d", acked, now)
 }
 
-// retire retires members whose storage is known to be gone (DESIGN §4): the
+// retire retires members whose storage is known to be gone (docs/design.md §4): the
 // member's slot answers with another incarnation and empty storage (epoch
 // 0, not admitted), or with the member's incarnation and a lower epoch than
 // it acknowledged before (its storage was rolled back), or a person
@@ -687,7 +687,7 @@ func (d *decider) startMember() {
 }
 
 // fence counts the members of targets that acknowledged epoch e and
-// reports whether e is fenced: every one of them has (DESIGN §3), or with
+// reports whether e is fenced: every one of them has (docs/design.md §3), or with
 // Controls.MajorityFence a majority.
 func (d *decider) fence(targets []membership.Member, e uint64) (acked []bool, fenced bool) {
 	n := 0
@@ -706,7 +706,7 @@ func (d *decider) fence(targets []membership.Member, e uint64) (acked []bool, fe
 }
 
 // installStep installs next and waits for its fence: every non-retired
-// member of prev and next has acknowledged next's epoch (DESIGN §3). first,
+// member of prev and next has acknowledged next's epoch (docs/design.md §3). first,
 // when set, is the member that must have it before anyone else (the member
 // being added): until it has, it is the only target. When the fence holds
 // the transition moves on.

@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// TestNextAck checks the record of the highest acknowledged epoch (DESIGN §4
+// TestNextAck checks the record of the highest acknowledged epoch (docs/design.md §4
 // "Rolled-back disks"): kept while unreachable, never lowered for the same
 // incarnation, kept for a member in play whose slot answers with another
 // incarnation, replaced otherwise.

@@ -15,9 +15,9 @@ type Kind string
 const (
 	// Bootstrap installs the first configuration.
 	Bootstrap Kind = "Bootstrap"
-	// Add adds one member (DESIGN §5 "Add x").
+	// Add adds one member (docs/design.md §5 "Add x").
 	Add Kind = "Add"
-	// Remove removes one member (DESIGN §5 "Remove x").
+	// Remove removes one member (docs/design.md §5 "Remove x").
 	Remove Kind = "Remove"
 	// Readdress installs the same membership with updated addresses.
 	Readdress Kind = "Readdress"
@@ -62,7 +62,7 @@ const (
 )
 
 // Ack is the record of the highest epoch one incarnation acknowledged, as
-// observed (DESIGN §4 "Rolled-back disks").
+// observed (docs/design.md §4 "Rolled-back disks").
 type Ack struct {
 	Incarnation uint64
 	Epoch       uint64
@@ -235,7 +235,7 @@ type Action struct {
 	// accepted ballot agrees on this many members of Config's accept set.
 	// Only the negative controls Controls.RescanSkip and
 	// Controls.SkipBelowAcceptQuorum set it; the rule is unsafe
-	// (docs/protocol-notes.md) and a production rescan refuses it.
+	// (docs/design.md) and a production rescan refuses it.
 	SkipAgreeing int
 	// Slot is the slot of a Start, Recycle, Stop or DeleteStorage.
 	Slot string
@@ -271,7 +271,7 @@ const (
 	ReasonMemberUnreachable = "MemberUnreachable"
 	ReasonDiskLost          = "DiskLost"
 	// ReasonVolumeRolledBack: a member's acceptor reports its incarnation
-	// with a lower epoch than it acknowledged before (DESIGN §4).
+	// with a lower epoch than it acknowledged before (docs/design.md §4).
 	ReasonVolumeRolledBack = "VolumeRolledBack"
 )
 
@@ -303,7 +303,7 @@ type Decision struct {
 	Events []Event
 	// Fenced is the epoch this decision found fenced and moved past (0:
 	// none): from now on nothing of an older epoch may be accepted
-	// anywhere (DESIGN §3).
+	// anywhere (docs/design.md §3).
 	Fenced uint64
 	// Blocked, when set, explains why the next step cannot be taken, with
 	// the condition reason BlockedReason.

@@ -7,7 +7,7 @@
 // of register.Value: the state of a key is its version and its visible
 // value, "" when it is absent (never written, or deleted). A put, and a cas
 // that swaps, add one to the version; a delete of an existing key leaves a
-// tombstone one version higher (so versions are never reused, DESIGN §2.3);
+// tombstone one version higher (so versions are never reused, docs/design.md §2.3);
 // a delete of an absent key changes nothing. Clients see version 0 for an
 // absent key. Written values must be unique and non-empty, so a value read
 // names the write that produced it.

@@ -61,7 +61,7 @@ type acceptor struct {
 // coreOptions are the acceptor core's options for a run: package
 // acceptor's default limits, the run's floor step and the negative control.
 //
-// The ballot-lead bound (DESIGN §2.1) is not modelled: the simulation's
+// The ballot-lead bound (docs/design.md §2.1) is not modelled: the simulation's
 // proposers count ballots from 1 (round.NewClock) and its acceptors count
 // ticks, so there is no pair of wall clocks for a lead to bound, and the
 // core is told so (LogicalCounters). A lead refusal changes no state (the
@@ -92,7 +92,7 @@ func newAcceptor(w *world, name string) *acceptor {
 }
 
 // wipe gives the node an empty disk: a new incarnation, no configuration,
-// no registers, no floor (DESIGN §4).
+// no registers, no floor (docs/design.md §4).
 func (a *acceptor) wipe() {
 	a.incarnation = a.w.randID()
 	a.cfg = nil
@@ -277,7 +277,7 @@ func (a *acceptor) commit(key string, ready acceptcore.Ready) {
 func (a *acceptor) accepted(m *message) {
 	a.w.acceptedRounds[m.round] = true
 	if m.epoch < a.w.fenced {
-		// DESIGN §3: after the fence no acceptor accepts anything from an
+		// docs/design.md §3: after the fence no acceptor accepts anything from an
 		// older configuration.
 		a.w.stats.AcceptsAfterFence++
 		a.w.lateRounds[m.round] = true

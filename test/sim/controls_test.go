@@ -16,7 +16,7 @@ var flagFaults = flag.String("faults", "", "negative control to replay with Test
 // test declares the checker blind to it.
 const controlBudget = 3000
 
-// negativeControls are broken drivers the checker must catch (DESIGN §8:
+// negativeControls are broken drivers the checker must catch (docs/design.md §8:
 // "Negative controls … must be caught, or the checker proves nothing").
 // None touches the rules; each breaks the simulated proposer or operator,
 // except VolatilePromises, the acceptor core's own negative-control switch.
@@ -38,7 +38,7 @@ var negativeControls = []struct {
 	}},
 	// (4) A 1RTT ballot used again after an accept with an unknown outcome.
 	{"KeepCacheOnUnknown", func(s uint64) Options { return NewOptions(s, Faults{KeepCacheOnUnknown: true}) }},
-	// (5) Quorum reads without the agreement of DESIGN §2.5.
+	// (5) Quorum reads without the agreement of docs/design.md §2.5.
 	{"ReadFirstReply", func(s uint64) Options { return NewOptions(s, Faults{BrokenRead: ReadFirstReply}) }},
 	{"ReadPrepareQuorum", func(s uint64) Options { return NewOptions(s, Faults{BrokenRead: ReadPrepareQuorum}) }},
 	// (6) A blind retry after an unknown outcome: the changes are applied
@@ -124,7 +124,7 @@ func TestNegativeControls(t *testing.T) {
 }
 
 // TestMajorityFenceBreaksTheFence: with a majority fence, random runs show
-// acceptances from an older epoch after the fence — the guarantee DESIGN
+// acceptances from an older epoch after the fence — the guarantee docs/design.md
 // §3 relies on, which TestSim checks on every correct run.
 func TestMajorityFenceBreaksTheFence(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {

@@ -12,7 +12,7 @@ import (
 // TestDiskLossReplacement: an acceptor that comes back empty with a new
 // incarnation is not admitted by the configuration that lists its old one
 // — the gate refuses every request — and the operator replaces it by
-// remove + add (DESIGN §4, "Replace"). The write made before the loss
+// remove + add (docs/design.md §4, "Replace"). The write made before the loss
 // survives it.
 func TestDiskLossReplacement(t *testing.T) {
 	var w *world

@@ -1,4 +1,4 @@
-// Package sim is Kshaka's deterministic simulation (DESIGN §8).
+// Package sim is Kshaka's deterministic simulation (docs/design.md §8).
 //
 // One seeded math/rand/v2 source drives everything: a simulated clock
 // advanced by an event loop, a network that loses, duplicates, delays and

@@ -62,7 +62,7 @@ type ExploreProposer struct {
 // ExploreOptions bound the exhaustive exploration of the membership
 // procedure. Acceptors a, b, … start as the Members of a stable
 // configuration; the operator — change.Machine, the operator's own
-// transition machine, with the fence and the rescan of DESIGN §3 and §5 —
+// transition machine, with the fence and the rescan of docs/design.md §3 and §5 —
 // carries out Changes one after the other. Proposers start on epoch 1 and
 // learn newer configurations only from rejections; every message may be
 // delivered in any order, late (across epoch switches) or never, and an
@@ -247,7 +247,7 @@ type xState struct {
 	NAcked uint8
 	Acked  [4]xAcked
 	// LateAccept is ghost state: an acceptor accepted a request of an
-	// epoch below one the operator had declared fenced (DESIGN §3 says
+	// epoch below one the operator had declared fenced (docs/design.md §3 says
 	// none does); the accept's description.
 	LateAccept string
 }
@@ -977,7 +977,7 @@ func (e *explorer) actor(s *xState, who uint8) (att *xAttempt, clock *uint8, cfg
 	return &p.A, &p.Clock, &p.Cfg
 }
 
-// adopt takes the acceptor's configuration when it is newer (DESIGN §3:
+// adopt takes the acceptor's configuration when it is newer (docs/design.md §3:
 // proposers adopt the highest epoch they see).
 func (e *explorer) adopt(cfg *uint8, acc uint8) bool {
 	if cfg == nil || e.epochOf(acc) <= e.epochOf(*cfg) {
@@ -1481,7 +1481,7 @@ func (e *explorer) lossVictims(s *xState) []int {
 }
 
 // diskLoss wipes a member's disk: it comes back at once, empty, with a new
-// incarnation; the operator finds out at its next look (DESIGN §4,
+// incarnation; the operator finds out at its next look (docs/design.md §4,
 // "Replace").
 func (e *explorer) diskLoss(s *xState, v int) string {
 	s.Acc[v] = xAcc{Lost: true}

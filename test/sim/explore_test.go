@@ -63,11 +63,11 @@ var exploreConfigs = []struct {
 		P1: atomicUnknown, P2: ahead}},
 }
 
-// TestExplore explores every interleaving of the bounded models of DESIGN
+// TestExplore explores every interleaving of the bounded models of docs/design.md
 // §3–§5 in exploreConfigs — messages delayed, reordered, lost, replies
 // lost — and checks that no acknowledged value is lost, that acknowledged
 // values form a chain (paper, "Cluster membership change") and that
-// nothing of an older epoch is accepted after the fence (DESIGN §3).
+// nothing of an older epoch is accepted after the fence (docs/design.md §3).
 func TestExplore(t *testing.T) {
 	for _, tc := range exploreConfigs {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,11 +83,11 @@ func TestExplore(t *testing.T) {
 
 // TestExploreNegativeControls: the explorer finds a counterexample to each
 // negative control of the operator's machine (change.Controls) it models:
-// a fence that waits for a majority (DESIGN §3), a change without the
-// rescan (DESIGN §5), a rescan that skips keys agreeing on qa − 1 members
+// a fence that waits for a majority (docs/design.md §3), a change without the
+// rescan (docs/design.md §5), a rescan that skips keys agreeing on qa − 1 members
 // of S, and the withdrawn skip rule itself (qa members) at five members
 // with an unknown outcome of a proposer whose clock runs ahead — the
-// counterexample of docs/protocol-notes.md. The majority fence loses no
+// counterexample of docs/design.md. The majority fence loses no
 // acknowledged value in this model now that the rescan touches every key
 // (the touch's prepare quorum meets the straddling write's accept quorum);
 // what the explorer finds is the broken guarantee itself, an old epoch's

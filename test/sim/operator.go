@@ -424,7 +424,7 @@ func (o *operator) nextKey(cursor []byte) (string, bool) {
 
 // rescanStep carries out the machine's Rescan action one key at a time:
 // the identity change on the first key after the cursor under the joint
-// configuration, as the real proposer's Rescan does (DESIGN §5 step 3).
+// configuration, as the real proposer's Rescan does (docs/design.md §5).
 // When the action asks to skip keys (only the negative controls RescanSkip
 // and SkipBelowAcceptQuorum do), the key is first read from every member of
 // the joint accept set S and left alone when the withdrawn rule (skipRule)

@@ -38,7 +38,7 @@ type clientOp struct {
 	done     bool
 }
 
-// change is the op's change function (DESIGN §2.3); reads that fall back
+// change is the op's change function (docs/design.md §2.3); reads that fall back
 // to a full round use the identity.
 func (o *clientOp) change() round.Change {
 	switch o.kind {
@@ -152,7 +152,7 @@ func (f Faults) broken() keyproc.Broken {
 }
 
 // reset starts a new process incarnation: a new proposer ID, an empty
-// cache, no rounds in flight (DESIGN §2.1).
+// cache, no rounds in flight (docs/design.md §2.1).
 func (p *proposer) reset() {
 	p.env = &keyproc.Shared{
 		Clock: round.NewClock(p.w.randID()),
@@ -175,7 +175,7 @@ func (p *proposer) ks(key string) *keyState {
 }
 
 // adopt takes a configuration learned from a reply if it is newer
-// (DESIGN §3: proposers always adopt the highest epoch they see) and tells
+// (docs/design.md §3: proposers always adopt the highest epoch they see) and tells
 // every key's machine.
 func (p *proposer) adopt(c *membership.Config) {
 	if c == nil || c.Epoch <= p.cfg.Epoch {
@@ -402,7 +402,7 @@ func (p *proposer) sendRead(qr *quorumRead) {
 
 // readProgress acts on a read's decision (keyproc.QuorumRead): the value,
 // another try under a newer configuration, or the fall back to an identity
-// change through the key's machine (DESIGN §2.5).
+// change through the key's machine (docs/design.md §2.5).
 func (p *proposer) readProgress(qr *quorumRead) {
 	if qr.done {
 		return

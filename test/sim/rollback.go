@@ -31,7 +31,7 @@ func (a *acceptor) copyDisk() diskCopy {
 
 // restoreDisk crashes the acceptor and puts the copy back on its volume:
 // when it restarts it has the copy's incarnation, configuration, registers
-// and promise floor (DESIGN §4 "Rolled-back disks").
+// and promise floor (docs/design.md §4 "Rolled-back disks").
 func (a *acceptor) restoreDisk(c diskCopy) {
 	a.crash()
 	a.incarnation = c.incarnation
@@ -59,7 +59,7 @@ func (w *world) waitFor(cond func() bool, then func()) {
 }
 
 // RolledBack returns the options of a scripted run of a rolled-back volume
-// (DESIGN §4 "Rolled-back disks"): acceptors a1..a3, one key.
+// (docs/design.md §4 "Rolled-back disks"): acceptors a1..a3, one key.
 //
 //   - a2's volume is copied at epoch 1. The operator adds a4 and removes it
 //     again: epoch 5, a1..a3.

@@ -7,7 +7,7 @@ import (
 )
 
 // FenceStraddle returns the options of a scripted run shaped after the
-// explorer's counterexample to a fence that waits for a majority (DESIGN
+// explorer's counterexample to a fence that waits for a majority (docs/design.md
 // §3): acceptors a1..a3, one key; the operator adds a4, then removes a2.
 //
 //   - p1 writes the key under epoch 1 while the operator installs the joint
@@ -135,7 +135,7 @@ func LostPromise(seed uint64, f Faults) Options {
 }
 
 // SurvivingBallot returns the options of a scripted run of the
-// counterexample to the rescan's old skip rule (DESIGN §5 step 3, corrected
+// counterexample to the rescan's old skip rule (docs/design.md §5, corrected
 // 2026-12-02): five acceptors a1..a5, qp = qa = 3, one key.
 //
 //   - p1 puts s; it lands on all five at a low ballot.

@@ -17,7 +17,7 @@ import (
 type BrokenRead int
 
 const (
-	// ReadCorrect uses round.Read: qp of P and qa of S agree (DESIGN §2.5).
+	// ReadCorrect uses round.Read: qp of P and qa of S agree (docs/design.md §2.5).
 	ReadCorrect BrokenRead = iota
 	// ReadFirstReply returns the first acceptor's answer.
 	ReadFirstReply
@@ -289,7 +289,7 @@ type Stats struct {
 	Retries, Changes, RescanSkips, RescanWrites int
 	DiskLosses, OperatorCrashes                 int
 	// AcceptsAfterFence counts acceptances of a request whose epoch is
-	// below one the operator had declared fenced: DESIGN §3 says there
+	// below one the operator had declared fenced: docs/design.md §3 says there
 	// are none. LateAcked counts acknowledged writes among them.
 	AcceptsAfterFence, LateAcked int
 	// SettleRetries counts attempts that ended Unknown (the next attempt

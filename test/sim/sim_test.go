@@ -103,8 +103,8 @@ type simCase struct {
 }
 
 // TestSim runs the budget of random seeds and of the scripted scenarios
-// with the correct driver and checks every history with porcupine (DESIGN
-// §8), and the fence guarantee of DESIGN §3 on the simulation's ghost
+// with the correct driver and checks every history with porcupine (docs/design.md
+// §8), and the fence guarantee of docs/design.md §3 on the simulation's ghost
 // state. With -seed=N it replays one random seed.
 func TestSim(t *testing.T) {
 	cases := []simCase{
@@ -134,7 +134,7 @@ func TestSim(t *testing.T) {
 				addStats(&total, o.res.Stats)
 				if o.res.Stats.AcceptsAfterFence > 0 {
 					failed++
-					t.Errorf("seed %d: %d acceptances from an older epoch after the fence (DESIGN §3)", o.seed, o.res.Stats.AcceptsAfterFence)
+					t.Errorf("seed %d: %d acceptances from an older epoch after the fence (docs/design.md §3)", o.seed, o.res.Stats.AcceptsAfterFence)
 				}
 				switch o.check {
 				case porcupine.Illegal:

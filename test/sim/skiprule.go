@@ -15,7 +15,7 @@ import (
 // correct operator touch every key, and the operator refuses a rescan that
 // asks to skip.
 //
-// The rule, as DESIGN §5 step 3 used to allow: the rescan under the fenced
+// The rule, as docs/design.md §5 used to allow it: the rescan under the fenced
 // joint configuration cfg reads the key from every member of S (Targets);
 // when qa members of S report the same accepted ballot, the key is skipped
 // (Success), otherwise it is touched (Failed). Agreement counts only

@@ -6,10 +6,10 @@
 //   - Every data-path request carries the configuration epoch the sender
 //     used. An acceptor whose epoch is higher rejects the whole request and
 //     returns its configuration in `stale_config`; the sender adopts it and
-//     retries. Higher epochs are served (DESIGN §3).
+//     retries. Higher epochs are served (docs/design.md §3).
 //   - An acceptor serves Prepare, Accept and Read only when its installed
 //     configuration lists its incarnation; otherwise it answers
-//     FAILED_PRECONDITION (DESIGN §4).
+//     FAILED_PRECONDITION (docs/design.md §4).
 //   - A data-path request may name the incarnation it is meant for (the
 //     member's incarnation in the sender's configuration). An acceptor with
 //     another incarnation answers FAILED_PRECONDITION, so an address that now
@@ -464,7 +464,7 @@ type AcceptItem struct {
 	Key    []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Ballot *Ballot                `protobuf:"bytes,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Value  *Value                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	// Optional one-round-trip promise (DESIGN §2.4); must be higher than
+	// Optional one-round-trip promise (docs/design.md §2.4); must be higher than
 	// ballot. Absent or zero: none.
 	Next          *Ballot `protobuf:"bytes,4,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -810,7 +810,7 @@ func (x *ReadResult) GetValue() *Value {
 	return nil
 }
 
-// Config is one configuration (DESIGN §3).
+// Config is one configuration (docs/design.md §3).
 type Config struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`

@@ -6,10 +6,10 @@
 //   - Every data-path request carries the configuration epoch the sender
 //     used. An acceptor whose epoch is higher rejects the whole request and
 //     returns its configuration in `stale_config`; the sender adopts it and
-//     retries. Higher epochs are served (DESIGN §3).
+//     retries. Higher epochs are served (docs/design.md §3).
 //   - An acceptor serves Prepare, Accept and Read only when its installed
 //     configuration lists its incarnation; otherwise it answers
-//     FAILED_PRECONDITION (DESIGN §4).
+//     FAILED_PRECONDITION (docs/design.md §4).
 //   - A data-path request may name the incarnation it is meant for (the
 //     member's incarnation in the sender's configuration). An acceptor with
 //     another incarnation answers FAILED_PRECONDITION, so an address that now
@@ -52,14 +52,14 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Acceptor is the data path of CASPaxos (DESIGN §2).
+// Acceptor is the data path of CASPaxos (docs/design.md §2).
 type AcceptorClient interface {
 	// Prepare promises each item's ballot, or reports a conflict.
 	Prepare(ctx context.Context, in *PrepareRequest, opts ...grpc.CallOption) (*PrepareResponse, error)
 	// Accept accepts each item's value at its ballot, or reports a conflict.
 	Accept(ctx context.Context, in *AcceptRequest, opts ...grpc.CallOption) (*AcceptResponse, error)
 	// Read returns each key's accepted ballot and value without changing
-	// anything (quorum reads, DESIGN §2.5).
+	// anything (quorum reads, docs/design.md §2.5).
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 }
 
@@ -105,14 +105,14 @@ func (c *acceptorClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc
 // All implementations must embed UnimplementedAcceptorServer
 // for forward compatibility.
 //
-// Acceptor is the data path of CASPaxos (DESIGN §2).
+// Acceptor is the data path of CASPaxos (docs/design.md §2).
 type AcceptorServer interface {
 	// Prepare promises each item's ballot, or reports a conflict.
 	Prepare(context.Context, *PrepareRequest) (*PrepareResponse, error)
 	// Accept accepts each item's value at its ballot, or reports a conflict.
 	Accept(context.Context, *AcceptRequest) (*AcceptResponse, error)
 	// Read returns each key's accepted ballot and value without changing
-	// anything (quorum reads, DESIGN §2.5).
+	// anything (quorum reads, docs/design.md §2.5).
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	mustEmbedUnimplementedAcceptorServer()
 }

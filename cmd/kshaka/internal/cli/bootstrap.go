@@ -33,7 +33,7 @@ var errDataMismatch = errors.New("the data directory does not match this cluster
 
 // planBootstrap decides, from what the acceptors report, whether to install
 // a first configuration, reuse the installed one, or refuse. It refuses
-// whenever reusing the data would need a membership change (DESIGN §4–§5):
+// whenever reusing the data would need a membership change (docs/design.md §4–§5):
 // an acceptor that lost its storage must not count again under its old
 // identity, and replacing it is the operator's job.
 func planBootstrap(obs []observed, dataDir string) (bootstrapPlan, error) {
@@ -92,7 +92,7 @@ func planBootstrap(obs []observed, dataDir string) (bootstrapPlan, error) {
 	if len(lost) > 0 {
 		return bootstrapPlan{}, fmt.Errorf("%w: acceptor storage was lost or replaced:\n  %s\n"+
 			"An acceptor whose data directory was deleted comes back empty, with a new incarnation. It lost the\n"+
-			"promises it made, so it must never count again under its old identity (DESIGN §4): replacing it is\n"+
+			"promises it made, so it must never count again under its old identity (docs/design.md §4): replacing it is\n"+
 			"a membership change (remove the old member, add the new one, rescanning every key), which the\n"+
 			"operator performs and kshaka local does not.\n%s",
 			errDataMismatch, strings.Join(lost, "\n  "), fresh)

@@ -11,7 +11,7 @@
 // kshaka local plays the operator's part on one machine for one thing only:
 // it installs the first configuration of the acceptors it started. It never
 // changes membership; when an acceptor's storage was lost it refuses to start
-// rather than let the acceptor rejoin under its old identity (DESIGN §4).
+// rather than let the acceptor rejoin under its old identity (docs/design.md §4).
 //
 // The package is internal to cmd/kshaka: it is the program, not a library,
 // and only the kshaka command imports it.
