@@ -11,31 +11,21 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
 )
 
-// method is the kind of request a batcher sends.
-type method int
+// method is the kind of request a batcher sends: the key machine's kind of
+// request, so what the machine asks for goes to its batcher unchanged.
+type method = keyproc.Kind
 
 const (
-	methodPrepare method = iota
-	methodAccept
-	methodRead
+	methodPrepare = keyproc.Prepare
+	methodAccept  = keyproc.Accept
+	methodRead    = keyproc.Read
 )
-
-func (m method) String() string {
-	switch m {
-	case methodPrepare:
-		return "prepare"
-	case methodAccept:
-		return "accept"
-	case methodRead:
-		return "read"
-	}
-	return fmt.Sprintf("method(%d)", int(m))
-}
 
 // phase collects the replies to one phase of one round: one item per target,
 // one reply per item. ch has room for every reply, so senders never block.

@@ -280,13 +280,11 @@ func (d *driver) events(rd keyproc.Ready) {
 // send hands the request of one phase to the batchers, one item per member.
 func (d *driver) send(s keyproc.Send) {
 	ph := newPhase(len(s.To))
-	method := methodPrepare
 	if s.Kind == keyproc.Accept {
-		method = methodAccept
 		ph.keep = true // a late accept still brings a slow acceptor up to date
 	}
 	for _, t := range s.To {
-		d.c.batcher(t.Addr, method).add(&item{
+		d.c.batcher(t.Addr, s.Kind).add(&item{
 			epoch: s.Epoch, key: d.q.key, ballot: s.Ballot, next: s.Next, value: s.Value, inc: t.Incarnation, ph: ph,
 		})
 	}
