@@ -121,6 +121,7 @@ func (rt *podRuntime) run() {
 	if !ok {
 		return
 	}
+	go rt.syncVolumes()
 	rt.mu.Lock()
 	inits := rt.mu.init
 	rt.mu.Unlock()
@@ -143,6 +144,48 @@ func (rt *podRuntime) run() {
 		}()
 	}
 	wg.Wait()
+}
+
+// volumeSyncPeriod is how often a running pod's Secret, ConfigMap,
+// downward API and projected volumes are brought up to date (a kubelet
+// does it about once a minute; localkube is for tests and demos, which
+// should not wait that long for a rotated certificate).
+var volumeSyncPeriod = 2 * time.Second
+
+// syncVolumes keeps the pod's Secret, ConfigMap, downward API and projected
+// volumes up to date until the pod stops, swapping each atomically when its
+// source changes. A source that disappears keeps the last files, as a
+// kubelet does.
+func (rt *podRuntime) syncVolumes() {
+	tick := time.NewTicker(volumeSyncPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rt.ctx.Done():
+			return
+		case <-rt.done:
+			return
+		case <-tick.C:
+		}
+		rt.mu.Lock()
+		pod := rt.mu.pod.DeepCopy()
+		rt.mu.Unlock()
+		pod.Status.PodIP = rt.ip.String()
+		for i := range pod.Spec.Volumes {
+			v := &pod.Spec.Volumes[i]
+			files, ok, err := volumeFiles(rt.ctx, rt.p.cl, pod, v)
+			if !ok || err != nil {
+				continue
+			}
+			changed, err := writeAtomic(filepath.Join(rt.dir, "volumes", v.Name), files)
+			switch {
+			case err != nil:
+				rt.event(corev1.EventTypeWarning, "FailedMount", "while updating volume %q: %v", v.Name, err)
+			case changed:
+				rt.event(corev1.EventTypeNormal, "VolumeUpdated", "volume %q: its source changed; the files were swapped", v.Name)
+			}
+		}
+	}
 }
 
 // prepare makes the pod's directories and volumes, retrying while a

@@ -208,3 +208,46 @@ func closedChan() chan struct{} {
 	close(c)
 	return c
 }
+
+// TestWriteAtomic: a volume's files are swapped as a whole, the way a
+// kubelet updates a mounted Secret, and an unchanged source writes nothing.
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+	v1 := map[string]file{"tls.crt": {data: []byte("cert1"), mode: 0o644}, "old.key": {data: []byte("gone soon"), mode: 0o600}, "sub/x": {data: []byte("x1"), mode: 0o644}}
+	if changed, err := writeAtomic(dir, v1); err != nil || !changed {
+		t.Fatalf("first write: changed %v, err %v", changed, err)
+	}
+	if got := read("tls.crt"); got != "cert1" {
+		t.Fatalf("tls.crt = %q", got)
+	}
+	if got := read("sub/x"); got != "x1" {
+		t.Fatalf("sub/x = %q", got)
+	}
+	if changed, err := writeAtomic(dir, v1); err != nil || changed {
+		t.Fatalf("rewrite of the same files: changed %v, err %v", changed, err)
+	}
+	first, _ := os.Readlink(filepath.Join(dir, dataDir))
+	v2 := map[string]file{"tls.crt": {data: []byte("cert2"), mode: 0o644}, "ca.crt": {data: []byte("ca"), mode: 0o644}}
+	if changed, err := writeAtomic(dir, v2); err != nil || !changed {
+		t.Fatalf("second write: changed %v, err %v", changed, err)
+	}
+	if got := read("tls.crt"); got != "cert2" {
+		t.Errorf("tls.crt after the swap = %q", got)
+	}
+	if got := read("ca.crt"); got != "ca" {
+		t.Errorf("ca.crt after the swap = %q", got)
+	}
+	for _, gone := range []string{"old.key", "sub", first} {
+		if _, err := os.Lstat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s still there after the swap (err %v)", gone, err)
+		}
+	}
+}

@@ -1,12 +1,14 @@
 package localkube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,14 +42,8 @@ func prepareVolumes(ctx context.Context, cl kubernetes.Interface, pod *corev1.Po
 			}
 		case v.EmptyDir != nil:
 			dir, err = own, os.MkdirAll(own, 0o777)
-		case v.ConfigMap != nil:
-			dir, err = own, writeConfigMap(ctx, cl, pod.Namespace, own, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional)
-		case v.Secret != nil:
-			dir, err = own, writeSecret(ctx, cl, pod.Namespace, own, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional)
-		case v.DownwardAPI != nil:
-			dir, err = own, writeDownward(pod, own, v.DownwardAPI.Items)
-		case v.Projected != nil:
-			dir, err = own, writeProjected(ctx, cl, pod, own, v.Projected.Sources)
+		case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
+			dir, err = own, refreshVolume(ctx, cl, pod, &v, own)
 		default:
 			err = fmt.Errorf("volume %q: this kind of volume is not supported by localkube", v.Name)
 		}
@@ -57,6 +53,20 @@ func prepareVolumes(ctx context.Context, cl kubernetes.Interface, pod *corev1.Po
 		dirs[v.Name] = dir
 	}
 	return dirs, nil
+}
+
+// refreshVolume writes the current files of a configMap, secret,
+// downwardAPI or projected volume into dir, atomically, when they changed.
+// The pod runtime calls it at start and then periodically, the way a
+// kubelet keeps such volumes up to date, so a rotated Secret reaches a
+// running process.
+func refreshVolume(ctx context.Context, cl kubernetes.Interface, pod *corev1.Pod, v *corev1.Volume, dir string) error {
+	files, ok, err := volumeFiles(ctx, cl, pod, v)
+	if err != nil || !ok {
+		return err
+	}
+	_, err = writeAtomic(dir, files)
+	return err
 }
 
 // claimDir returns the directory of the PV bound to a claim, or
@@ -85,11 +95,37 @@ func claimDir(ctx context.Context, cl kubernetes.Interface, ns, name string) (st
 	return "", fmt.Errorf("persistentvolume %q is neither hostPath nor local", pv.Name)
 }
 
-func writeConfigMap(ctx context.Context, cl kubernetes.Interface, ns, dir, name string, items []corev1.KeyToPath, opt *bool) error {
+// file is one file of a Secret, ConfigMap, downward API or projected
+// volume, by its path relative to the volume.
+type file struct {
+	data []byte
+	mode os.FileMode
+}
+
+// volumeFiles returns the files of a configMap, secret, downwardAPI or
+// projected volume (ok false for other kinds).
+func volumeFiles(ctx context.Context, cl kubernetes.Interface, pod *corev1.Pod, v *corev1.Volume) (files map[string]file, ok bool, err error) {
+	files = map[string]file{}
+	switch {
+	case v.ConfigMap != nil:
+		err = configMapFiles(ctx, cl, pod.Namespace, files, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional)
+	case v.Secret != nil:
+		err = secretFiles(ctx, cl, pod.Namespace, files, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional)
+	case v.DownwardAPI != nil:
+		err = downwardFiles(pod, files, v.DownwardAPI.Items)
+	case v.Projected != nil:
+		err = projectedFiles(ctx, cl, pod, files, v.Projected.Sources)
+	default:
+		return nil, false, nil
+	}
+	return files, true, err
+}
+
+func configMapFiles(ctx context.Context, cl kubernetes.Interface, ns string, files map[string]file, name string, items []corev1.KeyToPath, opt *bool) error {
 	cm, err := cl.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional(opt) {
-			return os.MkdirAll(dir, 0o755)
+			return nil
 		}
 		return fmt.Errorf("%w: configmap %q: %v", errVolumeNotReady, name, err)
 	}
@@ -100,30 +136,25 @@ func writeConfigMap(ctx context.Context, cl kubernetes.Interface, ns, dir, name 
 	for k, v := range cm.BinaryData {
 		data[k] = v
 	}
-	return writeKeys(dir, data, items)
+	return keyFiles(files, data, items)
 }
 
-func writeSecret(ctx context.Context, cl kubernetes.Interface, ns, dir, name string, items []corev1.KeyToPath, opt *bool) error {
+func secretFiles(ctx context.Context, cl kubernetes.Interface, ns string, files map[string]file, name string, items []corev1.KeyToPath, opt *bool) error {
 	s, err := cl.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional(opt) {
-			return os.MkdirAll(dir, 0o700)
+			return nil
 		}
 		return fmt.Errorf("%w: secret %q: %v", errVolumeNotReady, name, err)
 	}
-	return writeKeys(dir, s.Data, items)
+	return keyFiles(files, s.Data, items)
 }
 
-// writeKeys writes data (or the selected items) as files under dir.
-func writeKeys(dir string, data map[string][]byte, items []corev1.KeyToPath) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+// keyFiles adds data (or the selected items) to files.
+func keyFiles(files map[string]file, data map[string][]byte, items []corev1.KeyToPath) error {
 	if len(items) == 0 {
 		for k, v := range data {
-			if err := writeFileUnder(dir, k, v, nil); err != nil {
-				return err
-			}
+			files[k] = file{data: v, mode: 0o644}
 		}
 		return nil
 	}
@@ -132,17 +163,12 @@ func writeKeys(dir string, data map[string][]byte, items []corev1.KeyToPath) err
 		if !ok {
 			return fmt.Errorf("%w: key %q is missing", errVolumeNotReady, it.Key)
 		}
-		if err := writeFileUnder(dir, it.Path, v, it.Mode); err != nil {
-			return err
-		}
+		files[it.Path] = file{data: v, mode: fileMode(it.Mode)}
 	}
 	return nil
 }
 
-func writeDownward(pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolumeFile) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+func downwardFiles(pod *corev1.Pod, files map[string]file, items []corev1.DownwardAPIVolumeFile) error {
 	for _, it := range items {
 		if it.FieldRef == nil {
 			continue // resourceFieldRef in files is not supported
@@ -151,29 +177,24 @@ func writeDownward(pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolume
 		if err != nil {
 			return err
 		}
-		if err := writeFileUnder(dir, it.Path, []byte(v), it.Mode); err != nil {
-			return err
-		}
+		files[it.Path] = file{data: []byte(v), mode: fileMode(it.Mode)}
 	}
 	return nil
 }
 
-// writeProjected materialises configMap, secret and downwardAPI sources.
+// projectedFiles collects configMap, secret and downwardAPI sources.
 // Service account tokens are not written: pods authenticate with the
 // kubeconfig in $KUBECONFIG instead.
-func writeProjected(ctx context.Context, cl kubernetes.Interface, pod *corev1.Pod, dir string, sources []corev1.VolumeProjection) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+func projectedFiles(ctx context.Context, cl kubernetes.Interface, pod *corev1.Pod, files map[string]file, sources []corev1.VolumeProjection) error {
 	for _, s := range sources {
 		var err error
 		switch {
 		case s.ConfigMap != nil:
-			err = writeConfigMap(ctx, cl, pod.Namespace, dir, s.ConfigMap.Name, s.ConfigMap.Items, s.ConfigMap.Optional)
+			err = configMapFiles(ctx, cl, pod.Namespace, files, s.ConfigMap.Name, s.ConfigMap.Items, s.ConfigMap.Optional)
 		case s.Secret != nil:
-			err = writeSecret(ctx, cl, pod.Namespace, dir, s.Secret.Name, s.Secret.Items, s.Secret.Optional)
+			err = secretFiles(ctx, cl, pod.Namespace, files, s.Secret.Name, s.Secret.Items, s.Secret.Optional)
 		case s.DownwardAPI != nil:
-			err = writeDownward(pod, dir, s.DownwardAPI.Items)
+			err = downwardFiles(pod, files, s.DownwardAPI.Items)
 		}
 		if err != nil {
 			return err
@@ -182,7 +203,110 @@ func writeProjected(ctx context.Context, cl kubernetes.Interface, pod *corev1.Po
 	return nil
 }
 
-func writeFileUnder(dir, rel string, data []byte, mode *int32) error {
+func fileMode(mode *int32) os.FileMode {
+	if mode != nil {
+		return os.FileMode(*mode) & 0o777
+	}
+	return 0o644
+}
+
+// dataDir is the link through which a volume's files are reached, as the
+// kubelet's atomic writer lays them out: dir/<name> -> ..data/<name>,
+// dir/..data -> ..<version>. A new version is written beside the old one
+// and ..data is swapped with a rename, so a reader never sees a mix of old
+// and new files.
+const dataDir = "..data"
+
+// writeAtomic makes dir hold exactly files. It does nothing when they are
+// already there, and reports whether it wrote a new version.
+func writeAtomic(dir string, files map[string]file) (bool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	if same(dir, files) {
+		return false, nil
+	}
+	ts := fmt.Sprintf("..%d", time.Now().UnixNano())
+	for rel, f := range files {
+		if err := writeFileUnder(filepath.Join(dir, ts), rel, f.data, f.mode); err != nil {
+			return false, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ts), 0o755); err != nil {
+		return false, err
+	}
+	old, _ := os.Readlink(filepath.Join(dir, dataDir))
+	tmp := filepath.Join(dir, "..data_tmp")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(ts, tmp); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, dataDir)); err != nil {
+		return false, err
+	}
+	// Top-level names point through ..data; names no longer present go.
+	top := map[string]bool{}
+	for rel := range files {
+		top[strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]] = true
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "..") {
+			continue
+		}
+		if !top[n] {
+			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return false, err
+			}
+		}
+	}
+	for n := range top {
+		link := filepath.Join(dir, n)
+		if t, err := os.Readlink(link); err == nil && t == filepath.Join(dataDir, n) {
+			continue
+		}
+		_ = os.RemoveAll(link)
+		if err := os.Symlink(filepath.Join(dataDir, n), link); err != nil {
+			return false, err
+		}
+	}
+	if old != "" && old != ts {
+		_ = os.RemoveAll(filepath.Join(dir, old))
+	}
+	return true, nil
+}
+
+// same reports whether dir already holds exactly files, through ..data.
+func same(dir string, files map[string]file) bool {
+	cur := filepath.Join(dir, dataDir)
+	if _, err := os.Stat(cur); err != nil {
+		return false
+	}
+	n := 0
+	err := filepath.WalkDir(cur+"/", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		rel, _ := filepath.Rel(cur, p)
+		f, ok := files[rel]
+		if !ok {
+			return errors.New("extra file")
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(b, f.data) {
+			return errors.New("differs")
+		}
+		return nil
+	})
+	return err == nil && n == len(files)
+}
+
+func writeFileUnder(dir, rel string, data []byte, mode os.FileMode) error {
 	p := filepath.Join(dir, rel)
 	if !strings.HasPrefix(p, filepath.Clean(dir)+string(filepath.Separator)) {
 		return fmt.Errorf("path %q escapes the volume", rel)
@@ -190,11 +314,7 @@ func writeFileUnder(dir, rel string, data []byte, mode *int32) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	perm := os.FileMode(0o644)
-	if mode != nil {
-		perm = os.FileMode(*mode) & 0o777
-	}
-	return os.WriteFile(p, data, perm)
+	return os.WriteFile(p, data, mode)
 }
 
 // containerMounts maps a container's volume mounts to host directories.
