@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -40,10 +39,13 @@ type Acceptors interface {
 }
 
 // GRPCAcceptors talks to acceptors over gRPC. Connections are cached per
-// address. The zero value is ready to use (plaintext, no admin token).
+// cluster and address. Used directly, it dials every acceptor in
+// plaintext; Dial gives the view of one cluster, whose connections use that
+// cluster's Transport (mutual TLS with the operator's certificate). The zero
+// value is ready to use.
 type GRPCAcceptors struct {
-	// DialOptions are added to every Admin connection; tests use
-	// grpc.WithContextDialer to reach in-process acceptors.
+	// DialOptions are added to every connection, Admin and the rescan's;
+	// tests use grpc.WithContextDialer to reach in-process acceptors.
 	DialOptions []grpc.DialOption
 	// AdminToken is sent as `authorization: Bearer <token>` when set.
 	AdminToken string
@@ -52,27 +54,77 @@ type GRPCAcceptors struct {
 
 	mu struct {
 		sync.Mutex
-		conns map[string]*grpc.ClientConn
+		conns map[connKey]*grpc.ClientConn
+		// states are the clusters' transports, which their connections'
+		// credentials read at each handshake.
+		states map[string]*transportState
+		plain  *transportState
 	}
 }
 
-var _ Acceptors = (*GRPCAcceptors)(nil)
+type connKey struct{ cluster, addr string }
 
-func (g *GRPCAcceptors) admin(addr string) (kshakav1.AdminClient, error) {
+var (
+	_ Acceptors = (*GRPCAcceptors)(nil)
+	_ Dialer    = (*GRPCAcceptors)(nil)
+)
+
+// clusterAcceptors are the Acceptors of one cluster (GRPCAcceptors.Dial).
+type clusterAcceptors struct {
+	g       *GRPCAcceptors
+	cluster string
+	state   *transportState
+}
+
+// Dial implements Dialer: it records t as the cluster's transport, used
+// from the next handshake on by every connection to the cluster's
+// acceptors, and returns the cluster's Acceptors.
+func (g *GRPCAcceptors) Dial(t Transport) Acceptors {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if cc, ok := g.mu.conns[addr]; ok {
+	if g.mu.states == nil {
+		g.mu.states = map[string]*transportState{}
+	}
+	s, ok := g.mu.states[t.Cluster]
+	if !ok {
+		s = &transportState{}
+		g.mu.states[t.Cluster] = s
+	}
+	s.set(t)
+	return &clusterAcceptors{g: g, cluster: t.Cluster, state: s}
+}
+
+// plain is the all-plaintext view GRPCAcceptors' own methods use.
+func (g *GRPCAcceptors) plain() *clusterAcceptors {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.plain == nil {
+		g.mu.plain = &transportState{allPlaintext: true}
+	}
+	return &clusterAcceptors{g: g, cluster: "\x00plaintext", state: g.mu.plain}
+}
+
+func (a *clusterAcceptors) creds() grpc.DialOption {
+	return grpc.WithTransportCredentials(clusterCredentials{state: a.state})
+}
+
+func (a *clusterAcceptors) admin(addr string) (kshakav1.AdminClient, error) {
+	g := a.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := connKey{a.cluster, addr}
+	if cc, ok := g.mu.conns[k]; ok {
 		return kshakav1.NewAdminClient(cc), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, g.DialOptions...)
+	opts := append([]grpc.DialOption{a.creds()}, g.DialOptions...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("while connecting to %s: %w", addr, err)
 	}
 	if g.mu.conns == nil {
-		g.mu.conns = map[string]*grpc.ClientConn{}
+		g.mu.conns = map[connKey]*grpc.ClientConn{}
 	}
-	g.mu.conns[addr] = cc
+	g.mu.conns[k] = cc
 	return kshakav1.NewAdminClient(cc), nil
 }
 
@@ -88,13 +140,33 @@ func (g *GRPCAcceptors) call(ctx context.Context) (context.Context, context.Canc
 	return ctx, cancel
 }
 
-// Status implements Acceptors.
+// Status implements Acceptors, in plaintext.
 func (g *GRPCAcceptors) Status(ctx context.Context, addr string) AcceptorInfo {
-	c, err := g.admin(addr)
+	return g.plain().Status(ctx, addr)
+}
+
+// SetConfig implements Acceptors, in plaintext.
+func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membership.Config) error {
+	return g.plain().SetConfig(ctx, addr, cfg)
+}
+
+// ListKeys implements Acceptors, in plaintext.
+func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error) {
+	return g.plain().ListKeys(ctx, addr, after, limit)
+}
+
+// Rescan implements Acceptors, in plaintext.
+func (g *GRPCAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
+	return g.plain().Rescan(ctx, endpoints, keys)
+}
+
+// Status implements Acceptors.
+func (a *clusterAcceptors) Status(ctx context.Context, addr string) AcceptorInfo {
+	c, err := a.admin(addr)
 	if err != nil {
 		return AcceptorInfo{Err: err.Error()}
 	}
-	ctx, cancel := g.call(ctx)
+	ctx, cancel := a.g.call(ctx)
 	defer cancel()
 	r, err := c.Status(ctx, &kshakav1.StatusRequest{})
 	if err != nil {
@@ -113,12 +185,12 @@ func (g *GRPCAcceptors) Status(ctx context.Context, addr string) AcceptorInfo {
 }
 
 // SetConfig implements Acceptors.
-func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membership.Config) error {
-	c, err := g.admin(addr)
+func (a *clusterAcceptors) SetConfig(ctx context.Context, addr string, cfg membership.Config) error {
+	c, err := a.admin(addr)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := g.call(ctx)
+	ctx, cancel := a.g.call(ctx)
 	defer cancel()
 	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, addr, err)
@@ -127,12 +199,12 @@ func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membersh
 }
 
 // ListKeys implements Acceptors.
-func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error) {
-	c, err := g.admin(addr)
+func (a *clusterAcceptors) ListKeys(ctx context.Context, addr string, after []byte, limit int) ([][]byte, error) {
+	c, err := a.admin(addr)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := g.call(ctx)
+	ctx, cancel := a.g.call(ctx)
 	defer cancel()
 	stream, err := c.ListKeys(ctx, &kshakav1.ListKeysRequest{StartAfter: after, Limit: uint64(limit), PageSize: uint32(min(limit, 1000))})
 	if err != nil {
@@ -152,9 +224,11 @@ func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte,
 }
 
 // Rescan implements Acceptors with a proposer.Client that lives for one
-// call.
-func (g *GRPCAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
-	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, AdminToken: g.AdminToken})
+// call. It dials with the cluster's credentials (the operator's admin
+// certificate: the admin role may also use the data path).
+func (a *clusterAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
+	opts := append([]grpc.DialOption{a.creds()}, a.g.DialOptions...)
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, AdminToken: a.g.AdminToken, DialOptions: opts})
 	if err != nil {
 		return proposer.RescanStats{}, fmt.Errorf("while starting the rescan's proposer: %w", err)
 	}
@@ -167,9 +241,9 @@ func (g *GRPCAcceptors) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var errs []error
-	for addr, cc := range g.mu.conns {
+	for k, cc := range g.mu.conns {
 		errs = append(errs, cc.Close())
-		delete(g.mu.conns, addr)
+		delete(g.mu.conns, k)
 	}
 	return errors.Join(errs...)
 }

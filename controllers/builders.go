@@ -307,6 +307,7 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 			"--data-dir=" + dataDir,
 			fmt.Sprintf("--listen=:%d", port),
 			fmt.Sprintf("--metrics-listen=:%d", MetricsPort),
+			fmt.Sprintf("--health-listen=:%d", HealthPort),
 		},
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"),
@@ -316,17 +317,21 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 		Ports: []corev1.ContainerPort{
 			{Name: portName, ContainerPort: port, Protocol: corev1.ProtocolTCP},
 			{Name: metricsName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: healthName, ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
 		},
 		// Ready means admitted: the acceptor's gRPC health is SERVING only
-		// once its configuration lists it.
+		// once its configuration lists it. It is asked on the plaintext
+		// health port, as the kubelet presents no client certificate.
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: port}},
+			ProbeHandler:     corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: HealthPort}},
 			PeriodSeconds:    5,
 			TimeoutSeconds:   2,
 			FailureThreshold: 2,
 		},
 		// Live means the server answers at all: a healthy acceptor that is
-		// not (yet) admitted must not be restarted.
+		// not (yet) admitted must not be restarted, so not the gRPC health
+		// (NOT_SERVING until admitted) but a TCP connection, which needs no
+		// certificate either.
 		LivenessProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(portName)}},
 			PeriodSeconds:    10,
@@ -351,8 +356,16 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 	if len(tsc) == 0 {
 		tsc = nil
 	}
+	var volumes []corev1.Volume
+	if TLSEnabled(c) {
+		withTLS(c, &container)
+		volumes = append(volumes, corev1.Volume{Name: tlsVolume, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: AcceptorTLSSecretName(c)},
+		}})
+	}
 	return corev1.PodSpec{
 		Containers:                    []corev1.Container{container},
+		Volumes:                       volumes,
 		Affinity:                      affinity,
 		Tolerations:                   c.Spec.Tolerations,
 		NodeSelector:                  c.Spec.NodeSelector,
@@ -364,6 +377,39 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 		EnableServiceLinks:            ptr.To(false),
 		TerminationGracePeriodSeconds: ptr.To[int64](30),
 	}
+}
+
+// withTLS makes the acceptor serve mutual TLS (docs/design.md §9.2): its
+// own pair, picked by pod name from <cluster>-acceptor-tls mounted at
+// TLSMountPath, client certificates verified by the bundle's CAs, and the
+// files waited for (a new pod may start before its certificate is written,
+// in mode CertManager) and reloaded when they change.
+func withTLS(c *kshakav1alpha1.KshakaCluster, ctr *corev1.Container) {
+	ctr.Args = append(ctr.Args,
+		"--tls-cert-file="+TLSMountPath+"/$(POD_NAME).crt",
+		"--tls-key-file="+TLSMountPath+"/$(POD_NAME).key",
+		"--tls-client-ca-file="+TLSMountPath+"/"+KeyCACert,
+		"--tls-wait",
+	)
+	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: tlsVolume, MountPath: TLSMountPath, ReadOnly: true})
+}
+
+// PodServesTLS reports whether pod's acceptor was started with TLS (its
+// container has --tls-cert-file), whatever the cluster's spec says now: the
+// operator dials each pod as it was started, so it keeps reaching every
+// acceptor while a change of spec.tls.mode rolls through the pods.
+func PodServesTLS(pod *corev1.Pod) bool {
+	for _, ctr := range pod.Spec.Containers {
+		if ctr.Name != containerName {
+			continue
+		}
+		for _, a := range ctr.Args {
+			if strings.HasPrefix(a, "--tls-cert-file=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func fieldEnv(name, path string) corev1.EnvVar {

@@ -6,7 +6,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
@@ -89,11 +91,27 @@ func TestStatefulSet(t *testing.T) {
 			if ctr.Image != "example.com/kshaka-acceptor:v1" {
 				t.Fatalf("image %q", ctr.Image)
 			}
-			if !slices.Equal(ctr.Args, []string{"--data-dir=/var/lib/kshaka", "--listen=:7400", "--metrics-listen=:9400"}) {
-				t.Fatalf("args %v", ctr.Args)
+			if !slices.Equal(ctr.Args, []string{"--data-dir=/var/lib/kshaka", "--listen=:7400", "--metrics-listen=:9400", "--health-listen=:7401",
+				"--tls-cert-file=/etc/kshaka/tls/$(POD_NAME).crt", "--tls-key-file=/etc/kshaka/tls/$(POD_NAME).key",
+				"--tls-client-ca-file=/etc/kshaka/tls/ca.crt", "--tls-wait"}) {
+				t.Fatalf("args %v: mutual TLS is on by default", ctr.Args)
 			}
-			if ctr.ReadinessProbe.GRPC == nil || ctr.ReadinessProbe.GRPC.Port != 7400 {
-				t.Fatalf("readiness %+v: want the gRPC health check (SERVING once admitted)", ctr.ReadinessProbe)
+			if !slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool {
+				return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+			}) {
+				t.Fatalf("env %v: $(POD_NAME) in the arguments needs POD_NAME from the downward API", ctr.Env)
+			}
+			if ctr.ReadinessProbe.GRPC == nil || ctr.ReadinessProbe.GRPC.Port != HealthPort {
+				t.Fatalf("readiness %+v: want the gRPC health check (SERVING once admitted) on the plaintext health port", ctr.ReadinessProbe)
+			}
+			if !slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.Name == "health" && p.ContainerPort == HealthPort }) {
+				t.Fatalf("ports %+v", ctr.Ports)
+			}
+			if vols := pod.Spec.Volumes; len(vols) != 1 || vols[0].Secret == nil || vols[0].Secret.SecretName != "kc-acceptor-tls" {
+				t.Fatalf("volumes %+v", vols)
+			}
+			if m := ctr.VolumeMounts[1]; m.MountPath != "/etc/kshaka/tls" || !m.ReadOnly || m.Name != pod.Spec.Volumes[0].Name {
+				t.Fatalf("TLS mount %+v", m)
 			}
 			if ctr.LivenessProbe.TCPSocket == nil || ctr.LivenessProbe.TCPSocket.Port.StrVal != "grpc" {
 				t.Fatalf("liveness %+v: must not kill a live acceptor that is not admitted yet", ctr.LivenessProbe)
@@ -145,6 +163,35 @@ func TestStatefulSet(t *testing.T) {
 			}
 		},
 	}, {
+		name:   "TLS disabled: no certificates, the health port stays",
+		modify: func(c *kshakav1alpha1.KshakaCluster) { c.Spec.TLS.Mode = kshakav1alpha1.TLSModeDisabled },
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			ctr := s.Spec.Template.Spec.Containers[0]
+			if !slices.Equal(ctr.Args, []string{"--data-dir=/var/lib/kshaka", "--listen=:7400", "--metrics-listen=:9400", "--health-listen=:7401"}) {
+				t.Fatalf("args %v", ctr.Args)
+			}
+			if len(s.Spec.Template.Spec.Volumes) != 0 || len(ctr.VolumeMounts) != 1 || ctr.ReadinessProbe.GRPC.Port != HealthPort {
+				t.Fatalf("volumes %+v, mounts %+v", s.Spec.Template.Spec.Volumes, ctr.VolumeMounts)
+			}
+			pod := &corev1.Pod{Spec: s.Spec.Template.Spec}
+			if PodServesTLS(pod) {
+				t.Fatal("a pod without --tls-cert-file is taken for a TLS pod")
+			}
+		},
+	}, {
+		name: "CertManager mode mounts the same Secret",
+		modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.TLS.Mode = kshakav1alpha1.TLSModeCertManager
+		},
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			if vols := s.Spec.Template.Spec.Volumes; len(vols) != 1 || vols[0].Secret.SecretName != "kc-acceptor-tls" {
+				t.Fatalf("volumes %+v", vols)
+			}
+			if !PodServesTLS(&corev1.Pod{Spec: s.Spec.Template.Spec}) {
+				t.Fatal("PodServesTLS = false for a TLS pod")
+			}
+		},
+	}, {
 		name:   "PodIP mode changes nothing in the pods",
 		modify: func(c *kshakav1alpha1.KshakaCluster) { c.Spec.AddressMode = kshakav1alpha1.AddressModePodIP },
 		check: func(t *testing.T, s *appsv1.StatefulSet) {
@@ -172,6 +219,63 @@ func TestSpecHash(t *testing.T) {
 	c.Spec.Version = "v2"
 	if StatefulSet(c, 3).Annotations[AnnotationSpecHash] == a.Annotations[AnnotationSpecHash] {
 		t.Error("a new version does not change the hash")
+	}
+	v2 := StatefulSet(c, 3).Annotations[AnnotationSpecHash]
+	c.Spec.TLS.Mode = kshakav1alpha1.TLSModeDisabled
+	if StatefulSet(c, 3).Annotations[AnnotationSpecHash] == v2 {
+		t.Error("a change of TLS mode does not change the hash: the pods would not be rolled")
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	c := newCluster(3)
+	np := NetworkPolicy(c, "kshaka-system")
+	if np.Name != "kc" || np.Spec.PodSelector.MatchLabels[LabelInstance] != "kc" || !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Fatalf("policy %+v", np.Spec)
+	}
+	if len(np.OwnerReferences) != 1 || np.OwnerReferences[0].UID != "uid-1" {
+		t.Fatalf("owner %+v", np.OwnerReferences)
+	}
+	rules := np.Spec.Ingress
+	if len(rules) != 3 {
+		t.Fatalf("rules %+v", rules)
+	}
+	grpc, health, metrics := rules[0], rules[1], rules[2]
+	if grpc.Ports[0].Port.IntVal != 7400 || len(grpc.From) != 2 {
+		t.Fatalf("gRPC rule %+v", grpc)
+	}
+	if clients := grpc.From[0]; clients.NamespaceSelector != nil || clients.PodSelector == nil || len(clients.PodSelector.MatchLabels) != 0 {
+		t.Fatalf("clients %+v: want every pod of the cluster's namespace", clients)
+	}
+	if op := grpc.From[1]; op.NamespaceSelector.MatchLabels[LabelNamespaceName] != "kshaka-system" {
+		t.Fatalf("operator peer %+v", op)
+	}
+	if health.Ports[0].Port.IntVal != HealthPort || health.From != nil {
+		t.Fatalf("health rule %+v: the kubelet probes from the node", health)
+	}
+	if metrics.Ports[0].Port.IntVal != MetricsPort || metrics.From[0].NamespaceSelector.MatchLabels[LabelNamespaceName] != "ns" {
+		t.Fatalf("metrics rule %+v", metrics)
+	}
+
+	c.Spec.NetworkPolicy = kshakav1alpha1.NetworkPolicySpec{
+		ClientSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{"kshaka-client": "true"}},
+		ClientNamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}},
+		OperatorSelector:        &kshakav1alpha1.PeerSelector{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "op"}}},
+		MetricsSelector:         &kshakav1alpha1.PeerSelector{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelNamespaceName: "monitoring"}}},
+	}
+	rules = NetworkPolicy(c, "kshaka-system").Spec.Ingress
+	if cl := rules[0].From[0]; cl.PodSelector.MatchLabels["kshaka-client"] != "true" || cl.NamespaceSelector.MatchLabels["team"] != "a" {
+		t.Fatalf("clients %+v", cl)
+	}
+	if op := rules[0].From[1]; op.PodSelector.MatchLabels["app"] != "op" || op.NamespaceSelector.MatchLabels[LabelNamespaceName] != "kshaka-system" {
+		t.Fatalf("operator %+v", op)
+	}
+	if m := rules[2].From[0]; m.NamespaceSelector.MatchLabels[LabelNamespaceName] != "monitoring" || len(m.PodSelector.MatchLabels) != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+	c.Spec.NetworkPolicy.Enabled = ptr.To(false)
+	if NetworkPolicy(c, "kshaka-system") != nil {
+		t.Fatal("a disabled NetworkPolicy was built")
 	}
 }
 

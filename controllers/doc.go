@@ -5,7 +5,9 @@
 // The package is layered the way docs/design.md §6 describes:
 //
 //   - builders.go: pure functions that build every owned object (the
-//     Services, the StatefulSet and the PodDisruptionBudget) from the spec.
+//     Services, the StatefulSet and the PodDisruptionBudget; the
+//     NetworkPolicy and Certificates in netpol.go and certmanager.go) from
+//     the spec.
 //   - plan.go, members.go, rolling.go, status.go: the pure decision
 //     function. Decide takes everything observed in one pass (the
 //     KshakaCluster with its recorded status, the StatefulSet, the pods, the
@@ -24,6 +26,22 @@
 //     intent) is written before the action, with optimistic concurrency, so a
 //     stale read cannot act and an operator restart resumes the recorded
 //     step. Every action checks live state and is harmless to repeat.
+//   - tls.go, certmanager.go, netpol.go: mutual TLS and the NetworkPolicy
+//     (docs/design.md §9). PlanOperatorTLS and PlanCertManager are pure
+//     planners from the observed Secrets (and Certificates) to the Secrets
+//     to write: in mode Operator the cluster's CA, a pair per acceptor pod
+//     (issued before the StatefulSet grows), the operator's admin
+//     certificate and the clients', renewed before expiry and reissued when
+//     a pod's IP or the CA changes; a CA rotation is a sequence of steps
+//     recorded on <cluster>-ca, each safe to redo. In mode CertManager,
+//     Certificates, whose issued pairs are copied into the same
+//     <cluster>-acceptor-tls the pods mount. tlsreconcile.go reads and
+//     writes them; the status (status.tls, TLSReady) is recorded before
+//     the writes, like every intent.
+//   - transport.go: how the operator dials one cluster's acceptors — mutual
+//     TLS with the cluster's operator certificate, verified against the
+//     dialled address; plaintext to a pod started without TLS (a change of
+//     mode rolling through the pods).
 //   - acceptors.go: the Admin RPC client and the rescan's proposer, behind
 //     the Acceptors interface so tests can point members at in-process
 //     acceptors. The rescan (proposer.Client.Rescan) touches every key
@@ -43,4 +61,8 @@
 //     disk: it is retired (never admitted again), removed, and its pod joins
 //     again as a new member. An unreachable member is never retired.
 //   - Scale down: membership removal first, pod second, volume claim last.
+//   - No certificate is signed by a CA that some trust bundle of the
+//     cluster does not hold yet, except a missing or expired one (a new
+//     pod's is issued at once); no CA leaves the bundles while a
+//     certificate it signed is kept.
 package controllers

@@ -3,6 +3,8 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -161,14 +163,17 @@ func startOperator(t *testing.T, cfg *rest.Config, ns string, acc Acceptors, opt
 		t.Fatal(err)
 	}
 	r := &Reconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		Recorder:     mgr.GetEventRecorder("kshaka-operator"),
-		Acceptors:    acc,
-		RescanBatch:  7, // several batches per rescan
-		NowInterval:  20 * time.Millisecond,
-		WaitInterval: 100 * time.Millisecond,
-		IdleInterval: time.Second,
+		Client:            mgr.GetClient(),
+		Scheme:            mgr.GetScheme(),
+		Recorder:          mgr.GetEventRecorder("kshaka-operator"),
+		Acceptors:         acc,
+		RescanBatch:       7, // several batches per rescan
+		NowInterval:       20 * time.Millisecond,
+		WaitInterval:      100 * time.Millisecond,
+		IdleInterval:      time.Second,
+		OperatorNamespace: "kshaka-system",
+		// The fake kubelet's Secret volumes are current at once.
+		TrustPropagation: time.Millisecond,
 	}
 	for _, o := range opts {
 		o(r)
@@ -209,6 +214,12 @@ func newFixture(t *testing.T, replicas int32) *fixture {
 }
 
 func newFixtureMode(t *testing.T, replicas int32, mode kshakav1alpha1.AddressMode, opts ...func(*Reconciler)) *fixture {
+	return newFixtureSpec(t, replicas, mode, nil, opts...)
+}
+
+// newFixtureSpec creates the cluster with spec changed by modify (nil:
+// none), so with the API server's defaults: mutual TLS in mode Operator.
+func newFixtureSpec(t *testing.T, replicas int32, mode kshakav1alpha1.AddressMode, modify func(*kshakav1alpha1.KshakaCluster), opts ...func(*Reconciler)) *fixture {
 	cfg, c := startEnv(t)
 	f := &fixture{t: t, cfg: cfg, c: c, ns: newNamespace(t, c), acc: &GRPCAcceptors{}}
 	t.Cleanup(func() { _ = f.acc.Close() })
@@ -221,6 +232,9 @@ func newFixtureMode(t *testing.T, replicas int32, mode kshakav1alpha1.AddressMod
 			AddressMode: mode,
 			Service:     kshakav1alpha1.ServiceSpec{Port: port},
 		},
+	}
+	if modify != nil {
+		modify(kc)
 	}
 	if err := c.Create(context.Background(), kc); err != nil {
 		t.Fatal(err)
@@ -309,11 +323,34 @@ func (f *fixture) store(cfg membership.Config) *proposer.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := proposer.New(ctx, proposer.Config{Endpoints: eps})
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: eps, TLS: f.clientTLS()})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return p
+}
+
+// clientTLS is what an application mounting <cluster>-client-tls
+// configures: its certificate (the client role) and the bundle; nil when
+// the cluster runs without TLS.
+func (f *fixture) clientTLS() *tls.Config {
+	f.t.Helper()
+	if !TLSEnabled(f.get()) {
+		return nil
+	}
+	var sec corev1.Secret
+	if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "kc-client-tls"}, &sec); err != nil {
+		f.t.Fatalf("reading the client Secret: %v", err)
+	}
+	pair, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(sec.Data[KeyCACert]) {
+		f.t.Fatal("kc-client-tls: empty ca.crt")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // write puts n keys with the given prefix and returns them with their values.

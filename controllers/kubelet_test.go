@@ -2,15 +2,24 @@ package controllers
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/internal/pki"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -50,6 +61,10 @@ type kubelet struct {
 		// lastErr is the last sync error, for failure messages.
 		lastErr error
 	}
+	// tls is the cluster's <cluster>-acceptor-tls as last read: what the
+	// pods' mounted Secret volume holds. Not under mu: handshakes read it
+	// while stopAcceptor, under mu, waits for them.
+	tls  atomic.Pointer[corev1.Secret]
 	stop chan struct{}
 	done chan struct{}
 }
@@ -139,6 +154,13 @@ func (k *kubelet) sync(ctx context.Context) error {
 		return client.IgnoreNotFound(err)
 	}
 	n := ptr.Deref(sts.Spec.Replicas, 1)
+	var sec corev1.Secret
+	switch err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: k.name + "-acceptor-tls"}, &sec); {
+	case err == nil:
+		k.tls.Store(&sec)
+	case !apierrors.IsNotFound(err):
+		return err
+	}
 	var pods corev1.PodList
 	if err := k.c.List(ctx, &pods, client.InNamespace(k.ns), client.MatchingLabels(sts.Spec.Selector.MatchLabels)); err != nil {
 		return err
@@ -310,6 +332,14 @@ func (k *kubelet) startAcceptor(p *corev1.Pod, pvc *corev1.PersistentVolumeClaim
 		}
 		k.mu.dirs[pvc.UID] = dir
 	}
+	var creds credentials.TransportCredentials
+	if PodServesTLS(p) {
+		// --tls-wait: the acceptor starts once its files exist.
+		if _, err := k.pair(p.Name); err != nil {
+			return nil, nil
+		}
+		creds = k.serverCredentials(p.Name)
+	}
 	acc, err := acceptor.Open(acceptor.Options{Dir: dir, CacheSize: 4 << 20, MemTableSize: 4 << 20, LockStripes: 64})
 	if err != nil {
 		return nil, fmt.Errorf("opening the acceptor of %s: %w", p.Name, err)
@@ -327,7 +357,11 @@ func (k *kubelet) startAcceptor(p *corev1.Pod, pvc *corev1.PersistentVolumeClaim
 		_ = acc.Close()
 		return nil, fmt.Errorf("listening for %s: %w", p.Name, err)
 	}
-	srv := grpc.NewServer(acc.ServerOptions()...)
+	opts := acc.ServerOptions()
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(roleUnary), grpc.ChainStreamInterceptor(roleStream))
+	}
+	srv := grpc.NewServer(opts...)
 	acc.Register(srv)
 	pa := &podAcceptor{podUID: p.UID, acc: acc, srv: srv, served: make(chan struct{}), addr: addr, ip: ip}
 	go func() {
@@ -449,4 +483,69 @@ func ordinalOf(sts, pod string) (int32, bool) {
 	c := &kshakav1alpha1.KshakaCluster{}
 	c.Name = sts
 	return Ordinal(c, pod)
+}
+
+// pair is the server TLS configuration of the pod: its pair and the
+// bundle from the last read of <cluster>-acceptor-tls.
+func (k *kubelet) pair(pod string) (*tls.Config, error) {
+	sec := k.tls.Load()
+	if sec == nil {
+		return nil, fmt.Errorf("Secret %s-acceptor-tls does not exist yet", k.name)
+	}
+	pair, err := tls.X509KeyPair(sec.Data[PodCertKey(pod)], sec.Data[PodKeyKey(pod)])
+	if err != nil {
+		return nil, fmt.Errorf("the pair of %s: %w", pod, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(sec.Data[KeyCACert]) {
+		return nil, errors.New("the bundle is empty")
+	}
+	// As the acceptor does (docs/design.md §9.1): ask for a client
+	// certificate, verify one given, and let the interceptor refuse calls
+	// without one.
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: roots, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}, nil
+}
+
+// serverCredentials serve the pod's pair as the Secret holds it at each
+// handshake: the acceptor reloads its files when they change.
+func (k *kubelet) serverCredentials(pod string) credentials.TransportCredentials {
+	return credentials.NewTLS(&tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return k.pair(pod) },
+	})
+}
+
+// allowed plays the acceptor's role check (docs/design.md §9.1): no
+// verified certificate, UNAUTHENTICATED; the Admin service needs
+// kshaka:admin (but GetConfig, which proposers bootstrap from), the rest
+// kshaka:client or admin.
+func allowed(ctx context.Context, method string) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 {
+		return status.Error(codes.Unauthenticated, "a verified client certificate is required")
+	}
+	role := pki.RoleOf(info.State.VerifiedChains[0][0])
+	admin := strings.HasPrefix(method, "/"+kshakav1.Admin_ServiceDesc.ServiceName+"/") && method != kshakav1.Admin_GetConfig_FullMethodName
+	if role == pki.RoleAdmin || (!admin && role == pki.RoleClient) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "role %s may not call %s", role, method)
+}
+
+func roleUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := allowed(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func roleStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := allowed(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return h(srv, ss)
 }

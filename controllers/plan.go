@@ -27,6 +27,10 @@ type PodInfo struct {
 	// Revision is the StatefulSet revision the pod was created from (its
 	// controller-revision-hash label); "" when unknown.
 	Revision string
+	// IP is the pod's IP; "" until it has one.
+	IP string
+	// TLS: the pod's acceptor was started with TLS (--tls-cert-file).
+	TLS bool
 }
 
 // AcceptorInfo is one acceptor's answer to Admin.Status.

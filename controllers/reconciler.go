@@ -7,13 +7,17 @@ import (
 	"sync"
 	"time"
 
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,7 +46,10 @@ type Reconciler struct {
 	Scheme *runtime.Scheme
 	// Recorder receives an Event for every membership step; nil: none.
 	Recorder EventRecorder
-	// Acceptors talks to the acceptors. Required.
+	// Acceptors talks to the acceptors. Required. When it is also a Dialer
+	// (GRPCAcceptors is), each cluster's acceptors are reached through
+	// Dial with that cluster's Transport: mutual TLS with the operator's
+	// certificate of the cluster, refreshed on every reconcile.
 	Acceptors Acceptors
 	// Resolver forms acceptor addresses; nil: Address.
 	Resolver AddressResolver
@@ -55,6 +62,21 @@ type Reconciler struct {
 	IdleInterval, WaitInterval, NowInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OperatorNamespace is the namespace the operator runs in, which the
+	// NetworkPolicy admits to the gRPC port by default; "" means
+	// OwnNamespace().
+	OperatorNamespace string
+	// TrustPropagation is how long each step of a CA rotation waits for
+	// its change to reach the pods' mounted Secrets; default
+	// DefaultTrustPropagation.
+	TrustPropagation time.Duration
+	// ClusterDomain is the cluster's DNS domain, named in the acceptors'
+	// certificates; default DefaultClusterDomain.
+	ClusterDomain string
+
+	// certManager records whether the Certificate kind was served when the
+	// controller was set up (and is therefore watched).
+	certManager bool
 }
 
 // +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters,verbs=get;list;watch;update;patch
@@ -67,17 +89,33 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// SetupWithManager registers the reconciler. Pods and volume claims are
-// watched through the StatefulSet's and the cluster's labels.
+// SetupWithManager registers the reconciler. Pods and Secrets (the
+// operator's and those cert-manager writes for a cluster) are watched
+// through the cluster's labels. cert-manager's types are added to the
+// manager's scheme; Certificates are watched when the API server serves
+// them at setup (otherwise mode CertManager says that cert-manager is not
+// installed).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	if err := cmv1.AddToScheme(mgr.GetScheme()); err != nil {
+		return fmt.Errorf("while adding cert-manager's types to the scheme: %w", err)
+	}
+	if r.OperatorNamespace == "" {
+		r.OperatorNamespace = OwnNamespace()
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kshakav1alpha1.KshakaCluster{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Pod{}, enqueueByInstanceLabel()).
-		Named("kshakacluster").
-		Complete(r)
+		Watches(&corev1.Secret{}, enqueueByInstanceLabel())
+	gk := schema.GroupKind{Group: cmv1.SchemeGroupVersion.Group, Kind: cmv1.CertificateKind}
+	if _, err := mgr.GetRESTMapper().RESTMapping(gk, cmv1.SchemeGroupVersion.Version); err == nil {
+		r.certManager = true
+		b = b.Owns(&cmv1.Certificate{})
+	}
+	return b.Named("kshakacluster").Complete(r)
 }
 
 func (r *Reconciler) now() time.Time {
@@ -123,11 +161,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 
-	o, err := r.observe(ctx, &c)
+	tlsObs, err := r.readTLS(ctx, &c)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	o, acc, err := r.observe(ctx, &c, tlsObs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	plan := Decide(o)
+	tp := r.planTLS(&c, tlsObs, o, plan.StatefulSetReplicas)
+	plan.Status.TLS = tp.Status
+	r.setCondition(&c, &plan.Status, tp.Condition)
+	np, npCond := r.networkPolicy(&c)
+	r.setCondition(&c, &plan.Status, npCond)
+	plan.Events = append(plan.Events, tp.Events...)
 
 	// Intent first: the status carries the step about to be taken. The
 	// update is conditional on the resourceVersion observed, so a stale
@@ -146,11 +194,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.after(plan.Pace), nil
 	}
 
+	// The certificates first: a pod the StatefulSet is about to create
+	// finds its pair.
+	if err := r.applyTLS(ctx, &c, tp); err != nil {
+		logger.Info("writing certificates failed; will retry", "error", err.Error())
+		r.emit(&c, []Event{{Type: corev1.EventTypeWarning, Reason: EventTLSError, Message: err.Error()}})
+		return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}, nil
+	}
+	if err := r.applyNetworkPolicy(ctx, &c, np, npCond); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.applyObjects(ctx, &c, plan.StatefulSetReplicas); err != nil {
 		return ctrl.Result{}, err
 	}
 	started := time.Now()
-	err = r.act(ctx, &c, plan.Action)
+	err = r.act(ctx, &c, acc, plan.Action)
 	if plan.Action.Kind != ActionNone {
 		result := "ok"
 		if err != nil {
@@ -167,7 +225,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if plan.Action.Kind != ActionNone {
 		logger.V(1).Info("step taken", "action", plan.Action.Kind, "epoch", plan.Action.Config.Epoch)
 	}
-	return r.after(plan.Pace), nil
+	res := r.after(plan.Pace)
+	if d := tp.RequeueAfter; d > 0 && d < res.RequeueAfter {
+		res.RequeueAfter = d
+	}
+	return res, nil
+}
+
+// setCondition sets cond in st, stamped with c's generation and the time.
+func (r *Reconciler) setCondition(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClusterStatus, cond metav1.Condition) {
+	cond.ObservedGeneration = c.Generation
+	cond.LastTransitionTime = metav1.NewTime(r.now())
+	meta.SetStatusCondition(&st.Conditions, cond)
 }
 
 func (r *Reconciler) emit(c *kshakav1alpha1.KshakaCluster, events []Event) {
@@ -179,8 +248,11 @@ func (r *Reconciler) emit(c *kshakav1alpha1.KshakaCluster, events []Event) {
 	}
 }
 
-// observe gathers the live state once.
-func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluster) (Observed, error) {
+// observe gathers the live state once. It returns the Acceptors of c,
+// which dial each pod as it was started: with mutual TLS (the operator's
+// certificate from tlsObs) or, for a pod started without TLS, in
+// plaintext.
+func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluster, tlsObs tlsObserved) (Observed, Acceptors, error) {
 	o := Observed{
 		Cluster:   c,
 		Pods:      map[int32]PodInfo{},
@@ -193,9 +265,9 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 	case apierrors.IsNotFound(err):
 		sts = nil
 	case err != nil:
-		return o, fmt.Errorf("while reading the StatefulSet: %w", err)
+		return o, nil, fmt.Errorf("while reading the StatefulSet: %w", err)
 	case !metav1.IsControlledBy(sts, c):
-		return o, reconcile.TerminalError(fmt.Errorf("StatefulSet %s/%s exists and is not controlled by this KshakaCluster", c.Namespace, sts.Name))
+		return o, nil, reconcile.TerminalError(fmt.Errorf("StatefulSet %s/%s exists and is not controlled by this KshakaCluster", c.Namespace, sts.Name))
 	}
 	o.StatefulSet = sts
 
@@ -204,7 +276,7 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 	var pods corev1.PodList
 	if sts != nil {
 		if err := r.List(ctx, &pods, client.InNamespace(c.Namespace), sel, uid); err != nil {
-			return o, fmt.Errorf("while listing pods: %w", err)
+			return o, nil, fmt.Errorf("while listing pods: %w", err)
 		}
 	}
 	var addrs []string
@@ -216,17 +288,18 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 			continue
 		}
 		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero(),
-			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey]}
+			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey], IP: pod.Status.PodIP, TLS: PodServesTLS(pod)}
 		o.Pods[ord] = info
 		if info.Address != "" && !info.Terminating {
 			addrs = append(addrs, info.Address)
 			ords = append(ords, ord)
 		}
 	}
+	acc := r.acceptorsOf(c, tlsObs, o.Pods)
 	infos := make([]AcceptorInfo, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		wg.Go(func() { infos[i] = r.Acceptors.Status(ctx, addr) })
+		wg.Go(func() { infos[i] = acc.Status(ctx, addr) })
 	}
 	wg.Wait()
 	for i, ord := range ords {
@@ -235,7 +308,7 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := r.List(ctx, &pvcs, client.InNamespace(c.Namespace), sel, uid); err != nil {
-		return o, fmt.Errorf("while listing volume claims: %w", err)
+		return o, nil, fmt.Errorf("while listing volume claims: %w", err)
 	}
 	for _, pvc := range pvcs.Items {
 		rest, ok := strings.CutPrefix(pvc.Name, volumeName+"-")
@@ -246,7 +319,7 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 			o.PVCs[ord] = true
 		}
 	}
-	return o, nil
+	return o, acc, nil
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -371,16 +444,16 @@ func copyPDB(want, have *policyv1.PodDisruptionBudget) bool {
 }
 
 // act carries out the plan's one action.
-func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a Action) error {
+func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, acc Acceptors, a Action) error {
 	switch a.Kind {
 	case ActionInstall:
-		return Install(ctx, r.Acceptors, a)
+		return Install(ctx, acc, a)
 	case ActionRescan:
 		batch := r.RescanBatch
 		if batch <= 0 {
 			batch = 1000
 		}
-		res, err := RescanBatch(ctx, r.Acceptors, a, batch)
+		res, err := RescanBatch(ctx, acc, a, batch)
 		if err != nil {
 			return err
 		}

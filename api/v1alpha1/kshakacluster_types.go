@@ -17,6 +17,7 @@ limitations under the License.
 package v1alpha1
 
 import (
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,6 +128,160 @@ type KshakaClusterSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="addressMode is immutable: members' addresses are part of the installed configuration"
 	// +optional
 	AddressMode AddressMode `json:"addressMode,omitempty"`
+
+	// TLS secures the acceptors' gRPC port with mutual TLS (docs/design.md
+	// §9). It is on when the field is absent: mode Operator, the operator's
+	// own CA.
+	// +kubebuilder:default={}
+	// +optional
+	TLS TLSSpec `json:"tls,omitempty"`
+
+	// NetworkPolicy limits who reaches the acceptors' ports. It is on when
+	// the field is absent.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+}
+
+// TLSMode says who issues the acceptors' and clients' certificates.
+// +kubebuilder:validation:Enum=Operator;CertManager;Disabled
+type TLSMode string
+
+const (
+	// TLSModeOperator: the operator keeps a CA of its own in the Secret
+	// <cluster>-ca and issues, renews and rotates every certificate.
+	TLSModeOperator TLSMode = "Operator"
+	// TLSModeCertManager: cert-manager issues them (one Certificate per
+	// acceptor pod, one for the operator, one per client) from
+	// spec.tls.issuerRef; the operator copies the acceptors' pairs into the
+	// Secret the pods mount.
+	TLSModeCertManager TLSMode = "CertManager"
+	// TLSModeDisabled: no TLS. Traffic is plaintext and unauthenticated:
+	// whoever reaches the gRPC port can read and write every key and change
+	// the membership. The TLSReady condition says so, and a Warning event is
+	// emitted.
+	TLSModeDisabled TLSMode = "Disabled"
+)
+
+// TLSSpec configures mutual TLS between proposers, the operator and the
+// acceptors. Every identity is a certificate of the cluster's CA whose
+// Subject Organization carries its role (kshaka:admin for the operator,
+// kshaka:client for applications).
+//
+// Changing the mode restarts every acceptor, one at a time (a rolling
+// update); clients must switch between plaintext and TLS at the same time.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'CertManager' || has(self.issuerRef)",message="tls.issuerRef is required when tls.mode is CertManager"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || (has(self.mode) && self.mode == 'CertManager')",message="tls.issuerRef is only used when tls.mode is CertManager"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.duration) || duration(self.renewBefore) < duration(self.duration)",message="tls.renewBefore must be shorter than tls.duration"
+// +kubebuilder:validation:XValidation:rule="!has(self.caDuration) || !has(self.duration) || duration(self.caDuration) > duration(self.duration)",message="tls.caDuration must be longer than tls.duration"
+type TLSSpec struct {
+	// Mode: Operator (default), CertManager or Disabled.
+	// +kubebuilder:default=Operator
+	// +optional
+	Mode TLSMode `json:"mode,omitempty"`
+
+	// IssuerRef is the cert-manager Issuer or ClusterIssuer that signs the
+	// certificates; required in mode CertManager, and only there.
+	// +optional
+	IssuerRef *cmmeta.IssuerReference `json:"issuerRef,omitempty"`
+
+	// Duration is how long each acceptor and client certificate is valid.
+	// At least 1h.
+	// +kubebuilder:default="2160h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="tls.duration must be at least 1h"
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// RenewBefore is how long before its expiry a certificate is renewed.
+	// At least 5m, and shorter than duration.
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5m')",message="tls.renewBefore must be at least 5m"
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// CADuration is how long the CA the operator makes is valid (mode
+	// Operator). Longer than duration: the operator rotates the CA by
+	// itself once it would expire within duration.
+	// +kubebuilder:default="87600h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	CADuration *metav1.Duration `json:"caDuration,omitempty"`
+
+	// ExtraClients are names of additional client identities: each gets a
+	// Secret <cluster>-client-<name> (ca.crt, tls.crt, tls.key) with
+	// O=kshaka:client and CN=<name>, renewed like the others, so each
+	// application can have a certificate of its own. Removing a name
+	// deletes its Secret; its certificate stays valid until it expires (or
+	// the CA is rotated).
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(n, n != 'tls')",message="tls.extraClients cannot name tls: <cluster>-client-tls is the default client Secret"
+	// +optional
+	ExtraClients []ClientName `json:"extraClients,omitempty"`
+}
+
+// ClientName is the name of an extra client identity: a DNS label.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+type ClientName string
+
+// NetworkPolicySpec configures the NetworkPolicy the operator keeps for the
+// acceptor pods. It admits, on the gRPC port, the clients and the operator;
+// on the health port, anyone (the kubelet's probes come from the node); on
+// the metrics port, the metrics selector. The Admin service shares the gRPC
+// port with the data path, so that only the operator may change the
+// membership is enforced by the certificates' roles, not by the policy:
+// the policy limits who reaches the port at all.
+type NetworkPolicySpec struct {
+	// Enabled: the operator creates the NetworkPolicy (default); false
+	// deletes it.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// ClientSelector selects the pods that may reach the gRPC port, in the
+	// namespaces clientNamespaceSelector selects. Unset: every pod there.
+	// +optional
+	ClientSelector *metav1.LabelSelector `json:"clientSelector,omitempty"`
+
+	// ClientNamespaceSelector selects the namespaces clients run in. Unset:
+	// the cluster's own namespace.
+	// +optional
+	ClientNamespaceSelector *metav1.LabelSelector `json:"clientNamespaceSelector,omitempty"`
+
+	// OperatorSelector is where the operator runs. Unset namespaceSelector:
+	// the operator's own namespace (by its kubernetes.io/metadata.name
+	// label); unset podSelector: every pod there.
+	// +optional
+	OperatorSelector *PeerSelector `json:"operatorSelector,omitempty"`
+
+	// MetricsSelector is who may scrape the metrics port. Unset
+	// namespaceSelector: the cluster's own namespace; unset podSelector:
+	// every pod there.
+	// +optional
+	MetricsSelector *PeerSelector `json:"metricsSelector,omitempty"`
+}
+
+// PeerSelector selects pods by namespace and labels, as a NetworkPolicy
+// peer does.
+type PeerSelector struct {
+	// NamespaceSelector selects namespaces; see the field using it for
+	// what unset means.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// PodSelector selects pods in those namespaces; unset: every pod.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 }
 
 // StorageSpec is the persistent volume of each acceptor.
@@ -175,6 +330,13 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionMembershipChanging: a membership transition is in progress.
 	ConditionMembershipChanging = "MembershipChanging"
+	// ConditionTLSReady: every certificate the acceptors and clients need
+	// is issued and valid. False with reason TLSDisabled when spec.tls.mode
+	// is Disabled: traffic is then plaintext and unauthenticated.
+	ConditionTLSReady = "TLSReady"
+	// ConditionNetworkPolicyReady: the NetworkPolicy is in place (or
+	// disabled by spec.networkPolicy.enabled).
+	ConditionNetworkPolicyReady = "NetworkPolicyReady"
 )
 
 // Quorum health, shown as a printer column.
@@ -403,6 +565,44 @@ type KshakaClusterStatus struct {
 	// Transition is the membership change in progress, if any.
 	// +optional
 	Transition *Transition `json:"transition,omitempty"`
+
+	// TLS is what the operator observed of the cluster's certificates.
+	// +optional
+	TLS *TLSStatus `json:"tls,omitempty"`
+}
+
+// TLSStatus is what the operator observed of the cluster's certificates.
+type TLSStatus struct {
+	// Mode in force.
+	// +optional
+	Mode TLSMode `json:"mode,omitempty"`
+	// ClientSecretName is the Secret applications mount to reach the
+	// acceptors (ca.crt, tls.crt, tls.key; O=kshaka:client).
+	// +optional
+	ClientSecretName string `json:"clientSecretName,omitempty"`
+	// ExtraClientSecretNames are the Secrets of spec.tls.extraClients.
+	// +listType=atomic
+	// +optional
+	ExtraClientSecretNames []string `json:"extraClientSecretNames,omitempty"`
+	// CANotAfter is when the CA expires (mode Operator).
+	// +optional
+	CANotAfter *metav1.Time `json:"caNotAfter,omitempty"`
+	// AcceptorsNotAfter is when the first acceptor certificate expires.
+	// +optional
+	AcceptorsNotAfter *metav1.Time `json:"acceptorsNotAfter,omitempty"`
+	// ClientsNotAfter is when the first of the operator's and the clients'
+	// certificates expires.
+	// +optional
+	ClientsNotAfter *metav1.Time `json:"clientsNotAfter,omitempty"`
+	// LastRenewalTime is when the newest certificate was issued.
+	// +optional
+	LastRenewalTime *metav1.Time `json:"lastRenewalTime,omitempty"`
+	// CARotation is the step of the CA rotation in progress (mode
+	// Operator): DistributingTrust (every trust bundle gets the new CA
+	// beside the old), Reissuing (every certificate is reissued by the new
+	// CA), DroppingOldCA (the old CA leaves the bundles). Empty: none.
+	// +optional
+	CARotation string `json:"caRotation,omitempty"`
 }
 
 // KshakaCluster is a CASPaxos store: a StatefulSet of acceptors whose
@@ -417,7 +617,10 @@ type KshakaClusterStatus struct {
 // +kubebuilder:printcolumn:name="Epoch",type=integer,JSONPath=`.status.configuration.epoch`
 // +kubebuilder:printcolumn:name="Quorum",type=string,JSONPath=`.status.quorum`
 // +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
+// +kubebuilder:printcolumn:name="TLS",type=string,JSONPath=`.status.tls.mode`
 // +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.transition.step`,priority=1
+// +kubebuilder:printcolumn:name="Client-Secret",type=string,JSONPath=`.status.tls.clientSecretName`,priority=1
+// +kubebuilder:printcolumn:name="Certs-Expire",type=string,JSONPath=`.status.tls.acceptorsNotAfter`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KshakaCluster struct {
 	metav1.TypeMeta   `json:",inline"`
