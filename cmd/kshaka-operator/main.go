@@ -1,6 +1,16 @@
 // Command kshaka-operator runs the Kshaka operator: the KshakaCluster
 // controller (package controllers) in a controller-runtime manager, with
 // Prometheus metrics, health probes and optional leader election.
+//
+// What it may read is kept small twice over. With --watch-namespaces its
+// cache, and so its RBAC (the Helm chart's Roles), covers only those
+// namespaces. And Pods, PersistentVolumeClaims and Secrets are cached only
+// when they carry the label app.kubernetes.io/managed-by=kshaka-operator
+// that every object the operator creates carries (and the StatefulSet
+// controller copies onto the pods and volume claims it creates from the
+// templates): the operator never holds the cluster's other Secrets in
+// memory, and an object without the label is invisible to it — a Get of it
+// answers NotFound.
 package main
 
 import (
@@ -14,12 +24,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -129,8 +142,22 @@ func validNamespace(ns string) error {
 	return nil
 }
 
+// managedBy selects what the operator created: controllers.Labels puts
+// app.kubernetes.io/managed-by on every object it builds, and the pod and
+// volume claim templates of the StatefulSet carry it too.
+func managedBy() labels.Selector {
+	l := controllers.Labels(&kshakav1alpha1.KshakaCluster{})
+	return labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: l[controllers.LabelManagedBy]})
+}
+
 // cacheOptions are what the manager caches: the watched namespaces (all when
-// watch is empty).
+// watch is empty) and, for Pods, PersistentVolumeClaims and Secrets, only the
+// objects managedBy selects. The reconciler reads pods and claims through
+// the StatefulSet's labels, which include it. StatefulSets, Services and
+// PodDisruptionBudgets are cached whole: the reconciler reads them by name
+// and must see one of that name it does not control, to refuse it
+// ("exists and is not controlled") rather than fail to create it; there are
+// few of them.
 func cacheOptions(watch []string) cache.Options {
 	var o cache.Options
 	if len(watch) > 0 {
@@ -138,6 +165,12 @@ func cacheOptions(watch []string) cache.Options {
 		for _, ns := range watch {
 			o.DefaultNamespaces[ns] = cache.Config{}
 		}
+	}
+	sel := managedBy()
+	o.ByObject = map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                   {Label: sel},
+		&corev1.PersistentVolumeClaim{}: {Label: sel},
+		&corev1.Secret{}:                {Label: sel},
 	}
 	return o
 }
