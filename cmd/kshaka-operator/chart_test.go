@@ -86,22 +86,27 @@ func renderChart(t *testing.T, release, namespace string, set ...string) []*unst
 	if err != nil {
 		t.Fatalf("helm template %v: %v", set, err)
 	}
+	return decodeObjects(t, out)
+}
+
+// decodeObjects decodes a multi-document YAML stream.
+func decodeObjects(t *testing.T, b []byte) []*unstructured.Unstructured {
+	t.Helper()
 	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
 	for {
 		u := &unstructured.Unstructured{}
 		err := dec.Decode(&u.Object)
 		if errors.Is(err, io.EOF) {
-			break
+			return objs
 		}
 		if err != nil {
-			t.Fatalf("decoding the rendered chart: %v", err)
+			t.Fatalf("decoding YAML: %v", err)
 		}
 		if len(u.Object) > 0 {
 			objs = append(objs, u)
 		}
 	}
-	return objs
 }
 
 func ofKind(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
@@ -156,12 +161,13 @@ func checkBinding(t *testing.T, roleKind, roleName string, ref rbacv1.RoleRef, s
 	}
 }
 
-// operatorOptions parses the rendered Deployment's args with the operator's
-// own flags, POD_NAMESPACE being what the downward API gives it; it fails
-// unless the Deployment passes that env var.
-func operatorOptions(t *testing.T, objs []*unstructured.Unstructured) *options {
+// operatorOptions parses the args of the Deployment the chart renders for a
+// release (fullname, in namespace) with the operator's own flags,
+// POD_NAMESPACE being what the downward API gives it; it fails unless the
+// Deployment passes that env var.
+func operatorOptions(t *testing.T, objs []*unstructured.Unstructured, namespace, fullname string) *options {
 	t.Helper()
-	d := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", testNamespace, testFullname))
+	d := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", namespace, fullname))
 	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
 		t.Fatalf("the Deployment has %d containers, want 1", n)
 	}
@@ -172,7 +178,7 @@ func operatorOptions(t *testing.T, objs []*unstructured.Unstructured) *options {
 	}
 	o, err := parseFlags(c.Args, func(k string) string {
 		if k == "POD_NAMESPACE" {
-			return testNamespace
+			return namespace
 		}
 		return ""
 	})
@@ -227,7 +233,7 @@ func TestChartAllNamespaces(t *testing.T) {
 	leb := convert[rbacv1.RoleBinding](t, mustFind(t, objs, "RoleBinding", testNamespace, testFullname+"-leader-election"))
 	checkBinding(t, "Role", testFullname+"-leader-election", leb.RoleRef, leb.Subjects)
 
-	o := operatorOptions(t, objs)
+	o := operatorOptions(t, objs, testNamespace, testFullname)
 	if o.watchNamespaces != nil || o.operatorNamespace != testNamespace || o.leaderElectionNS != testNamespace || !o.leaderElect {
 		t.Errorf("the chart runs the operator with %+v", o)
 	}
@@ -262,7 +268,7 @@ func TestChartWatchNamespaces(t *testing.T) {
 	clusterWideOnlyForMetrics(t, objs)
 	mustFind(t, objs, "Role", testNamespace, testFullname+"-leader-election")
 
-	o := operatorOptions(t, objs)
+	o := operatorOptions(t, objs, testNamespace, testFullname)
 	if !slices.Equal(o.watchNamespaces, watched) || o.operatorNamespace != testNamespace {
 		t.Errorf("the chart runs the operator with %+v, want it to watch %v", o, watched)
 	}
@@ -299,5 +305,19 @@ func TestChartRejectsBadWatchNamespaces(t *testing.T) {
 		if !strings.Contains(err.Error(), "watchNamespaces") {
 			t.Errorf("--set %s: error does not name watchNamespaces:\n%v", bad, err)
 		}
+	}
+}
+
+// TestKustomizeManager: the kustomize Deployment (config/manager, the base
+// of dist/install.yaml) runs the operator with args it parses and passes
+// POD_NAMESPACE, as the chart does.
+func TestKustomizeManager(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "manager", "manager.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := operatorOptions(t, decodeObjects(t, b), "system", "controller-manager")
+	if o.operatorNamespace != "system" || o.leaderElectionNS != "system" || !o.leaderElect || o.watchNamespaces != nil {
+		t.Errorf("config/manager runs the operator with %+v", o)
 	}
 }
