@@ -33,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -59,6 +60,9 @@ type options struct {
 	rpcTimeout        time.Duration
 	logLevel          string
 	enableHTTP2       bool
+	// skipNameValidation lets tests run several managers, each with the
+	// KshakaCluster controller, in one process. No flag sets it.
+	skipNameValidation bool
 }
 
 // parseFlags parses the command line; getenv reads POD_NAMESPACE, the
@@ -252,6 +256,7 @@ func newManager(cfg *rest.Config, o *options) (manager.Manager, error) {
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOptions(o.watchNamespaces),
+		Controller:                    config.Controller{SkipNameValidation: &o.skipNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("while creating the manager: %w", err)
