@@ -79,14 +79,14 @@ type Reconciler struct {
 	certManager bool
 }
 
-// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/status,verbs=update
 // +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler. Pods and Secrets (the

@@ -1,6 +1,16 @@
 // Command kshaka-operator runs the Kshaka operator: the KshakaCluster
 // controller (package controllers) in a controller-runtime manager, with
 // Prometheus metrics, health probes and optional leader election.
+//
+// What it may read is kept small twice over. With --watch-namespaces its
+// cache, and so its RBAC (the Helm chart's Roles), covers only those
+// namespaces. And Pods, PersistentVolumeClaims and Secrets are cached only
+// when they carry the label app.kubernetes.io/managed-by=kshaka-operator
+// that every object the operator creates carries (and the StatefulSet
+// controller copies onto the pods and volume claims it creates from the
+// templates): the operator never holds the cluster's other Secrets in
+// memory, and an object without the label is invisible to it — a Get of it
+// answers NotFound.
 package main
 
 import (
@@ -14,11 +24,18 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -33,24 +50,35 @@ type options struct {
 	leaderElect      bool
 	leaderElectionID string
 	leaderElectionNS string
-	watchNamespaces  string
-	adminTokenFile   string
-	rescanBatch      int
-	rpcTimeout       time.Duration
-	logLevel         string
-	enableHTTP2      bool
+	// watchNamespaces are the namespaces watched; nil: all.
+	watchNamespaces []string
+	// operatorNamespace is the namespace the operator runs in; "" when
+	// neither --operator-namespace nor POD_NAMESPACE says.
+	operatorNamespace string
+	adminTokenFile    string
+	rescanBatch       int
+	rpcTimeout        time.Duration
+	logLevel          string
+	enableHTTP2       bool
+	// skipNameValidation lets tests run several managers, each with the
+	// KshakaCluster controller, in one process. No flag sets it.
+	skipNameValidation bool
 }
 
-func parseFlags(args []string) (*options, error) {
+// parseFlags parses the command line; getenv reads POD_NAMESPACE, the
+// default of --operator-namespace and --leader-election-namespace.
+func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	o := &options{}
+	var watch string
 	fs := flag.NewFlagSet("kshaka-operator", flag.ContinueOnError)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (:8443 with --metrics-secure, e.g. :8080 without). \"0\" disables it.")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server (TokenReview, SubjectAccessReview).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "kshaka-operator.kshaka.io", "Name of the Lease used for leader election.")
-	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election Lease. Empty: the pod's namespace.")
-	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch. Empty: all namespaces.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election Lease. Empty: the operator's namespace (--operator-namespace).")
+	fs.StringVar(&watch, "watch-namespaces", "", "Comma-separated namespaces to watch. Empty: all namespaces.")
+	fs.StringVar(&o.operatorNamespace, "operator-namespace", "", "Namespace the operator runs in. Empty: $POD_NAMESPACE (the downward API).")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "File holding the acceptors' admin token, sent with every Admin RPC. Empty: none.")
 	fs.IntVar(&o.rescanBatch, "rescan-batch", 1000, "Keys listed per acceptor and touched per rescan step.")
 	fs.DurationVar(&o.rpcTimeout, "rpc-timeout", 2*time.Second, "Timeout of each Admin RPC to an acceptor.")
@@ -65,11 +93,94 @@ func parseFlags(args []string) (*options, error) {
 	if o.rescanBatch < 1 {
 		return nil, fmt.Errorf("--rescan-batch %d must be positive", o.rescanBatch)
 	}
+	var err error
+	if o.watchNamespaces, err = parseNamespaces(watch); err != nil {
+		return nil, fmt.Errorf("--watch-namespaces: %w", err)
+	}
+	if o.operatorNamespace == "" {
+		o.operatorNamespace = getenv("POD_NAMESPACE")
+	}
+	if err := validNamespace(o.operatorNamespace); o.operatorNamespace != "" && err != nil {
+		return nil, fmt.Errorf("--operator-namespace (or POD_NAMESPACE): %w", err)
+	}
+	if o.leaderElectionNS == "" {
+		o.leaderElectionNS = o.operatorNamespace
+	}
+	if err := validNamespace(o.leaderElectionNS); o.leaderElectionNS != "" && err != nil {
+		return nil, fmt.Errorf("--leader-election-namespace: %w", err)
+	}
 	return o, nil
 }
 
+// parseNamespaces splits a comma-separated list of namespace names, spaces
+// around each allowed; "" is nil (all namespaces). An empty or invalid
+// element, or one named twice, is an error: a list that names no namespace
+// must not widen to all of them.
+func parseNamespaces(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if err := validNamespace(ns); err != nil {
+			return nil, fmt.Errorf("element %d %q: %w", i+1, ns, err)
+		}
+		if seen[ns] {
+			return nil, fmt.Errorf("element %d: %q is listed twice", i+1, ns)
+		}
+		seen[ns] = true
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+func validNamespace(ns string) error {
+	if ns == "" {
+		return errors.New("empty namespace name")
+	}
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Errorf("invalid namespace name %q: %s", ns, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// managedBy selects what the operator created: controllers.Labels puts
+// app.kubernetes.io/managed-by on every object it builds, and the pod and
+// volume claim templates of the StatefulSet carry it too.
+func managedBy() labels.Selector {
+	l := controllers.Labels(&kshakav1alpha1.KshakaCluster{})
+	return labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: l[controllers.LabelManagedBy]})
+}
+
+// cacheOptions are what the manager caches: the watched namespaces (all when
+// watch is empty) and, for Pods, PersistentVolumeClaims and Secrets, only the
+// objects managedBy selects. The reconciler reads pods and claims through
+// the StatefulSet's labels, which include it. StatefulSets, Services and
+// PodDisruptionBudgets are cached whole: the reconciler reads them by name
+// and must see one of that name it does not control, to refuse it
+// ("exists and is not controlled") rather than fail to create it; there are
+// few of them.
+func cacheOptions(watch []string) cache.Options {
+	var o cache.Options
+	if len(watch) > 0 {
+		o.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range watch {
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	sel := managedBy()
+	o.ByObject = map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                   {Label: sel},
+		&corev1.PersistentVolumeClaim{}: {Label: sel},
+		&corev1.Secret{}:                {Label: sel},
+	}
+	return o
+}
+
 func main() {
-	o, err := parseFlags(os.Args[1:])
+	o, err := parseFlags(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -91,14 +202,6 @@ func run(o *options) error {
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	log := ctrl.Log.WithName("setup")
 
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := kshakav1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-
 	token := ""
 	if o.adminTokenFile != "" {
 		b, err := os.ReadFile(o.adminTokenFile)
@@ -107,7 +210,35 @@ func run(o *options) error {
 		}
 		token = strings.TrimSpace(string(b))
 	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("while loading the Kubernetes client configuration: %w", err)
+	}
+	mgr, err := newManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	acc := &controllers.GRPCAcceptors{AdminToken: token, Timeout: o.rpcTimeout}
+	defer func() { _ = acc.Close() }()
+	if err := setup(mgr, o, acc); err != nil {
+		return err
+	}
+	log.Info("starting manager", "leaderElection", o.leaderElect, "watchNamespaces", o.watchNamespaces, "operatorNamespace", o.operatorNamespace)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("while running the manager: %w", err)
+	}
+	return nil
+}
 
+// newManager makes the controller-runtime manager o describes.
+func newManager(cfg *rest.Config, o *options) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := kshakav1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -116,37 +247,32 @@ func run(o *options) error {
 	if o.metricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	var cacheOpts cache.Options
-	if o.watchNamespaces != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range strings.Split(o.watchNamespaces, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-			}
-		}
-	}
-
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
-		LeaderElectionNamespace:       leaderElectionNamespace(o.leaderElectionNS),
+		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOpts,
+		Cache:                         cacheOptions(o.watchNamespaces),
+		Controller:                    config.Controller{SkipNameValidation: &o.skipNameValidation},
 	})
 	if err != nil {
-		return fmt.Errorf("while creating the manager: %w", err)
+		return nil, fmt.Errorf("while creating the manager: %w", err)
 	}
-	acc := &controllers.GRPCAcceptors{AdminToken: token, Timeout: o.rpcTimeout}
-	defer func() { _ = acc.Close() }()
+	return mgr, nil
+}
+
+// setup registers the KshakaCluster reconciler and the health checks.
+func setup(mgr manager.Manager, o *options, acc controllers.Acceptors) error {
 	r := &controllers.Reconciler{
 		Client:      mgr.GetClient(),
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder("kshaka-operator"),
 		Acceptors:   acc,
 		RescanBatch: o.rescanBatch,
+		// TODO(sec-netpol): OperatorNamespace: o.operatorNamespace, once controllers.Reconciler has the field.
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("while setting up the controller: %w", err)
@@ -154,23 +280,5 @@ func run(o *options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	log.Info("starting manager", "leaderElection", o.leaderElect, "watchNamespaces", o.watchNamespaces)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		return fmt.Errorf("while running the manager: %w", err)
-	}
-	return nil
-}
-
-// leaderElectionNamespace is the namespace of the leader-election Lease: the
-// flag, else the pod's namespace from POD_NAMESPACE (the downward API), else
-// empty, which controller-runtime resolves from the in-cluster service
-// account (absent when the operator runs with a kubeconfig).
-func leaderElectionNamespace(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return os.Getenv("POD_NAMESPACE")
+	return mgr.AddReadyzCheck("readyz", healthz.Ping)
 }
