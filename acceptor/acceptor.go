@@ -210,8 +210,18 @@ func (a *Acceptor) Err() error {
 func (a *Acceptor) SyncCount() uint64 { return a.syncs.Load() }
 
 // ServerOptions returns the grpc.ServerOptions the acceptor needs from the
-// server passed to Register (message size limits).
-func (a *Acceptor) ServerOptions() []grpc.ServerOption { return a.opts.ServerOptions() }
+// server passed to Register: Options.ServerOptions (message size limits,
+// handshake and stream bounds, keepalive) and the authorization of every
+// call (docs/design.md §9.1), as a tap handle that refuses an unauthorized
+// call before its request is read and as unary and stream interceptors.
+// Further interceptors may be chained; a server takes only one tap handle.
+func (a *Acceptor) ServerOptions() []grpc.ServerOption {
+	return append(a.opts.ServerOptions(),
+		grpc.InTapHandle(a.tapAuth),
+		grpc.ChainUnaryInterceptor(a.unaryAuth),
+		grpc.ChainStreamInterceptor(a.streamAuth),
+	)
+}
 
 // Close stops serving, waits for the requests in flight and closes the store.
 // It is idempotent. Stop the gRPC server (GracefulStop) before Close so that

@@ -63,6 +63,28 @@
 //     out of service until it is restarted: data RPCs answer UNAVAILABLE,
 //     Status reports healthy=false and the health service NOT_SERVING. It
 //     never answers from a state it could not persist.
+//   - Authorization before anything else (docs/design.md §9.1). One policy
+//     (methodRoles, authorize) decides every call, installed by
+//     Acceptor.ServerOptions as a tap handle, which refuses before the
+//     request is read, and as unary and stream interceptors; the handlers
+//     serve nothing on a server created without them. With
+//     Options.MutualTLS a call needs a verified client certificate
+//     (UNAUTHENTICATED: "client certificate required: ...") whose role,
+//     read from its Subject Organization, allows the method
+//     (PERMISSION_DENIED, naming the role and the method): admin
+//     (O=kshaka:admin) may call everything, client (O=kshaka:client)
+//     Prepare, Accept, Read, GetConfig and health. Options.AdminToken, when
+//     set, is required in addition by every call that needs the admin role
+//     (SetConfig, Status, ListKeys), also without mutual TLS (kshaka local's
+//     only protection). A refused call writes nothing.
+//   - Bounded by the transport, not by clients. A request is handled once it
+//     has arrived whole; the stripe locks and the gate are held only while
+//     the store is read and written, and ListKeys sends its pages outside
+//     the gate, so a client that stops sending or reading holds neither.
+//     A message over MaxMessageSize is refused (RESOURCE_EXHAUSTED) from its
+//     length prefix; a TLS handshake must finish within HandshakeTimeout; a
+//     connection carries at most MaxConcurrentStreams calls; keepalive
+//     closes connections whose peer vanished.
 //
 // Storage layout: user keys under the prefix 'k', metadata (incarnation,
 // configuration, promise floor) under 'm'. All file I/O goes through Options.FS, so tests

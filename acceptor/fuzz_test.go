@@ -2,12 +2,17 @@ package acceptor
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kshaka-io/kshaka/internal/pki"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -64,7 +69,7 @@ func FuzzAcceptRequest(f *testing.F) {
 			return
 		}
 		syncs, keys := a.SyncCount(), a.keyCount.Load()
-		resp, err := srv.Accept(context.Background(), &req)
+		resp, err := srv.Accept(context.WithValue(context.Background(), authorizedKey{}, true), &req)
 		wrote := a.SyncCount() != syncs || a.keyCount.Load() != keys
 		switch code(err) {
 		case codes.OK:
@@ -91,6 +96,104 @@ func FuzzAcceptRequest(f *testing.F) {
 			}
 		default:
 			t.Fatalf("unexpected error: %v", err)
+		}
+	})
+}
+
+// rawCodec sends a []byte as the request's encoded message, whatever it
+// holds, and receives the reply's bytes undecoded.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// callRaw sends payload as r's request; a server stream is read up to its
+// first message.
+func (r rpc) callRaw(ctx context.Context, conn *grpc.ClientConn, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var reply []byte
+	codec := grpc.ForceCodec(rawCodec{})
+	if !r.serverStream {
+		return conn.Invoke(ctx, r.full, &payload, &reply, codec)
+	}
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, r.full, codec)
+	if err != nil {
+		return err
+	}
+	if err := s.SendMsg(&payload); err != nil {
+		return err
+	}
+	if err := s.CloseSend(); err != nil {
+		return err
+	}
+	if err := s.RecvMsg(&reply); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// FuzzAuth attacks the authentication boundary (docs/design.md §9.1): it
+// calls every RPC of every service, with fuzzed bytes as the encoded
+// request, over real mutual TLS to one acceptor started once per fuzz
+// process, as (0) a caller without a certificate, (1) one whose certificate
+// names no role, (2) a client-role caller of the admin RPCs. Each must be
+// refused, UNAUTHENTICATED for (0) and PERMISSION_DENIED otherwise, and the
+// store (every record, the configuration, the sync count) must not change.
+func FuzzAuth(f *testing.F) {
+	s := startTLS(f, testOptions(f))
+	admitTLS(f, s)
+	ctx := context.Background()
+	// Some state to protect.
+	if _, err := kshakav1.NewAcceptorClient(s.dial(clientRole)).Accept(ctx, &kshakav1.AcceptRequest{
+		Epoch: 1, Items: []*kshakav1.AcceptItem{acc("k", b(5, 1), val(1, "v"), nil)}}); err != nil {
+		f.Fatal(err)
+	}
+	callers := []identity{anonymous, noRole, clientRole}
+	conns := map[identity]*grpc.ClientConn{}
+	for _, id := range callers {
+		conns[id] = s.dial(id)
+	}
+	rpcs := allRPCs(f)
+	var adminRPCs []rpc
+	for _, r := range rpcs {
+		if requiredRole(r.full) == pki.RoleAdmin {
+			adminRPCs = append(adminRPCs, r)
+		}
+	}
+	reqs := requests(s)
+	for i, r := range rpcs {
+		payload, err := proto.Marshal(reqs[r.full])
+		if err != nil {
+			f.Fatal(err)
+		}
+		for who := range callers {
+			f.Add(uint8(i), uint8(who), payload)
+		}
+		f.Add(uint8(i), uint8(0), []byte{0xff, 0x01})
+	}
+
+	f.Fuzz(func(t *testing.T, which, who uint8, payload []byte) {
+		id := callers[int(who)%len(callers)]
+		pool, want := rpcs, codes.PermissionDenied
+		switch id {
+		case anonymous:
+			want = codes.Unauthenticated
+		case clientRole:
+			pool = adminRPCs
+		}
+		r := pool[int(which)%len(pool)]
+		before := digest(t, s.acc)
+		err := r.callRaw(ctx, conns[id], payload)
+		if code(err) != want {
+			t.Fatalf("%s as %s: %v, want %v", r.full, id, err, want)
+		}
+		if digest(t, s.acc) != before {
+			t.Fatalf("%s as %s was refused but changed the store", r.full, id)
 		}
 	})
 }

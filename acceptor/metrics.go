@@ -12,6 +12,7 @@ type metrics struct {
 	reg           prometheus.Registerer
 	collectors    []prometheus.Collector
 	requests      *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	batchItems    *prometheus.HistogramVec
 	syncs         prometheus.Counter
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer, keyCount func() float64) (*metrics, e
 			Namespace: metricsNamespace, Name: "requests_total",
 			Help: "RPCs handled, by RPC and result (ok, stale, or a gRPC code name).",
 		}, []string{"rpc", "result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "refused_calls_total",
+			Help: "Calls refused by authorization before they were handled, by RPC and code (Unauthenticated, PermissionDenied).",
+		}, []string{"rpc", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "request_duration_seconds",
 			Help:    "RPC handling time, by RPC and result.",
@@ -71,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, keyCount func() float64) (*metrics, e
 		Namespace: metricsNamespace, Name: "keys",
 		Help: "Number of stored keys.",
 	}, keyCount)
-	m.collectors = []prometheus.Collector{m.requests, m.latency, m.batchItems, m.syncs, m.syncLatency,
+	m.collectors = []prometheus.Collector{m.requests, m.refusals, m.latency, m.batchItems, m.syncs, m.syncLatency,
 		m.storageErrors, m.healthy, m.admitted, m.epoch, keys}
 	if reg == nil {
 		return m, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/kshaka-io/kshaka/internal/acceptcore"
 )
@@ -33,6 +34,8 @@ const (
 	DefaultBytesPerSync                = 512 << 10
 	DefaultPromiseFloorStep            = acceptcore.DefaultPromiseFloorStep
 	DefaultMaxBallotLead               = acceptcore.DefaultMaxBallotLead // ten minutes
+	DefaultHandshakeTimeout            = 10 * time.Second
+	DefaultMaxConcurrentStreams        = 1024
 
 	// maxKeySizeLimit bounds MaxKeySize: keys are small identifiers, and the
 	// storage key adds a prefix byte.
@@ -77,9 +80,28 @@ type Options struct {
 	// MaxKeySize plus 1 KiB of framing.
 	MaxMessageSize int
 
-	// AdminToken, when set, must be presented by every Admin RPC as the
-	// metadata `authorization: Bearer <token>`. Data-path RPCs never need it.
+	// MutualTLS makes the acceptor authorize every call by its client
+	// certificate (docs/design.md §9.1): a call whose connection has no
+	// verified client certificate is refused with UNAUTHENTICATED, one whose
+	// certificate's role (pki.RoleOf: O=kshaka:admin or O=kshaka:client) does
+	// not allow the method with PERMISSION_DENIED, before the request is
+	// read. Set it when the server's TLS configuration verifies client
+	// certificates (tls.VerifyClientCertIfGiven with the cluster's CA
+	// bundle, as tlsreload.NewServer does with a client CA file). false:
+	// every caller may call every method, subject to AdminToken.
+	MutualTLS bool
+	// AdminToken, when set, must be presented as the metadata
+	// `authorization: Bearer <token>` by every call that needs the admin
+	// role (SetConfig, Status, ListKeys), in addition to the certificate
+	// when MutualTLS is set. The data path and GetConfig never need it.
 	AdminToken string
+
+	// HandshakeTimeout bounds how long a new connection may take to finish
+	// its TLS handshake (grpc.ConnectionTimeout). Default 10s.
+	HandshakeTimeout time.Duration
+	// MaxConcurrentStreams bounds the calls in progress on one connection
+	// (a proposer keeps at most one per method per acceptor). Default 1024.
+	MaxConcurrentStreams uint32
 
 	// Registerer receives the acceptor's Prometheus metrics. nil: none.
 	Registerer prometheus.Registerer
@@ -164,6 +186,8 @@ func (o *Options) EnsureDefaults() {
 	setDefault(&o.BytesPerSync, DefaultBytesPerSync)
 	setDefault(&o.PromiseFloorStep, DefaultPromiseFloorStep)
 	setDefault(&o.MaxBallotLead, DefaultMaxBallotLead)
+	setDefault(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -234,6 +258,9 @@ func (o *Options) Validate() error {
 	if o.L0StopWritesThreshold < o.L0CompactionThreshold {
 		bad("L0StopWritesThreshold %d is below L0CompactionThreshold %d", o.L0StopWritesThreshold, o.L0CompactionThreshold)
 	}
+	if o.HandshakeTimeout < 0 {
+		bad("HandshakeTimeout %v is negative", o.HandshakeTimeout)
+	}
 	if o.WALMinSyncInterval < 0 {
 		bad("WALMinSyncInterval %v is negative", o.WALMinSyncInterval)
 	}
@@ -259,15 +286,39 @@ func (o *Options) coreOptions() acceptcore.Options {
 	}
 }
 
-// ServerOptions returns the grpc.ServerOptions the acceptor needs from the
+// Keepalive of the acceptor's connections: a connection is pinged after
+// this long without activity and closed when the ping is not answered in
+// time, so a client that vanished (or a stream whose reader did) releases
+// what it holds.
+const (
+	keepaliveTime    = time.Minute
+	keepaliveTimeout = 20 * time.Second
+)
+
+// ServerOptions returns the transport options the acceptor needs from the
 // server it is registered on: message size limits that admit the largest
-// valid request.
+// valid request and refuse a larger one (RESOURCE_EXHAUSTED) from its
+// length prefix, before it is read; a bound on the TLS handshake and on the
+// calls in progress per connection; keepalive. Acceptor.ServerOptions adds
+// the authorization to these.
 func (o *Options) ServerOptions() []grpc.ServerOption {
 	n := o.MaxMessageSize
 	if n == 0 {
 		n = max(DefaultMaxMessageSize, o.MaxValueSize+o.MaxKeySize+minFraming)
 	}
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(n), grpc.MaxSendMsgSize(n)}
+	handshake, streams := o.HandshakeTimeout, o.MaxConcurrentStreams
+	if handshake == 0 {
+		handshake = DefaultHandshakeTimeout
+	}
+	if streams == 0 {
+		streams = DefaultMaxConcurrentStreams
+	}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(n), grpc.MaxSendMsgSize(n),
+		grpc.ConnectionTimeout(handshake),
+		grpc.MaxConcurrentStreams(streams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+	}
 }
 
 // pebbleOptions translates o (after EnsureDefaults) into Pebble's options.

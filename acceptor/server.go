@@ -2,16 +2,13 @@ package acceptor
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/kshaka-io/kshaka/membership"
@@ -20,10 +17,20 @@ import (
 )
 
 // Register registers the Acceptor, Admin and gRPC health services on s. The
-// server should be created with ServerOptions.
+// server must be created with Acceptor.ServerOptions, whose interceptors
+// authorize every call (docs/design.md §9.1); the Acceptor and Admin
+// services refuse every call on a server created without them.
 func (a *Acceptor) Register(s *grpc.Server) {
 	kshakav1.RegisterAcceptorServer(s, acceptorServer{a: a})
 	kshakav1.RegisterAdminServer(s, adminServer{a: a})
+	healthgrpc.RegisterHealthServer(s, a.health)
+}
+
+// RegisterHealth registers only the gRPC health service on s, for a
+// separate plaintext server that probes (the kubelet's) reach without a
+// client certificate. It shares the acceptor's health state: SERVING while
+// the acceptor is admitted and healthy.
+func (a *Acceptor) RegisterHealth(s *grpc.Server) {
 	healthgrpc.RegisterHealthServer(s, a.health)
 }
 
@@ -79,9 +86,12 @@ type acceptorServer struct {
 	a *Acceptor
 }
 
-func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest) (resp *kshakav1.PrepareResponse, err error) {
+func (s acceptorServer) Prepare(ctx context.Context, req *kshakav1.PrepareRequest) (resp *kshakav1.PrepareResponse, err error) {
 	var stale bool
 	defer s.a.track("Prepare", time.Now(), &err, &stale)
+	if err := authorized(ctx); err != nil {
+		return nil, err
+	}
 	s.a.metrics.batchItems.WithLabelValues("Prepare").Observe(float64(len(req.GetItems())))
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
@@ -102,9 +112,12 @@ func (s acceptorServer) Prepare(_ context.Context, req *kshakav1.PrepareRequest)
 	return resp, nil
 }
 
-func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (resp *kshakav1.AcceptResponse, err error) {
+func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest) (resp *kshakav1.AcceptResponse, err error) {
 	var stale bool
 	defer s.a.track("Accept", time.Now(), &err, &stale)
+	if err := authorized(ctx); err != nil {
+		return nil, err
+	}
 	s.a.metrics.batchItems.WithLabelValues("Accept").Observe(float64(len(req.GetItems())))
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
@@ -125,9 +138,12 @@ func (s acceptorServer) Accept(_ context.Context, req *kshakav1.AcceptRequest) (
 	return resp, nil
 }
 
-func (s acceptorServer) Read(_ context.Context, req *kshakav1.ReadRequest) (resp *kshakav1.ReadResponse, err error) {
+func (s acceptorServer) Read(ctx context.Context, req *kshakav1.ReadRequest) (resp *kshakav1.ReadResponse, err error) {
 	var stale bool
 	defer s.a.track("Read", time.Now(), &err, &stale)
+	if err := authorized(ctx); err != nil {
+		return nil, err
+	}
 	s.a.metrics.batchItems.WithLabelValues("Read").Observe(float64(len(req.GetKeys())))
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
@@ -149,29 +165,10 @@ type adminServer struct {
 	a *Acceptor
 }
 
-// authorize checks the admin token, when one is configured.
-func (a *Acceptor) authorize(ctx context.Context) error {
-	if a.opts.AdminToken == "" {
-		return nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return status.Error(codes.Unauthenticated, "admin token required: send metadata `authorization: Bearer <token>`")
-	}
-	want := "Bearer " + a.opts.AdminToken
-	for _, v := range vals {
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(v)), []byte(want)) == 1 {
-			return nil
-		}
-	}
-	return status.Error(codes.Unauthenticated, "invalid admin token")
-}
-
 func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest) (resp *kshakav1.GetConfigResponse, err error) {
 	var stale bool
 	defer s.a.track("GetConfig", time.Now(), &err, &stale)
-	if err := s.a.authorize(ctx); err != nil {
+	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
 	return &kshakav1.GetConfigResponse{Config: kshakav1.ConfigToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
@@ -180,7 +177,7 @@ func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest
 func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigRequest) (resp *kshakav1.SetConfigResponse, err error) {
 	var stale bool
 	defer s.a.track("SetConfig", time.Now(), &err, &stale)
-	if err := s.a.authorize(ctx); err != nil {
+	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
 	if req.GetConfig() == nil {
@@ -196,7 +193,7 @@ func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigReque
 func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (resp *kshakav1.StatusResponse, err error) {
 	var stale bool
 	defer s.a.track("Status", time.Now(), &err, &stale)
-	if err := s.a.authorize(ctx); err != nil {
+	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
 	st := s.a.Status()
@@ -220,7 +217,7 @@ const (
 func (s adminServer) ListKeys(req *kshakav1.ListKeysRequest, stream grpc.ServerStreamingServer[kshakav1.ListKeysResponse]) (err error) {
 	var stale bool
 	defer s.a.track("ListKeys", time.Now(), &err, &stale)
-	if err := s.a.authorize(stream.Context()); err != nil {
+	if err := authorized(stream.Context()); err != nil {
 		return err
 	}
 	size := int(req.GetPageSize())

@@ -252,6 +252,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 func (b *batcher) check(n int, err error, stale *kshakav1.Config, results int) (out []memberReply, _ error, done bool) {
 	switch {
 	case err != nil:
+		err = b.c.sec.describe(b.addr, err)
 		return failAll(n, b.failure(err)), err, true
 	case stale != nil:
 		err := fmt.Errorf("acceptor %s: stale configuration epoch", b.addr)

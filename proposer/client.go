@@ -44,10 +44,11 @@ const (
 // per process is the intended use (its caches and batches are shared).
 type Client struct {
 	cfg      Config
-	kcfg     keyproc.Config // the policy of every key's machine
-	env      keyproc.Env    // what the machines share: env{c}
-	start    time.Time      // the origin of the machines' clock (now)
-	dialOpts []grpc.DialOption
+	kcfg     keyproc.Config    // the policy of every key's machine
+	env      keyproc.Env       // what the machines share: env{c}
+	start    time.Time         // the origin of the machines' clock (now)
+	dialOpts []grpc.DialOption // all but the transport credentials
+	sec      *security
 	ctx      context.Context // ended by Close
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // every goroutine and public call in progress
@@ -96,7 +97,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg), start: time.Now()}
+	sec, err := newSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, dialOpts: dialOptions(cfg), sec: sec, start: time.Now()}
 	c.env = env{c}
 	c.kcfg = keyproc.Config{
 		MaxRetries:      cfg.MaxRetries,
@@ -106,8 +111,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		RediscoverAfter: rediscoverAfter,
 		OneRTT:          cfg.CacheSize > 0,
 	}
-	mc, err := discover(ctx, cfg, c.dialOpts)
+	mc, err := discover(ctx, cfg, sec, c.dialOpts)
 	if err != nil {
+		sec.close()
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -168,6 +174,7 @@ func (c *Client) Close() error {
 	c.life.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.sec.close()
 	c.net.Lock()
 	defer c.net.Unlock()
 	var errs []error

@@ -49,8 +49,26 @@ type Config struct {
 	// Endpoints are bootstrap acceptor addresses (host:port); any one that
 	// answers suffices. The client learns the members from it.
 	Endpoints []string
-	// TLS secures the connections to the acceptors; nil means plaintext.
+	// TLSDir secures the connections to the acceptors with the files of a
+	// directory in the kubernetes.io/tls layout, as a mounted Secret (the
+	// cluster's kc-client-tls) holds them: ca.crt, the bundle of CAs the
+	// acceptors' certificates must be signed by, and tls.crt with tls.key,
+	// the client certificate for mutual TLS (its Subject O must be
+	// kshaka:client, or kshaka:admin). tls.crt and tls.key may be absent
+	// (TLS without a client certificate). The files are reloaded when they
+	// change (polled every 2s; contents that do not load keep the current
+	// ones, reported once to Events.TLSReload); each new connection uses
+	// the current ones. Acceptor certificates are verified against the
+	// dialled host, or TLSServerName. Mutually exclusive with TLS.
+	TLSDir string
+	// TLS secures the connections to the acceptors with a fixed
+	// configuration; nil (and no TLSDir) means plaintext. Mutually
+	// exclusive with TLSDir.
 	TLS *tls.Config
+	// TLSServerName, when set, is the name verified in every acceptor's
+	// certificate instead of the dialled host (with TLS, it replaces
+	// TLS.ServerName).
+	TLSServerName string
 	// DialTimeout bounds the discovery of the configuration in New and each
 	// connection attempt. Default 5s.
 	DialTimeout time.Duration
@@ -83,7 +101,9 @@ type Config struct {
 	// counter of every key out of the acceptors' bounds. Match the
 	// acceptors' --max-ballot-lead. Default 10 minutes.
 	MaxBallotLead time.Duration
-	// AdminToken, if set, is sent as a bearer token with GetConfig.
+	// AdminToken is ignored, and kept so that existing callers compile:
+	// acceptors answer GetConfig, the only Admin call a client makes,
+	// without the admin token, and a data client should not hold it.
 	AdminToken string
 	// Events receives optional callbacks for metrics and tracing.
 	Events Events
@@ -104,6 +124,10 @@ type Events struct {
 	// ConfigChanged is called when the client adopts a configuration with a
 	// higher epoch.
 	ConfigChanged func(membership.Config)
+	// TLSReload is called, with Config.TLSDir, after a poll found new
+	// files: with nil when they were loaded, with the error when they did
+	// not load (the current ones stay in use; once per bad content).
+	TLSReload func(err error)
 }
 
 // RoundInfo describes one attempt of a round.
@@ -176,6 +200,12 @@ func (c Config) validate() error {
 	}
 	if c.MaxBallotLead < 0 {
 		errs = append(errs, fmt.Errorf("negative max ballot lead %v", c.MaxBallotLead))
+	}
+	if c.TLS != nil && c.TLSDir != "" {
+		errs = append(errs, errors.New("set TLS or TLSDir, not both"))
+	}
+	if c.TLSServerName != "" && c.TLS == nil && c.TLSDir == "" {
+		errs = append(errs, errors.New("TLSServerName needs TLS or TLSDir"))
 	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("negative max batch %d", c.MaxBatch))

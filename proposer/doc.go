@@ -33,6 +33,23 @@
 // accepted by a quorum, so the mismatch, and the current value it reports,
 // are authoritative.
 //
+// # Security
+//
+// On Kubernetes the acceptors serve mutual TLS (docs/design.md §9): give
+// the client Config.TLSDir, the mounted client Secret (ca.crt, tls.crt,
+// tls.key; the certificate's Subject O is kshaka:client). Its files are
+// reloaded when they change, so certificates rotate without a restart;
+// each new connection takes the current ones, and the acceptors'
+// certificates are verified against the dialled host or
+// Config.TLSServerName. Config.TLS takes a fixed tls.Config instead. A
+// refusal by an acceptor or a failed TLS handshake is an *AccessError
+// (errors.Is ErrAccess) that names the acceptor and says what is wrong: a
+// CA the bundle does not hold, an expired or misnamed acceptor certificate,
+// no client certificate (UNAUTHENTICATED), a role that does not allow the
+// call (PERMISSION_DENIED). New returns it at once instead of waiting for
+// DialTimeout; an operation's ErrNoQuorum wraps it. The client never needs
+// the admin token.
+//
 // # Versions
 //
 // Every applied change adds one to the key's version; versions are never

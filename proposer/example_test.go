@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strconv"
 
 	"github.com/kshaka-io/kshaka/proposer"
@@ -124,4 +125,30 @@ func ExampleClient_Resolve() {
 	fmt.Println(put([]byte("example/resolve"), []byte("v")))
 	// Output:
 	// <nil>
+}
+
+// On Kubernetes an application mounts the cluster's kc-client-tls Secret
+// (ca.crt, tls.crt, tls.key; the certificate carries O=kshaka:client) and
+// points TLSDir at it; rotated files are picked up without a restart.
+// Access errors say what is wrong: a wrong CA, an expired or misnamed
+// acceptor certificate, a missing client certificate, a role that does not
+// allow the call.
+func ExampleConfig_tlsDir() {
+	ctx := context.Background()
+	c, err := proposer.New(ctx, proposer.Config{
+		Endpoints: []string{"kc-client.ns.svc:7400"},
+		TLSDir:    "/etc/kshaka/client-tls",
+		Events: proposer.Events{TLSReload: func(err error) {
+			if err != nil {
+				log.Printf("kshaka: new TLS files do not load, keeping the current ones: %v", err)
+			}
+		}},
+	})
+	if errors.Is(err, proposer.ErrAccess) {
+		log.Fatalf("kshaka refused this client: %v", err)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
 }

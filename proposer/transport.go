@@ -11,21 +11,16 @@ import (
 
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
+	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
+// dialOptions are the options of every connection but its transport
+// credentials (security.creds).
 func dialOptions(cfg Config) []grpc.DialOption {
-	creds := insecure.NewCredentials()
-	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
-	}
 	return append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
 		// Reconnect soon after an acceptor restarts; the per-RPC deadline,
 		// not the connection, bounds how long a round waits.
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -54,7 +49,7 @@ func (c *Client) batcher(addr string, m method) *batcher {
 	conn, ok := c.net.conns[addr]
 	var dialErr error
 	if !ok {
-		conn, dialErr = grpc.NewClient(addr, c.dialOpts...)
+		conn, dialErr = grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(c.sec.transport())}, c.dialOpts...)...)
 		if dialErr != nil {
 			dialErr = fmt.Errorf("while dialling acceptor %s: %w", addr, dialErr)
 			conn = nil
@@ -120,7 +115,7 @@ func (c *Client) rediscover() {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		cfg, err := discover(c.ctx, c.cfg, c.dialOpts)
+		cfg, err := discover(c.ctx, c.cfg, c.sec, c.dialOpts)
 		if err != nil {
 			return // the next failed attempts try again
 		}
@@ -130,7 +125,7 @@ func (c *Client) rediscover() {
 
 // discover asks every endpoint for its configuration and returns the one
 // with the highest epoch among those that answered.
-func discover(ctx context.Context, cfg Config, opts []grpc.DialOption) (membership.Config, error) {
+func discover(ctx context.Context, cfg Config, sec *security, opts []grpc.DialOption) (membership.Config, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	type result struct {
@@ -140,7 +135,7 @@ func discover(ctx context.Context, cfg Config, opts []grpc.DialOption) (membersh
 	results := make(chan result, len(cfg.Endpoints))
 	for _, ep := range cfg.Endpoints {
 		go func() {
-			c, err := fetchConfig(ctx, ep, cfg.AdminToken, opts)
+			c, err := fetchConfig(ctx, ep, sec, opts)
 			results <- result{c, err}
 		}()
 	}
@@ -165,19 +160,44 @@ func discover(ctx context.Context, cfg Config, opts []grpc.DialOption) (membersh
 	return best, nil
 }
 
-func fetchConfig(ctx context.Context, addr, token string, opts []grpc.DialOption) (membership.Config, error) {
-	conn, err := grpc.NewClient(addr, opts...)
+// fetchRetry is how often fetchConfig asks again an acceptor that is not
+// reachable yet.
+const fetchRetry = 100 * time.Millisecond
+
+// fetchConfig asks the acceptor at addr for its configuration until it
+// answers or ctx ends, and at once gives up on a refusal or a failed TLS
+// handshake, which asking again does not cure (an *AccessError). After ctx
+// ends it reports the last failure, not only the deadline.
+func fetchConfig(ctx context.Context, addr string, sec *security, opts []grpc.DialOption) (membership.Config, error) {
+	conn, err := adminclient.Dial(addr, sec.creds, "", opts...)
 	if err != nil {
-		return membership.Config{}, fmt.Errorf("while dialling %s: %w", addr, err)
+		return membership.Config{}, err
 	}
-	defer conn.Close()
-	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	defer func() { _ = conn.Close() }()
+	var last error
+	for {
+		resp, err := conn.GetConfig(ctx, &kshakav1.GetConfigRequest{})
+		if err == nil {
+			return configOf(addr, resp)
+		}
+		err = sec.describe(addr, err)
+		if errors.Is(err, ErrAccess) {
+			return membership.Config{}, fmt.Errorf("while getting the configuration: %w", err)
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		t := time.NewTimer(fetchRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return membership.Config{}, fmt.Errorf("while getting the configuration from %s: %w", addr, last)
+		case <-t.C:
+		}
 	}
-	resp, err := kshakav1.NewAdminClient(conn).GetConfig(ctx, &kshakav1.GetConfigRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		return membership.Config{}, fmt.Errorf("while getting the configuration from %s: %w", addr, err)
-	}
+}
+
+func configOf(addr string, resp *kshakav1.GetConfigResponse) (membership.Config, error) {
 	if resp.GetConfig().GetEpoch() == 0 {
 		return membership.Config{}, fmt.Errorf("acceptor %s has no configuration yet", addr)
 	}

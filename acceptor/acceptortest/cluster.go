@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/internal/adminclient"
+	"github.com/kshaka-io/kshaka/internal/tlsreload"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -27,6 +28,7 @@ const gracefulTimeout = 10 * time.Second
 type Cluster struct {
 	t      testing.TB
 	modify func(i int, o *acceptor.Options)
+	pki    *clusterPKI // nil: plaintext
 
 	mu    sync.Mutex
 	nodes []*node
@@ -40,7 +42,8 @@ type node struct {
 	addr  string
 	acc   *acceptor.Acceptor
 	srv   *grpc.Server
-	done  chan struct{} // closed when Serve returns
+	tls   *tlsreload.Server // nil: plaintext
+	done  chan struct{}     // closed when Serve returns
 }
 
 func (n *node) running() bool { return n.srv != nil }
@@ -59,9 +62,27 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // every Restart. Dir and the Pebble sizes are set before the hook runs.
 func StartClusterWith(t testing.TB, n int, modify func(i int, o *acceptor.Options)) *Cluster {
 	t.Helper()
+	return startCluster(t, n, modify, false)
+}
+
+// StartTLSCluster is StartClusterWith serving mutual TLS, as on Kubernetes
+// (docs/design.md §9): the cluster makes a CA, a server certificate per
+// acceptor for 127.0.0.1 and localhost, and an admin certificate it
+// installs configurations with; every acceptor runs with
+// acceptor.Options.MutualTLS. ClientDir issues client certificates.
+func StartTLSCluster(t testing.TB, n int, modify func(i int, o *acceptor.Options)) *Cluster {
+	t.Helper()
+	return startCluster(t, n, modify, true)
+}
+
+func startCluster(t testing.TB, n int, modify func(i int, o *acceptor.Options), withTLS bool) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t, modify: modify}
 	t.Cleanup(c.shutdown)
 	base := t.TempDir()
+	if withTLS {
+		c.pki = newClusterPKI(t, filepath.Join(base, "pki"))
+	}
 	var members []membership.Member
 	for i := range n {
 		nd := &node{id: fmt.Sprintf("a%d", i), dir: filepath.Join(base, fmt.Sprintf("a%d", i))}
@@ -80,6 +101,7 @@ func (c *Cluster) options(i int) acceptor.Options {
 		MemTableSize: 4 << 20,
 		LockStripes:  256,
 	}
+	o.MutualTLS = c.pki != nil
 	if c.modify != nil {
 		c.modify(i, &o)
 	}
@@ -102,7 +124,19 @@ func (c *Cluster) start(i int, addr string) {
 		_ = acc.Close()
 		c.t.Fatalf("acceptortest: listening for acceptor %s on %s: %v", nd.id, addr, err)
 	}
-	srv := grpc.NewServer(acc.ServerOptions()...)
+	so := acc.ServerOptions()
+	nd.tls = nil
+	if c.pki != nil {
+		src, err := tlsreload.NewServer(c.pki.serverFiles(nd.id), tlsreload.Options{Interval: -1})
+		if err != nil {
+			_ = lis.Close()
+			_ = acc.Close()
+			c.t.Fatalf("acceptortest: loading the TLS files of acceptor %s: %v", nd.id, err)
+		}
+		nd.tls = src
+		so = append(so, grpc.Creds(credentials.NewTLS(src.TLSConfig())))
+	}
+	srv := grpc.NewServer(so...)
 	acc.Register(srv)
 	nd.acc, nd.srv, nd.addr, nd.done = acc, srv, lis.Addr().String(), make(chan struct{})
 	go func(done chan struct{}) {
@@ -177,10 +211,13 @@ func (c *Cluster) stop(i int, graceful bool) {
 		nd.srv.Stop()
 	}
 	<-nd.done
+	if nd.tls != nil {
+		nd.tls.Close()
+	}
 	if err := nd.acc.Close(); err != nil {
 		c.t.Errorf("acceptortest: closing acceptor %s: %v", nd.id, err)
 	}
-	nd.acc, nd.srv = nil, nil
+	nd.acc, nd.srv, nd.tls = nil, nil, nil
 }
 
 // Restart reopens acceptor i on its data directory (it keeps its incarnation,
@@ -242,7 +279,7 @@ func (c *Cluster) install(cfg membership.Config) {
 		if !nd.running() {
 			continue
 		}
-		if err := SetConfig(nd.addr, nd.token, cfg); err != nil {
+		if err := c.setConfig(nd.addr, nd.token, cfg); err != nil {
 			c.t.Fatalf("acceptortest: installing %v on %s: %v", cfg, nd.id, err)
 		}
 	}
@@ -250,19 +287,25 @@ func (c *Cluster) install(cfg membership.Config) {
 }
 
 // SetConfig installs cfg on the acceptor at addr through the Admin SetConfig
-// RPC, with the admin token when it is not empty.
+// RPC, in plaintext, with the admin token when it is not empty.
 func SetConfig(addr, token string, cfg membership.Config) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return setConfig(addr, nil, token, cfg)
+}
+
+// setConfig installs cfg on the acceptor at addr as the cluster's admin.
+func (c *Cluster) setConfig(addr, token string, cfg membership.Config) error {
+	return setConfig(addr, c.AdminCredentials(), token, cfg)
+}
+
+func setConfig(addr string, creds credentials.TransportCredentials, token string, cfg membership.Config) error {
+	conn, err := adminclient.Dial(addr, creds, token)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-	}
-	_, err = kshakav1.NewAdminClient(conn).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
+	_, err = conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
 	return err
 }
 

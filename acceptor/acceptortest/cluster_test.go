@@ -11,6 +11,8 @@ import (
 
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
+	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/internal/tlsreload"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -120,4 +122,33 @@ func TestAdminTokenCluster(t *testing.T) {
 	if got := c.Acceptor(1).Config().Epoch; got != 1 {
 		t.Fatalf("epoch = %d", got)
 	}
+}
+
+// A TLS cluster serves mutual TLS: a client certificate from ClientDir
+// works, a plaintext client does not.
+func TestTLSCluster(t *testing.T) {
+	cl := acceptortest.StartTLSCluster(t, 3, nil)
+	files, err := tlsreload.DirFiles(cl.ClientDir("app", pki.OrgClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := tlsreload.NewClient(files, tlsreload.Options{Interval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	conn, err := grpc.NewClient(cl.Addrs()[0], grpc.WithTransportCredentials(src.Credentials("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	accept(t, kshakav1.NewAcceptorClient(conn), 1, 3, "over TLS")
+	if got := read(t, kshakav1.NewAcceptorClient(conn), 1); got != "over TLS" {
+		t.Errorf("read %q", got)
+	}
+	if _, err := client(t, cl.Addrs()[1]).Read(context.Background(), &kshakav1.ReadRequest{Epoch: 1, Keys: [][]byte{[]byte("k")}}); err == nil {
+		t.Error("a plaintext client was served")
+	}
+	cl.Restart(1) // the restarted acceptor serves TLS again
+	cl.Install(cl.Config())
 }

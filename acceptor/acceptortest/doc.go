@@ -9,4 +9,12 @@
 // "a0".."a<n-1>"; Stop, Kill and Restart exercise restarts that keep the
 // data directory, and Install pushes later configurations. Every acceptor is
 // stopped and closed by t.Cleanup.
+//
+// StartTLSCluster serves mutual TLS as on Kubernetes (docs/design.md §9): a
+// CA from internal/pki, a server certificate per acceptor, roles enforced
+// (acceptor.Options.MutualTLS); ClientDir issues client certificates into
+// directories in the kubernetes.io/tls layout (proposer.Config.TLSDir), and
+// IssueServerCertificate rotates, or expires, an acceptor's certificate.
+// Configurations are installed through internal/adminclient, as the
+// operator does.
 package acceptortest

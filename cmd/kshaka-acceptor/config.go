@@ -19,6 +19,7 @@ type config struct {
 	walDir          string
 	listen          string
 	metricsListen   string
+	healthListen    string
 	maxKeySize      int
 	maxValueSize    int
 	maxBatchItems   int
@@ -28,6 +29,7 @@ type config struct {
 	tlsCertFile     string
 	tlsKeyFile      string
 	tlsClientCAFile string
+	tlsWait         time.Duration
 	cacheSize       int64
 	memTableSize    uint64
 	memoryLimit     int64
@@ -40,6 +42,14 @@ type config struct {
 
 const usageHeader = `kshaka-acceptor runs one Kshaka acceptor: a CASPaxos register store on Pebble,
 served over gRPC (Acceptor, Admin and health services) with Prometheus metrics.
+
+Security: with --tls-cert-file/--tls-key-file it serves TLS, and with
+--tls-client-ca-file mutual TLS: every call then needs a client certificate
+signed by that bundle whose Subject O is kshaka:admin (every RPC) or
+kshaka:client (Prepare, Accept, Read, GetConfig, health); others are refused
+with UNAUTHENTICATED or PERMISSION_DENIED. The TLS files are reloaded when
+they change. --admin-token(-file) is an extra requirement of the admin RPCs
+(SetConfig, Status, ListKeys). --health-listen serves only health, plaintext.
 
 Every flag can also be set through the environment variable shown with it;
 a flag on the command line wins over the environment.
@@ -55,6 +65,7 @@ var envVars = map[string]string{
 	"wal-dir":               "KSHAKA_WAL_DIR",
 	"listen":                "KSHAKA_LISTEN",
 	"metrics-listen":        "KSHAKA_METRICS_LISTEN",
+	"health-listen":         "KSHAKA_HEALTH_LISTEN",
 	"max-key-size":          "KSHAKA_MAX_KEY_SIZE",
 	"max-value-size":        "KSHAKA_MAX_VALUE_SIZE",
 	"max-batch-items":       "KSHAKA_MAX_BATCH_ITEMS",
@@ -64,6 +75,7 @@ var envVars = map[string]string{
 	"tls-cert-file":         "KSHAKA_TLS_CERT_FILE",
 	"tls-key-file":          "KSHAKA_TLS_KEY_FILE",
 	"tls-client-ca-file":    "KSHAKA_TLS_CLIENT_CA_FILE",
+	"tls-wait":              "KSHAKA_TLS_WAIT",
 	"cache-size":            "KSHAKA_CACHE_SIZE",
 	"memtable-size":         "KSHAKA_MEMTABLE_SIZE",
 	"memory-limit":          "KSHAKA_MEMORY_LIMIT",
@@ -83,17 +95,19 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 
 	fs.StringVar(&c.dataDir, "data-dir", "", "Directory of the acceptor's store (created if missing). Required.")
 	fs.StringVar(&c.walDir, "wal-dir", "", "Directory of the write-ahead log, ideally on its own volume. Empty: inside --data-dir.")
-	fs.StringVar(&c.listen, "listen", ":7400", "host:port of the gRPC server.")
-	fs.StringVar(&c.metricsListen, "metrics-listen", ":9400", "host:port of the HTTP server with /metrics (Prometheus). Empty: disabled.")
+	fs.StringVar(&c.listen, "listen", ":7400", "host:port of the gRPC server (the Acceptor, Admin and health services; under mutual TLS with --tls-client-ca-file).")
+	fs.StringVar(&c.metricsListen, "metrics-listen", ":9400", "host:port of the HTTP server with /metrics (Prometheus), plaintext. Empty: disabled.")
+	fs.StringVar(&c.healthListen, "health-listen", "", "host:port of a second gRPC server, plaintext, with only the grpc.health.v1 service (the same state as on --listen: SERVING while admitted and healthy), for probes that cannot present a client certificate, such as the kubelet's gRPC probe. Empty: disabled.")
 	fs.IntVar(&c.maxKeySize, "max-key-size", acceptor.DefaultMaxKeySize, "Largest accepted key, in bytes.")
 	fs.IntVar(&c.maxValueSize, "max-value-size", acceptor.DefaultMaxValueSize, "Largest accepted value, in bytes.")
 	fs.IntVar(&c.maxBatchItems, "max-batch-items", acceptor.DefaultMaxBatchItems, "Most items one Prepare, Accept or Read may carry.")
 	fs.IntVar(&c.maxMessageSize, "max-message-size", 0, "Largest gRPC message, in bytes. 0: max(64 MiB, one max-size item).")
-	fs.StringVar(&c.adminToken, "admin-token", "", "Token Admin RPCs must present as `authorization: Bearer <token>`. Empty: no token required.")
+	fs.StringVar(&c.adminToken, "admin-token", "", "Token the admin RPCs (SetConfig, Status, ListKeys) must present as `authorization: Bearer <token>`, in addition to an admin certificate under mutual TLS. GetConfig and the data path never need it. Empty: no token required.")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "File holding the admin token (e.g. a mounted Secret); surrounding whitespace is trimmed.")
-	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "PEM certificate of the gRPC server. With --tls-key-file it enables TLS.")
-	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
-	fs.StringVar(&c.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).")
+	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "PEM certificate of the gRPC server (intermediates after it). With --tls-key-file it enables TLS. Reloaded when the file changes (polled every 2s; an invalid new file keeps the current one and is logged).")
+	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file, reloaded with it.")
+	fs.StringVar(&c.tlsClientCAFile, "tls-client-ca-file", "", "PEM bundle of the CAs that sign client certificates; enables mutual TLS: every call needs a client certificate one of them signed (UNAUTHENTICATED otherwise) whose Subject O names a role that allows it: kshaka:admin everything, kshaka:client Prepare, Accept, Read, GetConfig and health (PERMISSION_DENIED otherwise). Every CA of the bundle is trusted (CA rotation); reloaded when the file changes.")
+	fs.DurationVar(&c.tlsWait, "tls-wait", 5*time.Minute, "At start, how long to wait for --tls-cert-file, --tls-key-file and --tls-client-ca-file to exist (a new pod may start before its certificate is written), logging every 10s. 0: fail at once.")
 	fs.Int64Var(&c.cacheSize, "cache-size", acceptor.DefaultCacheSize, "Pebble block cache, in bytes; the memtables reserve their size from it, so it bounds Pebble's memory.")
 	fs.Uint64Var(&c.memTableSize, "memtable-size", acceptor.DefaultMemTableSize, "Pebble memtable size, in bytes; usually two are resident, taken from --cache-size.")
 	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "Soft limit of the Go runtime's memory, in bytes (debug.SetMemoryLimit; Pebble's cache and memtables are Go memory in a pure-Go build). 0: --cache-size + 64 MiB, unless GOMEMLIMIT is set. Negative: no limit.")
@@ -152,6 +166,9 @@ func (c *config) check() error {
 	}
 	if c.tlsClientCAFile != "" && c.tlsCertFile == "" {
 		errs = append(errs, errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file"))
+	}
+	if c.tlsWait < 0 {
+		errs = append(errs, fmt.Errorf("--tls-wait %v must not be negative", c.tlsWait))
 	}
 	if c.adminToken != "" && c.adminTokenFile != "" {
 		errs = append(errs, errors.New("set --admin-token or --admin-token-file, not both"))

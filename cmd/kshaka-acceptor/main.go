@@ -2,18 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/internal/tlsreload"
 )
 
 func main() {
@@ -32,8 +33,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, nil))
 }
 
+// serving are the addresses the servers listen on ("" for one disabled).
+type serving struct{ grpc, metrics, health string }
+
 // listening reports the addresses the servers listen on (for tests).
-type listening func(grpcAddr, metricsAddr string)
+type listening func(serving)
 
 // run parses the configuration and serves until ctx is done. It returns the
 // process exit code: 0 after a clean shutdown, 1 on a runtime failure, 2 on
@@ -61,9 +65,14 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 	if err != nil {
 		return err
 	}
-	creds, err := cfg.tlsCredentials()
-	if err != nil {
-		return err
+	var creds credentials.TransportCredentials
+	if cfg.tlsCertFile != "" {
+		src, err := cfg.loadTLS(ctx, log)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		creds = credentials.NewTLS(src.TLSConfig())
 	}
 	if limit, ok := cfg.goMemoryLimit(os.LookupEnv); ok {
 		debug.SetMemoryLimit(limit)
@@ -79,6 +88,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 		MaxValueSize:       cfg.maxValueSize,
 		MaxBatchItems:      cfg.maxBatchItems,
 		MaxMessageSize:     cfg.maxMessageSize,
+		MutualTLS:          cfg.tlsClientCAFile != "",
 		AdminToken:         token,
 		Registerer:         reg,
 		Logger:             log,
@@ -102,23 +112,50 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 	}
 	srv := grpc.NewServer(opts...)
 	acc.Register(srv)
-	lis, err := net.Listen("tcp", cfg.listen)
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}
+	listen := func(flagName, addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("while listening on --%s %s: %w", flagName, addr, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
+	lis, err := listen("listen", cfg.listen)
 	if err != nil {
-		return fmt.Errorf("while listening on --listen %s: %w", cfg.listen, err)
+		return err
+	}
+	addrs := serving{grpc: lis.Addr().String()}
+
+	// The health server carries nothing but health, in plaintext: the
+	// kubelet's gRPC probe cannot present a client certificate.
+	var healthSrv *grpc.Server
+	var hlis net.Listener
+	if cfg.healthListen != "" {
+		if hlis, err = listen("health-listen", cfg.healthListen); err != nil {
+			return err
+		}
+		healthSrv = grpc.NewServer()
+		acc.RegisterHealth(healthSrv)
+		addrs.health = hlis.Addr().String()
 	}
 
 	var metricsSrv *http.Server
-	var metricsAddr string
+	var mlis net.Listener
 	if cfg.metricsListen != "" {
-		mlis, err := net.Listen("tcp", cfg.metricsListen)
-		if err != nil {
-			_ = lis.Close()
-			return fmt.Errorf("while listening on --metrics-listen %s: %w", cfg.metricsListen, err)
+		if mlis, err = listen("metrics-listen", cfg.metricsListen); err != nil {
+			return err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		metricsAddr = mlis.Addr().String()
+		addrs.metrics = mlis.Addr().String()
 		go func() {
 			if err := metricsSrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server failed", "err", err)
@@ -126,13 +163,20 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 		}()
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
-	log.Info("serving", "grpc", lis.Addr().String(), "metrics", metricsAddr, "tls", creds != nil,
+	if healthSrv != nil {
+		go func() {
+			if err := healthSrv.Serve(hlis); err != nil {
+				serveErr <- fmt.Errorf("health server: %w", err)
+			}
+		}()
+	}
+	log.Info("serving", "grpc", addrs.grpc, "metrics", addrs.metrics, "health", addrs.health, "tls", creds != nil,
 		"client_auth", cfg.tlsClientCAFile != "", "admin_token", token != "",
 		"incarnation", fmt.Sprintf("%x", acc.Incarnation()))
 	if ready != nil {
-		ready(lis.Addr().String(), metricsAddr)
+		ready(addrs)
 	}
 
 	select {
@@ -142,6 +186,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, ready listening) 
 		err = fmt.Errorf("gRPC server stopped: %w", err)
 	}
 	gracefulStop(srv, cfg.shutdownTimeout, log)
+	if healthSrv != nil {
+		healthSrv.Stop() // Watch streams would hold a graceful stop
+	}
 	if metricsSrv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		defer cancel()
@@ -193,27 +240,60 @@ func gracefulStop(srv *grpc.Server, timeout time.Duration, log *slog.Logger) {
 	}
 }
 
-// tlsCredentials loads the server certificate and the optional client CA.
-func (c *config) tlsCredentials() (credentials.TransportCredentials, error) {
-	if c.tlsCertFile == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.tlsCertFile, c.tlsKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("while loading --tls-cert-file/--tls-key-file: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.tlsClientCAFile != "" {
-		pem, err := os.ReadFile(c.tlsClientCAFile)
+// tlsReloadInterval is how often the TLS files are polled for changes.
+var tlsReloadInterval = tlsreload.DefaultInterval
+
+// tlsWaitLogEvery is how often loadTLS says it is still waiting.
+const tlsWaitLogEvery = 10 * time.Second
+
+// loadTLS loads the server certificate, its key and the client CA bundle,
+// reloaded when they change. While one of them does not exist it waits, up
+// to --tls-wait, logging every 10s: a new pod may start before the operator
+// has written its certificate into the mounted Secret. A file that exists
+// but does not load fails at once.
+func (c *config) loadTLS(ctx context.Context, log *slog.Logger) (*tlsreload.Server, error) {
+	files := tlsreload.ServerFiles{CertFile: c.tlsCertFile, KeyFile: c.tlsKeyFile, ClientCAFile: c.tlsClientCAFile}
+	var loaded atomic.Pointer[tlsreload.Server] // for OnReload, which the watcher calls
+	opts := tlsreload.Options{Interval: tlsReloadInterval, OnReload: func(err error) {
 		if err != nil {
-			return nil, fmt.Errorf("while reading --tls-client-ca-file: %w", err)
+			log.Error("the TLS files changed but do not load; serving with the previous certificate and CA bundle", "err", err)
+			return
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca-file %s holds no PEM certificate", c.tlsClientCAFile)
+		src := loaded.Load()
+		if src == nil {
+			return
 		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		cert := src.Certificate()
+		log.Info("reloaded the TLS files", "subject", cert.Subject.String(), "not_after", cert.NotAfter, "client_cas", src.ClientCAs())
+	}}
+	start := time.Now()
+	var logged time.Time
+	for {
+		src, err := tlsreload.NewServer(files, opts)
+		if err == nil {
+			loaded.Store(src)
+			cert := src.Certificate()
+			log.Info("loaded the TLS files", "cert", c.tlsCertFile, "subject", cert.Subject.String(), "not_after", cert.NotAfter,
+				"client_ca", c.tlsClientCAFile, "client_cas", src.ClientCAs())
+			return src, nil
+		}
+		waited := time.Since(start)
+		if !errors.Is(err, fs.ErrNotExist) || waited >= c.tlsWait {
+			if c.tlsWait > 0 && errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w (waited %v, --tls-wait)", err, c.tlsWait)
+			}
+			return nil, err
+		}
+		if logged.IsZero() || time.Since(logged) >= tlsWaitLogEvery {
+			log.Info("waiting for the TLS files to appear", "err", err, "waited", waited.Round(time.Second), "tls_wait", c.tlsWait)
+			logged = time.Now()
+		}
+		t := time.NewTimer(min(time.Second, c.tlsWait-waited))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("stopped while waiting for the TLS files: %w", err)
+		case <-t.C:
+		}
 	}
-	return credentials.NewTLS(tc), nil
 }

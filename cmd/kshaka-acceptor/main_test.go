@@ -3,30 +3,32 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/internal/tlsreload"
+	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -73,6 +75,13 @@ func TestParseConfig(t *testing.T) {
 		{"every problem at once", []string{"--listen=", "--tls-key-file=k", "--log-level=loud", "--log-format=xml", "--shutdown-timeout=0s", "--max-ballot-lead=0s"}, nil, nil,
 			[]string{"--data-dir", "--listen", "go together", "--log-level", "--log-format", "--shutdown-timeout", "--max-ballot-lead 0s must be positive"}},
 		{"client CA without a certificate", []string{"--data-dir=/d", "--tls-client-ca-file=ca"}, nil, nil, []string{"--tls-client-ca-file needs"}},
+		{"negative TLS wait", []string{"--data-dir=/d", "--tls-wait=-1s"}, nil, nil, []string{"--tls-wait -1s must not be negative"}},
+		{"TLS wait and health from the environment", nil, map[string]string{"KSHAKA_DATA_DIR": "/d", "KSHAKA_TLS_WAIT": "1m", "KSHAKA_HEALTH_LISTEN": ":7401"},
+			func(t *testing.T, c *config) {
+				if c.tlsWait != time.Minute || c.healthListen != ":7401" {
+					t.Errorf("config = %+v", c)
+				}
+			}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +128,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag", []string{"--bogus"}, 2, "bogus"},
 		{"no data dir", nil, 2, "--data-dir (KSHAKA_DATA_DIR) is required"},
 		{"unopenable data dir", []string{"--data-dir", file, "--listen=127.0.0.1:0", "--metrics-listen="}, 1, "not a directory"},
-		{"missing TLS files", []string{"--data-dir", t.TempDir(), "--tls-cert-file=/nope.pem", "--tls-key-file=/nope.key"}, 1, "--tls-cert-file"},
+		{"missing TLS files", []string{"--data-dir", t.TempDir(), "--tls-cert-file=/nope.pem", "--tls-key-file=/nope.key", "--tls-wait=0s"}, 1, "/nope.pem"},
+		{"TLS files that do not load", []string{"--data-dir", t.TempDir(), "--tls-cert-file", file, "--tls-key-file", file}, 1, "while loading the certificate"},
 		{"missing token file", []string{"--data-dir", t.TempDir(), "--admin-token-file=/nope"}, 1, "--admin-token-file"},
 	}
 	for _, tt := range tests {
@@ -133,32 +143,69 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// syncBuffer is a bytes.Buffer safe for the command's logging goroutines
+// and the test reading it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// eventually polls cond every 20ms for up to a minute.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// started is a command running in the background.
+type started struct {
+	serving
+	log  *syncBuffer
+	stop func() int
+}
+
 // runAsync runs the command until the returned stop function is called; it
-// returns the gRPC and metrics addresses once serving.
-func runAsync(t *testing.T, args []string, vars map[string]string) (grpcAddr, metricsAddr string, stop func() int) {
+// returns once the command serves.
+func runAsync(t *testing.T, args []string, vars map[string]string) started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	type addrs struct{ g, m string }
-	ready := make(chan addrs, 1)
+	ready := make(chan serving, 1)
 	exit := make(chan int, 1)
-	var errOut bytes.Buffer
+	errOut := &syncBuffer{}
 	go func() {
-		exit <- run(ctx, args, env(vars), io.Discard, &errOut, func(g, m string) { ready <- addrs{g, m} })
+		exit <- run(ctx, args, env(vars), io.Discard, errOut, func(s serving) { ready <- s })
 	}()
 	select {
 	case a := <-ready:
-		return a.g, a.m, func() int { cancel(); return <-exit }
+		return started{serving: a, log: errOut, stop: func() int { cancel(); return <-exit }}
 	case code := <-exit:
 		cancel()
 		t.Fatalf("exited early with %d: %s", code, errOut.String())
 	}
-	return "", "", nil
+	return started{}
 }
 
 func TestServeMetricsAndShutdown(t *testing.T) {
-	grpcAddr, metricsAddr, stop := runAsync(t, []string{"--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"},
+	st := runAsync(t, []string{"--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"},
 		map[string]string{"KSHAKA_DATA_DIR": t.TempDir(), "KSHAKA_ADMIN_TOKEN": "tok"})
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(st.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +215,7 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 	if err != nil || gc.Incarnation == 0 {
 		t.Fatalf("GetConfig = %v, %v", gc, err)
 	}
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	resp, err := http.Get("http://" + st.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,96 +227,261 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 		}
 	}
 	conn.Close()
-	if code := stop(); code != 0 {
+	if code := st.stop(); code != 0 {
 		t.Fatalf("exit code after shutdown = %d", code)
 	}
 }
 
-func TestMutualTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, caKey := newCert(t, nil, nil, "ca")
-	srvCert, srvKey := newCert(t, ca, caKey, "server")
-	cliCert, cliKey := newCert(t, ca, caKey, "client")
-	write := func(name string, blocks ...*pem.Block) string {
-		var buf bytes.Buffer
-		for _, b := range blocks {
-			_ = pem.Encode(&buf, b)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	grpcAddr, _, stop := runAsync(t, []string{"--data-dir", filepath.Join(dir, "data"), "--listen=127.0.0.1:0", "--metrics-listen=",
-		"--tls-cert-file", write("srv.pem", srvCert), "--tls-key-file", write("srv.key", srvKey),
-		"--tls-client-ca-file", write("ca.pem", ca)}, nil)
-	defer stop()
+// testPKI is a cluster CA and the acceptor's files in dir.
+type testPKI struct {
+	t   *testing.T
+	dir string
+	ca  *pki.CA
+}
 
-	pool := x509.NewCertPool()
-	caParsed, _ := x509.ParseCertificate(ca.Bytes)
-	pool.AddCert(caParsed)
-	clientPair, err := tls.X509KeyPair(pem.EncodeToMemory(cliCert), pem.EncodeToMemory(cliKey))
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	ca, err := pki.NewCA("kshaka test CA", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := func(tc *tls.Config) error {
-		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_, err = kshakav1.NewAdminClient(conn).GetConfig(context.Background(), &kshakav1.GetConfigRequest{})
-		return err
+	p := &testPKI{t: t, dir: t.TempDir(), ca: ca}
+	p.write("ca.crt", ca.CertPEM)
+	p.issueServer(ca, "acceptor-1")
+	return p
+}
+
+func (p *testPKI) path(name string) string { return filepath.Join(p.dir, name) }
+
+// write replaces the file atomically (a rename), as a Secret volume does.
+func (p *testPKI) write(name string, b []byte) {
+	p.t.Helper()
+	tmp := p.path(name + ".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		p.t.Fatal(err)
 	}
-	if err := call(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientPair}}); err != nil {
-		t.Fatalf("with a client certificate: %v", err)
-	}
-	if err := call(&tls.Config{RootCAs: pool}); err == nil {
-		t.Fatal("a client without a certificate was served")
+	if err := os.Rename(tmp, p.path(name)); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
-// newCert makes a certificate for 127.0.0.1 signed by parent (self-signed CA
-// when parent is nil); it returns the certificate and key PEM blocks.
-func newCert(t *testing.T, parent *pem.Block, parentKey *pem.Block, name string) (*pem.Block, *pem.Block) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func (p *testPKI) issueServer(ca *pki.CA, cn string) {
+	p.t.Helper()
+	c, k, err := ca.Issue(pki.Leaf{CommonName: cn, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true, Validity: time.Hour}, time.Now())
 	if err != nil {
-		t.Fatal(err)
+		p.t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	// The key first: a reader between the two sees a mismatched pair,
+	// which must be skipped, not served.
+	p.write("tls.key", k)
+	p.write("tls.crt", c)
+}
+
+func (p *testPKI) args() []string {
+	return []string{"--tls-cert-file", p.path("tls.crt"), "--tls-key-file", p.path("tls.key"), "--tls-client-ca-file", p.path("ca.crt")}
+}
+
+// client returns TLS client credentials with a certificate from ca with
+// organization org (no certificate when ca is nil), trusting roots.
+func (p *testPKI) client(ca *pki.CA, org string, roots ...*pki.CA) credentials.TransportCredentials {
+	p.t.Helper()
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r.Cert)
 	}
-	signer, signerCert := any(key), tmpl
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if ca != nil {
+		c, k, err := ca.Issue(pki.Leaf{CommonName: "client " + org, Organization: []string{org}, Client: true, Validity: time.Hour}, time.Now())
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(cfg)
+}
+
+// call dials addr with creds and calls GetConfig, or Status when admin.
+// It returns the server certificate's common name.
+func call(addr string, creds credentials.TransportCredentials, admin bool) (string, error) {
+	var server string
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var p peer.Peer
+	if admin {
+		_, err = kshakav1.NewAdminClient(conn).Status(ctx, &kshakav1.StatusRequest{}, grpc.Peer(&p))
 	} else {
-		pc, err := x509.ParseCertificate(parent.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pk, err := x509.ParseECPrivateKey(parentKey.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		signer, signerCert = pk, pc
+		_, err = kshakav1.NewAdminClient(conn).GetConfig(ctx, &kshakav1.GetConfigRequest{}, grpc.Peer(&p))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
+	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+		server = ti.State.PeerCertificates[0].Subject.CommonName
+	}
+	return server, err
+}
+
+func TestMutualTLSRoles(t *testing.T) {
+	p := newTestPKI(t)
+	st := runAsync(t, append([]string{"--data-dir", t.TempDir(), "--listen=127.0.0.1:0", "--metrics-listen="}, p.args()...), nil)
+	defer st.stop()
+	for _, tc := range []struct {
+		name  string
+		creds credentials.TransportCredentials
+		admin bool
+		want  codes.Code
+	}{
+		{"client certificate, GetConfig", p.client(p.ca, pki.OrgClient, p.ca), false, codes.OK},
+		{"client certificate, Status", p.client(p.ca, pki.OrgClient, p.ca), true, codes.PermissionDenied},
+		{"admin certificate, Status", p.client(p.ca, pki.OrgAdmin, p.ca), true, codes.OK},
+		{"no role, GetConfig", p.client(p.ca, "system:masters", p.ca), false, codes.PermissionDenied},
+		{"no certificate, GetConfig", p.client(nil, "", p.ca), false, codes.Unauthenticated},
+	} {
+		if _, err := call(st.grpc, tc.creds, tc.admin); status.Code(err) != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if !strings.Contains(st.log.String(), `"client_auth":true`) {
+		t.Errorf("the log does not say client certificates are required:\n%s", st.log.String())
+	}
+}
+
+// The server certificate and the client CA bundle are reloaded when their
+// files change; a file that does not load keeps the previous material.
+func TestTLSReload(t *testing.T) {
+	tlsReloadInterval = 20 * time.Millisecond
+	defer func() { tlsReloadInterval = tlsreload.DefaultInterval }()
+	p := newTestPKI(t)
+	st := runAsync(t, append([]string{"--data-dir", t.TempDir(), "--listen=127.0.0.1:0", "--metrics-listen="}, p.args()...), nil)
+	defer st.stop()
+	admin := p.client(p.ca, pki.OrgAdmin, p.ca)
+	if cn, err := call(st.grpc, admin, true); err != nil || cn != "acceptor-1" {
+		t.Fatalf("before rotation: %q, %v", cn, err)
+	}
+
+	// CA rotation: the bundle carries the old and the new CA; the server's
+	// certificate is reissued by the new one; clients of both CAs work.
+	next, err := pki.NewCA("kshaka test CA 2", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := x509.MarshalECPrivateKey(key)
+	p.write("ca.crt", append(append([]byte(nil), p.ca.CertPEM...), next.CertPEM...))
+	p.issueServer(next, "acceptor-2")
+	eventually(t, "the new server certificate is served", func() bool {
+		cn, err := call(st.grpc, p.client(next, pki.OrgAdmin, p.ca, next), true)
+		return err == nil && cn == "acceptor-2"
+	})
+	if _, err := call(st.grpc, p.client(p.ca, pki.OrgClient, p.ca, next), false); err != nil {
+		t.Errorf("a client of the old CA after the rotation: %v", err)
+	}
+	if !strings.Contains(st.log.String(), "reloaded the TLS files") {
+		t.Errorf("the reload is not logged:\n%s", st.log.String())
+	}
+
+	// A broken certificate file is logged once and the previous pair kept.
+	// (A poll between the writes of a new key and its certificate may have
+	// logged their mismatch already.)
+	bad := func() int { return strings.Count(st.log.String(), "do not load") }
+	before := bad()
+	p.write("tls.crt", []byte("-----BEGIN CERTIFICATE-----\nnot base64\n"))
+	eventually(t, "the bad file is logged", func() bool { return bad() > before })
+	if cn, err := call(st.grpc, p.client(next, pki.OrgClient, next), false); err != nil || cn != "acceptor-2" {
+		t.Errorf("after a bad file: %q, %v; want acceptor-2 still served", cn, err)
+	}
+	time.Sleep(10 * tlsReloadInterval) // ten more polls of the same bad file
+	if n := bad() - before; n != 1 {
+		t.Errorf("the bad file was logged %d times, want once", n)
+	}
+}
+
+// At start the acceptor waits for its certificate files to appear.
+func TestTLSWait(t *testing.T) {
+	p := newTestPKI(t)
+	dir := t.TempDir()
+	args := []string{"--data-dir", filepath.Join(dir, "data"), "--listen=127.0.0.1:0", "--metrics-listen=", "--tls-wait=5m",
+		"--tls-cert-file", filepath.Join(dir, "tls.crt"), "--tls-key-file", filepath.Join(dir, "tls.key"), "--tls-client-ca-file", p.path("ca.crt")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := &syncBuffer{}
+	ready := make(chan serving, 1)
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, args, env(nil), io.Discard, log, func(s serving) { ready <- s }) }()
+	eventually(t, "it says it waits", func() bool { return strings.Contains(log.String(), "waiting for the TLS files to appear") })
+	for _, name := range []string{"tls.key", "tls.crt"} {
+		b, err := os.ReadFile(p.path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case s := <-ready:
+		if _, err := call(s.grpc, p.client(p.ca, pki.OrgClient, p.ca), false); err != nil {
+			t.Errorf("GetConfig after the wait: %v", err)
+		}
+	case code := <-exit:
+		t.Fatalf("exited with %d: %s", code, log.String())
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+// --health-listen serves the health service alone, in plaintext, with the
+// acceptor's state.
+func TestHealthListen(t *testing.T) {
+	p := newTestPKI(t)
+	st := runAsync(t, append([]string{"--data-dir", t.TempDir(), "--listen=127.0.0.1:0", "--metrics-listen=", "--health-listen=127.0.0.1:0"}, p.args()...), nil)
+	defer st.stop()
+	conn, err := grpc.NewClient(st.health, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &pem.Block{Type: "CERTIFICATE", Bytes: der}, &pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}
+	defer conn.Close()
+	ctx := context.Background()
+	check := func() healthgrpc.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		r, err := healthgrpc.NewHealthClient(conn).Check(ctx, &healthgrpc.HealthCheckRequest{Service: "kshaka.v1.Acceptor"})
+		if err != nil {
+			t.Fatalf("health Check on --health-listen: %v", err)
+		}
+		return r.Status
+	}
+	if s := check(); s != healthgrpc.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("before admission: %v", s)
+	}
+	_, err = kshakav1.NewAdminClient(conn).GetConfig(ctx, &kshakav1.GetConfigRequest{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("GetConfig on the health port: %v, want Unimplemented", err)
+	}
+
+	// Admit it through the mutual-TLS port; the health port follows.
+	aconn, err := grpc.NewClient(st.grpc, grpc.WithTransportCredentials(p.client(p.ca, pki.OrgAdmin, p.ca)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aconn.Close()
+	admin := kshakav1.NewAdminClient(aconn)
+	gc, err := admin.GetConfig(ctx, &kshakav1.GetConfigRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := membership.Stable(1, membership.Member{ID: "a0", Addr: st.grpc, Incarnation: gc.Incarnation})
+	if _, err := admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := check(); s != healthgrpc.HealthCheckResponse_SERVING {
+		t.Errorf("after admission: %v", s)
+	}
 }
 
 func TestGoMemoryLimit(t *testing.T) {

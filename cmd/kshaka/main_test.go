@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,20 @@ func (lp *localProc) pid(t *testing.T, id string) int {
 	return pid
 }
 
+// printedEnv returns the variables of the `export K=V` lines kshaka local
+// printed once ready, as a user would copy them.
+func (lp *localProc) printedEnv(t *testing.T) []string {
+	t.Helper()
+	lp.waitOutput(t, `ready\. Connect with`)
+	out := lp.stdout.String()
+	out = out[strings.LastIndex(out, "ready. Connect with"):]
+	var env []string
+	for _, m := range regexp.MustCompile(`(?m)^  export (\S+=\S+)`).FindAllStringSubmatch(out, -1) {
+		env = append(env, m[1])
+	}
+	return env
+}
+
 // kshaka runs the CLI and returns its exit code, stdout and stderr.
 func kshaka(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
@@ -267,8 +282,18 @@ func TestLocal(t *testing.T) {
 	args := []string{"--dir", dir, "--base-port", strconv.Itoa(base), "--stop-timeout", "30s"}
 
 	lp := startLocal(t, args...)
+	lp.waitOutput(t, `the admin calls need the admin token created in \S+admin-token \(mode 0600\)`)
 	lp.waitOutput(t, `installed the first configuration: epoch 1, members a0,a1,a2`)
 	lp.waitOutput(t, `export KSHAKA_ENDPOINTS=`+strings.TrimPrefix(env[0], "KSHAKA_ENDPOINTS="))
+	printed := lp.printedEnv(t)
+	if !slices.Contains(printed, "KSHAKA_ADMIN_TOKEN_FILE="+filepath.Join(dir, "admin-token")) {
+		t.Errorf("kshaka local does not print the admin token file: %v\n%s", printed, lp.output())
+	}
+	// The admin calls need the token; the data path does not.
+	if code, _, stderr := kshaka(t, env, "status"); code != 6 || !strings.Contains(stderr, "admin token required") {
+		t.Errorf("status without the admin token: exit %d\n%s", code, stderr)
+	}
+	env = append(env, printed...)
 
 	expect(t, env, 0, "version 1", "put", "color", "red")
 	expect(t, env, 0, "red\n", "get", "color")
@@ -298,6 +323,7 @@ func TestLocal(t *testing.T) {
 
 	// Same directory again: the data and the configuration survive.
 	lp = startLocal(t, args...)
+	lp.waitOutput(t, `the admin calls need the admin token in \S+admin-token\n`)
 	lp.waitOutput(t, `reusing epoch 1`)
 	lp.waitOutput(t, `ready\. Connect with`)
 	expect(t, env, 0, "yellow\n", "get", "color")
@@ -329,6 +355,47 @@ func TestLocal(t *testing.T) {
 			continue
 		}
 		l.Close()
+	}
+}
+
+// TestLocalTLS runs `kshaka local --tls` and uses it with what it prints.
+func TestLocalTLS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	base := freeBasePort(t, 3)
+	lp := startLocal(t, "--tls", "--dir", dir, "--base-port", strconv.Itoa(base), "--stop-timeout", "30s")
+	lp.waitOutput(t, `serving mutual TLS; CA and certificates in \S+ \(issued CA, a0\.crt`)
+	env := lp.printedEnv(t)
+	for _, want := range []string{"KSHAKA_CACERT=" + filepath.Join(dir, "tls", "ca.crt"), "KSHAKA_CERT=" + filepath.Join(dir, "tls", "admin", "tls.crt")} {
+		if !slices.Contains(env, want) {
+			t.Errorf("kshaka local --tls does not print %s: %v\n%s", want, env, lp.output())
+		}
+	}
+	lp.waitOutput(t, `TLSDir: "`+regexp.QuoteMeta(filepath.Join(dir, "tls", "client"))+`"`)
+	expect(t, env, 0, "version 1", "put", "color", "red")
+	expect(t, env, 0, "red\n", "get", "color")
+	expect(t, env, 0, "Quorum: healthy", "status")
+
+	// With the client certificate: the data path, not status.
+	client := append(slices.Clone(env), "KSHAKA_CERT="+filepath.Join(dir, "tls", "client", "tls.crt"), "KSHAKA_KEY="+filepath.Join(dir, "tls", "client", "tls.key"))
+	expect(t, client, 0, "red\n", "get", "color")
+	if code, _, stderr := kshaka(t, client, "status"); code != 6 || !strings.Contains(stderr, "needs role admin") {
+		t.Errorf("status with the client certificate: exit %d\n%s", code, stderr)
+	}
+	// Without TLS: refused, and said so.
+	if code, _, stderr := kshaka(t, env[:1], "get", "color"); code != 7 || !strings.Contains(stderr, "plaintext") {
+		t.Errorf("get in plaintext: exit %d\n%s", code, stderr)
+	}
+	lp.stop(t, syscall.SIGINT)
+
+	// Again: the certificates are reused, the data kept.
+	lp = startLocal(t, "--tls", "--dir", dir, "--base-port", strconv.Itoa(base), "--demo", "--exit")
+	if code := lp.wait(t); code != 0 {
+		t.Fatalf("kshaka local --tls --demo --exit: %d\n%s", code, lp.output())
+	}
+	for _, want := range []string{"(reused)", "Self-check passed"} {
+		if !strings.Contains(lp.stdout.String(), want) {
+			t.Errorf("second run lacks %q:\n%s", want, lp.output())
+		}
 	}
 }
 

@@ -14,15 +14,19 @@ import (
 // client per "connection"; each client keeps one gRPC connection per
 // acceptor and batches the requests of the workers that share it).
 type Kshaka struct {
+	name    string
 	clients []*proposer.Client
 	next    atomic.Uint64
 }
 
-// NewKshaka connects conns proposer clients to the acceptors at endpoints.
-func NewKshaka(ctx context.Context, endpoints []string, conns int) (*Kshaka, error) {
-	k := &Kshaka{}
+// NewKshaka connects conns proposer clients to the acceptors at endpoints,
+// with the rest of base (its TLS or TLSDir); name names the target in
+// reports.
+func NewKshaka(ctx context.Context, name string, endpoints []string, conns int, base proposer.Config) (*Kshaka, error) {
+	k := &Kshaka{name: name}
+	base.Endpoints = endpoints
 	for range max(conns, 1) {
-		c, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints})
+		c, err := proposer.New(ctx, base)
 		if err != nil {
 			_ = k.Close()
 			return nil, fmt.Errorf("while connecting to kshaka at %v: %w", endpoints, err)
@@ -37,7 +41,7 @@ func (k *Kshaka) client() *proposer.Client {
 }
 
 // Name implements Target.
-func (k *Kshaka) Name() string { return "kshaka" }
+func (k *Kshaka) Name() string { return k.name }
 
 // Put implements Target.
 func (k *Kshaka) Put(ctx context.Context, key, value []byte) error {

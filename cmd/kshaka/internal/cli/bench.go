@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kshaka-io/kshaka/cmd/kshaka/internal/bench"
+	"github.com/kshaka-io/kshaka/proposer"
 )
 
 // defaultRuns is the matrix of the performance issue: each figure the
@@ -90,7 +91,12 @@ Unless --kshaka-endpoints / --etcd-endpoints point at running clusters, bench
 starts its own on loopback under --dir: three kshaka-acceptor processes and a
 three-member etcd cluster from --etcd-bin (built by 'make kube-binaries'),
 both with their data on the same disk and an fsync per commit, and stops them
-at the end. Progress goes to stderr; the table, or with --json one line per
+at the end. The target kshaka-tls is Kshaka over mutual TLS, as on Kubernetes:
+three more acceptors (on the ports after kshaka's) with a local CA made with
+internal/pki, as 'kshaka local --tls' does, and proposers with a client
+certificate (proposer.Config.TLSDir); '--targets kshaka,kshaka-tls' measures
+both in one run and prints their ratios. Against a running cluster,
+--kshaka-endpoints uses the TLS flags (--cacert, --cert, --key). Progress goes to stderr; the table, or with --json one line per
 (target, workload) run, to stdout. --report DIR also writes report.md, the
 JSON lines and a latency-distribution plot (PNG) per run.
 
@@ -113,6 +119,9 @@ the clusters restart on their data and a preload already done for the same
   # one quick run against a running 'kshaka local'
   kshaka bench --targets kshaka --kshaka-endpoints 127.0.0.1:7400 --runs put:8 --duration 5s
 
+  # the cost of mutual TLS: the same workloads with TLS off and on
+  kshaka bench --targets kshaka,kshaka-tls --runs put:64,get:64
+
   # put with 64 clients on a store of one million keys; the data is kept in
   # /var/tmp/kb, so running it again skips the preload
   kshaka bench --keys 1000000 --preload --dir /var/tmp/kb --runs put:64 --duration 30s
@@ -126,8 +135,12 @@ the clusters restart on their data and a preload already done for the same
 				return err
 			}
 			for _, t := range o.targets {
-				if t != "kshaka" && t != "etcd" {
-					return usageErrorf("--targets: unknown target %q (kshaka, etcd)", t)
+				if t != targetKshaka && t != targetKshakaTLS && t != "etcd" {
+					return usageErrorf("--targets: unknown target %q (kshaka, kshaka-tls, etcd)", t)
+				}
+				if t == targetKshakaTLS && len(o.kshakaEPs) > 0 {
+					return usageErrorf("--targets kshaka-tls starts its own cluster; to measure a running one over TLS, " +
+						"use --targets kshaka with --kshaka-endpoints and --cacert, --cert, --key")
 				}
 			}
 			return runBench(cmd.Context(), g, o, runs)
@@ -177,17 +190,26 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 	for _, name := range o.targets {
 		t := &benchTarget{dir: filepath.Join(dir, name)}
 		switch name {
-		case "kshaka":
+		case targetKshaka, targetKshakaTLS:
+			withTLS := name == targetKshakaTLS
 			eps := o.kshakaEPs
+			var base proposer.Config
 			if len(eps) == 0 {
-				lc, err := startBenchAcceptors(ctx, g, o, t.dir)
+				port := o.basePort
+				if withTLS {
+					port += o.acceptorCount
+				}
+				lc, err := startBenchAcceptors(ctx, g, o, t.dir, port, withTLS)
 				if err != nil {
 					return err
 				}
 				defer lc.stop()
 				eps, t.pids, t.started = lc.endpoints(), lc.pids(), true
+				base.TLSDir = lc.clientTLSDir()
+			} else if base.TLS, err = g.client.tlsConfig(); err != nil {
+				return err
 			}
-			if t.Target, err = bench.NewKshaka(ctx, eps, o.connections); err != nil {
+			if t.Target, err = bench.NewKshaka(ctx, name, eps, o.connections, base); err != nil {
 				return err
 			}
 		case "etcd":
@@ -249,7 +271,8 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 		if err := bench.WriteTable(g.out, results); err != nil {
 			return err
 		}
-		writeRatios(g.out, results)
+		writeRatios(g.out, results, targetKshaka, "etcd")
+		writeRatios(g.out, results, targetKshakaTLS, targetKshaka)
 	}
 	if o.report != "" {
 		if err := writeReport(o.report, results); err != nil {
@@ -336,9 +359,15 @@ func (t *benchTarget) preload(ctx context.Context, progress io.Writer, o benchOp
 	return nil
 }
 
+// The Kshaka targets: plaintext, and mutual TLS.
+const (
+	targetKshaka    = "kshaka"
+	targetKshakaTLS = "kshaka-tls"
+)
+
 // startBenchAcceptors starts a three-acceptor cluster the way kshaka local
-// does, quietly.
-func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir string) (*localCluster, error) {
+// does (with withTLS, as kshaka local --tls does), quietly.
+func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir string, basePort int, withTLS bool) (*localCluster, error) {
 	bin, err := findAcceptorBin(o.acceptorBin)
 	if err != nil {
 		return nil, err
@@ -346,15 +375,19 @@ func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir st
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	lo := localOptions{acceptors: o.acceptorCount, dir: dir, basePort: o.basePort, startTimeout: o.startTimeout, stopTimeout: 10 * time.Second}
+	lo := localOptions{acceptors: o.acceptorCount, dir: dir, basePort: basePort, startTimeout: o.startTimeout, stopTimeout: 10 * time.Second}
 	lc := &localCluster{o: lo, g: g, out: g.errw, errw: g.errw, exits: make(chan *acceptorProc, lo.acceptors), sigs: make(chan os.Signal, 1)}
-	spec := procSpec{bin: bin, dir: dir, basePort: o.basePort, adminToken: g.client.adminToken, stopTimeout: lo.stopTimeout, extraArgs: o.acceptorArgs}
+	spec := procSpec{bin: bin, dir: dir, basePort: basePort, stopTimeout: lo.stopTimeout, extraArgs: o.acceptorArgs}
 	for i := range lo.acceptors {
 		lc.procs = append(lc.procs, newAcceptorProc(spec, i))
 	}
 	if err := checkPortsFree(lc.procs); err != nil {
 		return nil, err
 	}
+	if spec.sec, err = prepareLocalSecurity(g, dir, lc.ids(), withTLS); err != nil {
+		return nil, err
+	}
+	lc.sec = spec.sec
 	if err := lc.start(ctx, spec); err != nil {
 		lc.stop()
 		return nil, err
@@ -362,8 +395,9 @@ func startBenchAcceptors(ctx context.Context, g *globals, o benchOptions, dir st
 	return lc, nil
 }
 
-// writeRatios prints Kshaka/etcd ratios for runs measured on both targets.
-func writeRatios(w io.Writer, rs []bench.Result) {
+// writeRatios prints the ratios of target a to target b for the runs
+// measured on both.
+func writeRatios(w io.Writer, rs []bench.Result, a, b string) {
 	type key struct {
 		workload string
 		clients  int
@@ -380,13 +414,13 @@ func writeRatios(w io.Writer, rs []bench.Result) {
 	}
 	header := false
 	for _, k := range order {
-		ks, ok1 := by[k]["kshaka"]
-		es, ok2 := by[k]["etcd"]
+		ks, ok1 := by[k][a]
+		es, ok2 := by[k][b]
 		if !ok1 || !ok2 || es.OpsPerSec == 0 || es.P50us == 0 || es.P99us == 0 {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(w, "\nkshaka/etcd ratios:")
+			fmt.Fprintf(w, "\n%s/%s ratios:\n", a, b)
 			header = true
 		}
 		fmt.Fprintf(w, "  %-8s clients=%-3d  throughput %.2fx   p50 %.2fx   p99 %.2fx\n", k.workload, k.clients,
@@ -431,7 +465,8 @@ func writeReport(dir string, rs []bench.Result) error {
 	if err := bench.WriteTable(&md, rs); err != nil {
 		return err
 	}
-	writeRatios(&md, rs)
+	writeRatios(&md, rs, targetKshaka, "etcd")
+	writeRatios(&md, rs, targetKshakaTLS, targetKshaka)
 	md.WriteString("```\n\n")
 	writeMemory(&md, rs)
 	var jl strings.Builder

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -167,8 +169,32 @@ func TestAdminToken(t *testing.T) {
 		t.Errorf("a refused token is not explained:\n%v", r)
 	}
 	must(t, 0, "Quorum: healthy", "status", "--admin-token", "s3cret", ep)
+	must(t, 0, "version 1", "put", "k", "v", ep) // the data path needs no token
+
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(t, 0, "Quorum: healthy", "status", "--admin-token-file", file, ep)
+	t.Setenv("KSHAKA_ADMIN_TOKEN_FILE", file)
+	must(t, 0, "Quorum: healthy", "status", ep)
+	t.Setenv("KSHAKA_ADMIN_TOKEN_FILE", "")
 	t.Setenv("KSHAKA_ADMIN_TOKEN", "s3cret")
-	must(t, 0, "version 1", "put", "k", "v", ep)
+	must(t, 0, "Quorum: healthy", "status", ep)
+	t.Setenv("KSHAKA_ADMIN_TOKEN", "")
+
+	if r := run("", "status", "--admin-token-file", filepath.Join(t.TempDir(), "none"), ep); r.code != ExitError || !strings.Contains(r.stderr, "--admin-token-file") {
+		t.Errorf("a missing token file: %v", r)
+	}
+
+	// On loopback, the token of a kshaka local in ./kshaka-data is found.
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(defaultLocalDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(defaultLocalDir, adminTokenFileName), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	must(t, 0, "Quorum: healthy", "status", ep)
 }
 
@@ -201,6 +227,7 @@ func TestUsage(t *testing.T) {
 		{"get", "k", "--timeout", "0s"},
 		{"get", "k", "--endpoints", ","},
 		{"get", "k", "--cert", "c.pem"},
+		{"status", "--admin-token", "a", "--admin-token-file", "f"},
 		{"version", "x"},
 	} {
 		r := run("", args...)

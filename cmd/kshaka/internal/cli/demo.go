@@ -17,13 +17,13 @@ const demoKey = "kshaka-demo"
 // runDemo is the self-check of `kshaka local --demo`: it writes, reads and
 // compare-and-swaps one key through the proposer library, printing each
 // step, and fails on the first step that does not behave as it must.
-func runDemo(ctx context.Context, out io.Writer, endpoints []string, token string) error {
+func runDemo(ctx context.Context, out io.Writer, endpoints []string, tlsDir string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	fmt.Fprintf(out, "Self-check (--demo): writing key %q through the proposer library\n", demoKey)
 	p, err := proposer.New(ctx, proposer.Config{
 		Endpoints:      endpoints,
-		AdminToken:     token,
+		TLSDir:         tlsDir,
 		DialTimeout:    5 * time.Second,
 		RequestTimeout: 5 * time.Second,
 	})

@@ -29,6 +29,9 @@ const (
 	// ExitUnreachable: no quorum of acceptors answered (or none at all), or
 	// status found no healthy quorum.
 	ExitUnreachable = 6
+	// ExitAccess: the TLS handshake with the acceptors failed, or they
+	// refused the client certificate or its role.
+	ExitAccess = 7
 )
 
 const exitCodesHelp = `Exit codes:
@@ -38,7 +41,9 @@ const exitCodesHelp = `Exit codes:
   3  key not found
   4  version mismatch: cas found another version (the current one is printed)
   5  unknown outcome: the write may or may not have happened; re-read the key
-  6  acceptors unreachable or no quorum (status: no healthy quorum)`
+  6  acceptors unreachable or no quorum (status: no healthy quorum)
+  7  access refused: the TLS handshake failed, or the acceptors refused the
+     client certificate or its role`
 
 // exitError carries an exit code and, optionally, advice printed after the
 // error message.
@@ -87,6 +92,10 @@ func classify(err error) *exitError {
 		return &exitError{code: ExitUsage, err: err}
 	case errors.Is(err, proposer.ErrNotFound):
 		return &exitError{code: ExitNotFound, err: err}
+	case errors.Is(err, proposer.ErrAccess):
+		return &exitError{code: ExitAccess, err: err, advice: "Check --cacert (the CA bundle that signed the acceptors' certificates), --cert and --key\n" +
+			"(a client certificate from the cluster's CA with O=kshaka:client, or O=kshaka:admin), and --tls-server-name.\n" +
+			"Against 'kshaka local --tls' use the files it printed, under DIR/tls."}
 	case errors.Is(err, proposer.ErrNoQuorum), isUnreachable(err):
 		return &exitError{code: ExitUnreachable, err: err, advice: "Check --endpoints (or KSHAKA_ENDPOINTS), that the acceptors are running ('kshaka status'),\n" +
 			"and the TLS and token flags."}

@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/kshaka-io/kshaka/internal/adminclient"
 )
 
 // defaultEndpoints are the addresses `kshaka local` uses with its defaults.
@@ -21,6 +24,7 @@ type clientOptions struct {
 	endpoints          []string
 	timeout            time.Duration
 	adminToken         string
+	adminTokenFile     string
 	tls                bool
 	caCert             string
 	cert               string
@@ -35,6 +39,7 @@ var envFlags = map[string]string{
 	"endpoints":            "KSHAKA_ENDPOINTS",
 	"timeout":              "KSHAKA_TIMEOUT",
 	"admin-token":          "KSHAKA_ADMIN_TOKEN",
+	"admin-token-file":     "KSHAKA_ADMIN_TOKEN_FILE",
 	"tls":                  "KSHAKA_TLS",
 	"cacert":               "KSHAKA_CACERT",
 	"cert":                 "KSHAKA_CERT",
@@ -47,8 +52,9 @@ func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.endpoints, "endpoints", strings.Split(defaultEndpoints, ","),
 		"comma-separated host:port addresses of acceptors; any one is enough to find the configuration")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "deadline for the whole command")
-	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token for the acceptors' Admin service, used to learn the configuration and by status (local passes it to its acceptors)")
-	fs.BoolVar(&o.tls, "tls", false, "use TLS with the system's root CAs (implied by --cacert, --cert and --insecure-skip-verify)")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token for the acceptors' admin calls (status; local passes it to its acceptors). Default: the token of a 'kshaka local' in ./kshaka-data when every endpoint is on loopback")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin token (e.g. DIR/admin-token of 'kshaka local'); surrounding whitespace is trimmed")
+	fs.BoolVar(&o.tls, "tls", false, "use TLS with the system's root CAs (implied by --cacert, --cert and --insecure-skip-verify); with local: serve mutual TLS with a local CA")
 	fs.StringVar(&o.caCert, "cacert", "", "PEM file of the CA(s) that signed the acceptors' certificates")
 	fs.StringVar(&o.cert, "cert", "", "PEM client certificate for mutual TLS (with --key)")
 	fs.StringVar(&o.key, "key", "", "PEM private key of --cert")
@@ -108,7 +114,50 @@ func (o *clientOptions) validate() error {
 	if (o.cert == "") != (o.key == "") {
 		return usageErrorf("--cert and --key go together")
 	}
+	if o.adminToken != "" && o.adminTokenFile != "" {
+		return usageErrorf("set --admin-token or --admin-token-file, not both")
+	}
 	return nil
+}
+
+// token returns the admin token: --admin-token, the contents of
+// --admin-token-file, or, when neither is set and every endpoint is on
+// loopback, the token a 'kshaka local' with the default --dir wrote. ""
+// without one.
+func (o *clientOptions) token() (string, error) {
+	switch {
+	case o.adminToken != "":
+		return o.adminToken, nil
+	case o.adminTokenFile != "":
+		tok, err := readToken(o.adminTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--admin-token-file: %w", err)
+		}
+		return tok, nil
+	}
+	for _, ep := range o.endpoints {
+		if !adminclient.IsLoopback(ep) {
+			return "", nil
+		}
+	}
+	tok, err := readToken(filepath.Join(defaultLocalDir, adminTokenFileName))
+	if err != nil {
+		return "", nil // no local cluster here, or not readable: none
+	}
+	return tok, nil
+}
+
+// readToken reads a token file, trimming surrounding whitespace.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return tok, nil
 }
 
 // tlsEnabled reports whether any TLS option was set.
@@ -147,9 +196,10 @@ func (o *clientOptions) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// tlsFlagsSet reports whether a TLS flag was given explicitly.
-func tlsFlagsSet(cmd *cobra.Command) bool {
-	for _, n := range []string{"tls", "cacert", "cert", "key", "tls-server-name", "insecure-skip-verify"} {
+// clientTLSFlagsSet reports whether a TLS flag other than --tls was given
+// explicitly: kshaka local makes its own certificates.
+func clientTLSFlagsSet(cmd *cobra.Command) bool {
+	for _, n := range []string{"cacert", "cert", "key", "tls-server-name", "insecure-skip-verify"} {
 		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
 			return true
 		}

@@ -103,7 +103,6 @@ func (g *globals) withProposer(ctx context.Context, fn func(ctx context.Context,
 		TLS:            tlsCfg,
 		DialTimeout:    g.client.timeout,
 		RequestTimeout: min(g.client.timeout, proposer.DefaultRequestTimeout),
-		AdminToken:     g.client.adminToken,
 	})
 	if err != nil {
 		return fmt.Errorf("while connecting to %v: %w", g.client.endpoints, err)

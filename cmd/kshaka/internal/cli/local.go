@@ -55,6 +55,19 @@ empty acceptor and kshaka local refuses to start: replacing a member is a
 membership change, which the Kubernetes operator performs and kshaka local
 does not. Delete the whole DIR to start over.
 
+Security. The acceptors' admin calls (status, configuration changes) need an
+admin token: the one given with --admin-token or --admin-token-file, or one
+kshaka local generates into DIR/admin-token (mode 0600) and reuses. The kshaka
+commands find it there by themselves when --dir is the default and every
+endpoint is on loopback; otherwise pass --admin-token-file DIR/admin-token.
+Without --tls the acceptors serve plaintext on loopback. With --tls they serve
+mutual TLS as on Kubernetes: kshaka local makes a CA and certificates under
+DIR/tls (reused, and reissued before they expire): one per acceptor for
+127.0.0.1 and localhost, DIR/tls/admin with O=kshaka:admin and DIR/tls/client
+with O=kshaka:client, each in the kubernetes.io/tls layout (ca.crt, tls.crt,
+tls.key). It prints the flags and environment the kshaka commands need, and
+the proposer.Config.TLSDir for Go programs.
+
 The kshaka-acceptor binary is looked up next to the kshaka executable, then on
 PATH; --acceptor-bin overrides both.
 
@@ -66,6 +79,9 @@ kshaka local then stops the acceptors and exits with the self-check's result.`,
 
   # show it working, then stop
   kshaka local --demo --exit
+
+  # mutual TLS with a local CA, as on Kubernetes
+  kshaka local --tls
 
   # five acceptors elsewhere
   kshaka local --acceptors 5 --dir /tmp/k5 --base-port 9000`,
@@ -80,8 +96,9 @@ kshaka local then stops the acceptors and exits with the self-check's result.`,
 			if o.basePort < 1 || o.basePort+o.acceptors-1 > 65535 {
 				return usageErrorf("--base-port %d does not leave room for %d ports", o.basePort, o.acceptors)
 			}
-			if tlsFlagsSet(cmd) {
-				return usageErrorf("kshaka local serves plaintext on loopback; the TLS flags do not apply to it")
+			if clientTLSFlagsSet(cmd) {
+				return usageErrorf("kshaka local makes its own CA and certificates with --tls; --cacert, --cert, --key, " +
+					"--tls-server-name and --insecure-skip-verify do not apply to it")
 			}
 			return runLocal(cmd.Context(), g, o)
 		},
@@ -140,8 +157,25 @@ type localCluster struct {
 	out   io.Writer
 	errw  io.Writer
 	procs []*acceptorProc
+	sec   *localSec
 	exits chan *acceptorProc
 	sigs  chan os.Signal
+}
+
+func (lc *localCluster) ids() []string {
+	ids := make([]string, len(lc.procs))
+	for i, p := range lc.procs {
+		ids[i] = p.id
+	}
+	return ids
+}
+
+// clientTLSDir is the client certificate's directory with --tls, else "".
+func (lc *localCluster) clientTLSDir() string {
+	if lc.sec.pki == nil {
+		return ""
+	}
+	return lc.sec.pki.clientDir()
 }
 
 func runLocal(ctx context.Context, g *globals, o localOptions) error {
@@ -165,20 +199,24 @@ func runLocal(ctx context.Context, g *globals, o localOptions) error {
 	signal.Notify(lc.sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(lc.sigs)
 
-	spec := procSpec{bin: bin, dir: o.dir, basePort: o.basePort, adminToken: g.client.adminToken, stopTimeout: o.stopTimeout}
+	spec := procSpec{bin: bin, dir: o.dir, basePort: o.basePort, stopTimeout: o.stopTimeout}
 	for i := range o.acceptors {
 		lc.procs = append(lc.procs, newAcceptorProc(spec, i))
 	}
 	if err := checkPortsFree(lc.procs); err != nil {
 		return err
 	}
+	if spec.sec, err = prepareLocalSecurity(g, o.dir, lc.ids(), g.client.tls); err != nil {
+		return err
+	}
+	lc.sec = spec.sec
 	defer lc.stop() // a no-op once they are stopped
 
 	// Until the cluster runs, a signal aborts the start.
 	startCtx, cancel := lc.cancelOnSignal(ctx)
 	err = lc.start(startCtx, spec)
 	if err == nil && o.demo {
-		err = runDemo(startCtx, lc.out, lc.endpoints(), g.client.adminToken)
+		err = runDemo(startCtx, lc.out, lc.endpoints(), lc.clientTLSDir())
 	}
 	switch interrupted := cancel(); {
 	case interrupted && err != nil:
@@ -239,6 +277,7 @@ func (lc *localCluster) endpoints() []string {
 // checks their configuration.
 func (lc *localCluster) start(ctx context.Context, spec procSpec) error {
 	fmt.Fprintf(lc.out, "kshaka local: starting %s (%s), data in %s\n", plural(len(lc.procs), "acceptor"), spec.bin, lc.o.dir)
+	lc.describeSecurity()
 	for _, p := range lc.procs {
 		if err := p.start(spec, lc.exits); err != nil {
 			return err
@@ -249,7 +288,7 @@ func (lc *localCluster) start(ctx context.Context, spec procSpec) error {
 	defer cancel()
 	obs := make([]observed, len(lc.procs))
 	for i, p := range lc.procs {
-		inc, cfg, err := p.waitReady(ctx, spec.adminToken)
+		inc, cfg, err := p.waitReady(ctx, lc.sec)
 		if err != nil {
 			return err
 		}
@@ -277,11 +316,11 @@ func (lc *localCluster) start(ctx context.Context, spec procSpec) error {
 }
 
 func (lc *localCluster) install(ctx context.Context, p *acceptorProc, cfg membership.Config) error {
-	conn, err := dialAdmin(p.addr, nil, lc.g.client.adminToken)
+	conn, err := dialAdmin(p.addr, lc.sec.adminTLS, lc.sec.token)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, p.id, err)
 	}
@@ -309,14 +348,63 @@ func describeConfig(c membership.Config) string {
 	return c.String()
 }
 
+// describeSecurity says how the acceptors are protected.
+func (lc *localCluster) describeSecurity() {
+	sec := lc.sec
+	switch {
+	case sec.tokenFile == "":
+		fmt.Fprintln(lc.out, "kshaka local: the admin calls need the admin token you gave")
+	case sec.created:
+		fmt.Fprintf(lc.out, "kshaka local: the admin calls need the admin token created in %s (mode 0600)\n", sec.tokenFile)
+	default:
+		fmt.Fprintf(lc.out, "kshaka local: the admin calls need the admin token in %s\n", sec.tokenFile)
+	}
+	if sec.pki == nil {
+		fmt.Fprintln(lc.out, "kshaka local: serving plaintext on loopback (--tls serves mutual TLS)")
+		return
+	}
+	what := "reused"
+	if len(sec.pki.created) > 0 {
+		what = "issued " + strings.Join(sec.pki.created, ", ")
+	}
+	fmt.Fprintf(lc.out, "kshaka local: serving mutual TLS; CA and certificates in %s (%s)\n", sec.pki.dir, what)
+}
+
 func (lc *localCluster) printConnect() {
 	eps := strings.Join(lc.endpoints(), ",")
 	fmt.Fprintf(lc.out, "\nkshaka local: ready. Connect with:\n\n  export KSHAKA_ENDPOINTS=%s\n", eps)
-	if lc.g.client.adminToken != "" {
-		fmt.Fprintln(lc.out, "  export KSHAKA_ADMIN_TOKEN=<the token you gave kshaka local>")
+	sec := lc.sec
+	switch sec.tokenFile {
+	case "":
+		fmt.Fprintln(lc.out, "  export KSHAKA_ADMIN_TOKEN=<the token you gave kshaka local>   # for kshaka status")
+	default:
+		note := "for kshaka status"
+		if filepath.Clean(lc.o.dir) == filepath.Clean(defaultLocalDir) && lc.o.basePort == 7400 {
+			note += "; found by itself from this directory"
+		}
+		fmt.Fprintf(lc.out, "  export KSHAKA_ADMIN_TOKEN_FILE=%s   # %s\n", absPath(sec.tokenFile), note)
+	}
+	if sec.pki != nil {
+		admin := sec.pki.adminDir()
+		fmt.Fprintf(lc.out, "  export KSHAKA_CACERT=%s\n", absPath(sec.pki.caFile()))
+		fmt.Fprintf(lc.out, "  export KSHAKA_CERT=%s   # O=kshaka:admin: every command;\n", absPath(filepath.Join(admin, "tls.crt")))
+		fmt.Fprintf(lc.out, "  export KSHAKA_KEY=%s    # %s holds an O=kshaka:client one\n", absPath(filepath.Join(admin, "tls.key")), absPath(sec.pki.clientDir()))
 	}
 	fmt.Fprint(lc.out, "  kshaka put greeting hello\n  kshaka get greeting\n  kshaka status\n\n")
+	if sec.pki != nil {
+		fmt.Fprintf(lc.out, "From Go: proposer.New(ctx, proposer.Config{Endpoints: []string{%q}, TLSDir: %q})\n\n",
+			lc.endpoints()[0], absPath(sec.pki.clientDir()))
+	} else {
+		fmt.Fprintf(lc.out, "From Go: proposer.New(ctx, proposer.Config{Endpoints: []string{%q}})\n\n", lc.endpoints()[0])
+	}
 	fmt.Fprintf(lc.out, "Press Ctrl-C to stop the acceptors (the data stays in %s).\n", lc.o.dir)
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // supervise runs until a signal, ctx ends, or every acceptor has exited.

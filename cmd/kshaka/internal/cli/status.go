@@ -74,8 +74,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 whether a quorum is healthy.
 
 The configuration with the highest epoch among the --endpoints is used; then
-every member of it is asked for its status (Admin.Status, which needs
---admin-token when the acceptors have one). A member serves when it answers,
+every member of it is asked for its status (Admin.Status, an admin call: under
+mutual TLS it needs a client certificate with O=kshaka:admin, and the admin
+token, --admin-token or --admin-token-file, when the acceptors have one; a
+'kshaka local' in ./kshaka-data is found by itself). A member serves when it answers,
 is healthy (no storage error), is admitted by its installed configuration and
 reports the incarnation the configuration lists. The quorum is healthy when
 the serving members include a prepare quorum of P and an accept quorum of S.
@@ -92,9 +94,13 @@ Exits with 0 when the quorum is healthy and 6 when it is not.`,
 			if err != nil {
 				return err
 			}
+			token, err := g.client.token()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.client.timeout)
 			defer cancel()
-			st, err := collectStatus(ctx, g.client.endpoints, tlsCfg, g.client.adminToken)
+			st, err := collectStatus(ctx, g.client.endpoints, tlsCfg, token)
 			if err != nil {
 				return err
 			}
@@ -195,7 +201,7 @@ func queryOne(ctx context.Context, s *memberStatus, tlsCfg *tls.Config, token st
 		s.note(err.Error())
 		return
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	resp, err := conn.Status(ctx, &kshakav1.StatusRequest{})
 	if err != nil {
 		s.note(describeRPCError(err))
@@ -272,7 +278,7 @@ func describeRPCError(err error) string {
 	case codes.DeadlineExceeded:
 		return "unreachable: no answer within --timeout"
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return "refused: " + st.Message() + " (check --admin-token)"
+		return "refused: " + st.Message() + " (check --admin-token or --admin-token-file, and --cert/--key: status needs O=kshaka:admin)"
 	}
 	return fmt.Sprintf("error: %v: %s", st.Code(), st.Message())
 }

@@ -71,10 +71,10 @@ func sigName(s syscall.Signal) string {
 
 // procSpec is how to start the acceptors.
 type procSpec struct {
-	bin        string
-	dir        string
-	basePort   int
-	adminToken string
+	bin      string
+	dir      string
+	basePort int
+	sec      *localSec
 	// stopTimeout is how long stop waits before SIGKILL.
 	stopTimeout time.Duration
 	// extraArgs are appended to every acceptor's command line (kshaka
@@ -115,10 +115,11 @@ func (p *acceptorProc) start(s procSpec, exits chan<- *acceptorProc) error {
 		// Finish in-flight requests, but exit before stop's SIGKILL.
 		"--shutdown-timeout", (s.stopTimeout / 2).String(),
 	}
+	args = append(args, s.sec.acceptorArgs(p.id)...)
 	cmd := exec.Command(s.bin, append(args, s.extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = childProcAttr()
-	cmd.Env = childEnv(s.adminToken)
+	cmd.Env = childEnv(s.sec.acceptorEnv())
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return fmt.Errorf("while starting %s (%s): %w", p.id, s.bin, err)
@@ -134,29 +135,26 @@ func (p *acceptorProc) start(s procSpec, exits chan<- *acceptorProc) error {
 }
 
 // childEnv is the environment of an acceptor: ours, without KSHAKA_*
-// variables meant for the CLI, plus the admin token.
-func childEnv(token string) []string {
+// variables meant for the CLI, plus extra.
+func childEnv(extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "KSHAKA_") {
 			env = append(env, kv)
 		}
 	}
-	if token != "" {
-		env = append(env, "KSHAKA_ADMIN_TOKEN="+token)
-	}
-	return env
+	return append(env, extra...)
 }
 
 // waitReady polls the acceptor's GetConfig until it answers, the process
 // exits or ctx ends. It returns the acceptor's incarnation and installed
 // configuration.
-func (p *acceptorProc) waitReady(ctx context.Context, token string) (uint64, membership.Config, error) {
-	conn, err := dialAdmin(p.addr, nil, token)
+func (p *acceptorProc) waitReady(ctx context.Context, sec *localSec) (uint64, membership.Config, error) {
+	conn, err := dialAdmin(p.addr, sec.adminTLS, sec.token)
 	if err != nil {
 		return 0, membership.Config{}, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last error

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
+	"github.com/kshaka-io/kshaka/internal/pki"
 	"github.com/kshaka-io/kshaka/membership"
 )
 
@@ -123,10 +125,15 @@ func TestTLS(t *testing.T) {
 	must(t, 0, "secret\n", "get", "k", ep)
 	t.Setenv("KSHAKA_CACERT", "")
 
-	// Plaintext against TLS, and TLS without trusting the CA, fail as
-	// unreachable.
-	must(t, ExitUnreachable, "", "get", "k", "--timeout", "2s", ep)
-	must(t, ExitUnreachable, "", "get", "k", "--tls", "--timeout", "2s", ep)
+	// Plaintext against TLS, and TLS without trusting the CA, fail as access
+	// errors that say so.
+	if r := run("", "get", "k", "--timeout", "2s", ep); r.code != ExitAccess || !strings.Contains(r.stderr, "plaintext") {
+		t.Errorf("plaintext against TLS: %v", r)
+	}
+	if r := run("", "get", "k", "--tls", "--timeout", "2s", ep); r.code != ExitAccess || !strings.Contains(r.stderr, "not in the CA bundle") ||
+		!strings.Contains(r.stderr, "Check --cacert") {
+		t.Errorf("TLS without the CA: %v", r)
+	}
 
 	if r := run("", "get", "k", "--cacert", filepath.Join(t.TempDir(), "none.pem"), ep); r.code != ExitError || !strings.Contains(r.stderr, "--cacert") {
 		t.Errorf("missing --cacert file: %v", r)
@@ -137,5 +144,34 @@ func TestTLS(t *testing.T) {
 	}
 	if r := run("", "get", "k", "--cacert", notPEM, ep); r.code != ExitError || !strings.Contains(r.stderr, "holds no PEM certificate") {
 		t.Errorf("non-PEM --cacert: %v", r)
+	}
+}
+
+// Against mutual TLS, the client certificate's role decides: a client
+// certificate reads and writes, status needs an admin one.
+func TestMutualTLS(t *testing.T) {
+	cl := acceptortest.StartTLSCluster(t, 3, nil)
+	ep := endpointsFlag(cl)
+	files := func(dir string) []string {
+		return []string{"--cacert", filepath.Join(dir, "ca.crt"), "--cert", filepath.Join(dir, "tls.crt"), "--key", filepath.Join(dir, "tls.key")}
+	}
+	client, admin := files(cl.ClientDir("app", pki.OrgClient)), files(cl.ClientDir("operator", pki.OrgAdmin))
+	must(t, 0, "version 1\n", append([]string{"put", "k", "v", ep}, client...)...)
+	must(t, 0, "v\n", append([]string{"get", "k", ep}, client...)...)
+	r := must(t, ExitUnreachable, "", append([]string{"status", ep}, client...)...)
+	if !strings.Contains(r.stderr, "needs role admin") || !strings.Contains(r.stderr, "O=kshaka:admin") {
+		t.Errorf("status with a client certificate does not say it needs the admin role:\n%v", r)
+	}
+	must(t, 0, "Quorum: healthy", append([]string{"status", ep}, admin...)...)
+
+	// Without a client certificate: an access error naming the cause.
+	r = run("", "get", "k", ep, "--cacert", filepath.Join(cl.ClientDir("x", pki.OrgClient), "ca.crt"))
+	if r.code != ExitAccess || !strings.Contains(r.stderr, "client certificate required: none was presented") {
+		t.Errorf("get without a client certificate: %v", r)
+	}
+	// A certificate without a role.
+	r = run("", append([]string{"put", "k", "w", ep}, files(cl.ClientDir("nobody"))...)...)
+	if r.code != ExitAccess || !strings.Contains(r.stderr, "has role none") {
+		t.Errorf("put with a certificate without a role: %v", r)
 	}
 }
