@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -116,11 +116,20 @@ func (a *clusterAcceptors) admin(addr string) (kshakav1.AdminClient, error) {
 	if cc, ok := g.mu.conns[k]; ok {
 		return kshakav1.NewAdminClient(cc), nil
 	}
-	opts := append([]grpc.DialOption{a.creds()}, g.DialOptions...)
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("while connecting to %s: %w", addr, err)
+	// One dialer for the Admin service (internal/adminclient). The
+	// credentials pick TLS or plaintext per pod at each handshake, so the
+	// token goes as per-call credentials that do not insist on TLS: a pod
+	// of a cluster in mode Disabled is plaintext, and that mode says loudly
+	// that its traffic is unauthenticated.
+	var opts []grpc.DialOption
+	if g.AdminToken != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(adminclient.Bearer(g.AdminToken, false)))
 	}
+	conn, err := adminclient.Dial(addr, clusterCredentials{state: a.state}, "", append(opts, g.DialOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	cc := conn.ClientConn()
 	if g.mu.conns == nil {
 		g.mu.conns = map[connKey]*grpc.ClientConn{}
 	}
@@ -133,11 +142,7 @@ func (g *GRPCAcceptors) call(ctx context.Context) (context.Context, context.Canc
 	if t == 0 {
 		t = 2 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	if g.AdminToken != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.AdminToken)
-	}
-	return ctx, cancel
+	return context.WithTimeout(ctx, t)
 }
 
 // Status implements Acceptors, in plaintext.

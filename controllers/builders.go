@@ -389,7 +389,6 @@ func withTLS(c *kshakav1alpha1.KshakaCluster, ctr *corev1.Container) {
 		"--tls-cert-file="+TLSMountPath+"/$(POD_NAME).crt",
 		"--tls-key-file="+TLSMountPath+"/$(POD_NAME).key",
 		"--tls-client-ca-file="+TLSMountPath+"/"+KeyCACert,
-		"--tls-wait",
 	)
 	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: tlsVolume, MountPath: TLSMountPath, ReadOnly: true})
 }

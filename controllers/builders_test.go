@@ -93,7 +93,7 @@ func TestStatefulSet(t *testing.T) {
 			}
 			if !slices.Equal(ctr.Args, []string{"--data-dir=/var/lib/kshaka", "--listen=:7400", "--metrics-listen=:9400", "--health-listen=:7401",
 				"--tls-cert-file=/etc/kshaka/tls/$(POD_NAME).crt", "--tls-key-file=/etc/kshaka/tls/$(POD_NAME).key",
-				"--tls-client-ca-file=/etc/kshaka/tls/ca.crt", "--tls-wait"}) {
+				"--tls-client-ca-file=/etc/kshaka/tls/ca.crt"}) {
 				t.Fatalf("args %v: mutual TLS is on by default", ctr.Args)
 			}
 			if !slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool {

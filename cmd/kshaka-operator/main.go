@@ -267,12 +267,12 @@ func newManager(cfg *rest.Config, o *options) (manager.Manager, error) {
 // setup registers the KshakaCluster reconciler and the health checks.
 func setup(mgr manager.Manager, o *options, acc controllers.Acceptors) error {
 	r := &controllers.Reconciler{
-		Client:      mgr.GetClient(),
-		Scheme:      mgr.GetScheme(),
-		Recorder:    mgr.GetEventRecorder("kshaka-operator"),
-		Acceptors:   acc,
-		RescanBatch: o.rescanBatch,
-		// TODO(sec-netpol): OperatorNamespace: o.operatorNamespace, once controllers.Reconciler has the field.
+		Client:            mgr.GetClient(),
+		Scheme:            mgr.GetScheme(),
+		Recorder:          mgr.GetEventRecorder("kshaka-operator"),
+		Acceptors:         acc,
+		RescanBatch:       o.rescanBatch,
+		OperatorNamespace: o.operatorNamespace,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("while setting up the controller: %w", err)
