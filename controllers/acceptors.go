@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -120,7 +121,7 @@ func (g *GRPCAcceptors) SetConfig(ctx context.Context, addr string, cfg membersh
 	}
 	ctx, cancel := g.call(ctx)
 	defer cancel()
-	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, addr, err)
 	}
 	return nil

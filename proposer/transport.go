@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -189,7 +190,7 @@ func fetchConfig(ctx context.Context, addr, token string, opts []grpc.DialOption
 }
 
 func configFromProto(p *kshakav1.Config) (membership.Config, error) {
-	c := kshakav1.ConfigFromProto(p)
+	c := wire.ConfigFromProto(p)
 	slices.SortFunc(c.Members, func(a, b membership.Member) int { return strings.Compare(a.ID, b.ID) })
 	if err := c.Validate(); err != nil {
 		return membership.Config{}, err

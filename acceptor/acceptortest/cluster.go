@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/kshaka-io/kshaka/acceptor"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -262,7 +263,7 @@ func SetConfig(addr, token string, cfg membership.Config) error {
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	_, err = kshakav1.NewAdminClient(conn).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
+	_, err = kshakav1.NewAdminClient(conn).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)})
 	return err
 }
 
