@@ -12,7 +12,7 @@ import (
 )
 
 // The explorer's operator touches a key the way the simulated operator and
-// proposer.Client.Rescan do: proposer.Client.Touch's op (touchOp) on the
+// proposer.Client.Rescan do: proposer.Client.Touch's op (keyproc.TouchOp) on the
 // proposer library's keyproc.Machine, so the decisions of the touch —
 // propose the value the prepare quorum showed, not below a higher ballot it
 // showed (Outranked), what an accept's replies mean — are the shipping
@@ -75,7 +75,7 @@ func (e *explorer) touchMachine(s *xState) (*keyproc.Machine, keyproc.Ready) {
 	att := &s.Op.A
 	env := &touchEnv{ballot: att.B.reg(), clock: &s.Op.Clock}
 	m := keyproc.New(fmt.Sprintf("k%d", att.Key), touchConfig, env, e.cfg(att.Cfg).Clone())
-	op := touchOp()
+	op := keyproc.TouchOp()
 	m.Submit(0, &op)
 	rd := touchReady(m, 0)
 	if att.NLog == 0 {

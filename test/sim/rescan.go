@@ -36,11 +36,6 @@ type touch struct {
 	round uint64
 }
 
-// touchOp is the op proposer.Client.Touch submits for one key.
-func touchOp() keyproc.Op {
-	return keyproc.Op{Change: round.Identity, Identity: true, Fresh: true, Above: true}
-}
-
 // rescanConfig is the policy of the operator's rescan machine: the
 // proposer library's, as the simulated proposers run it (the operator's
 // rescan is a proposer.Client), with the operator's request timeout. The
@@ -74,7 +69,7 @@ func (o *operator) startTouch(t *touch) {
 	t.skip = nil
 	t.wire, t.wake = map[uint64]uint64{}, -1
 	t.m = keyproc.New(t.key, o.w.rescanConfig(), o.env, t.cfg.Clone())
-	t.op = touchOp()
+	t.op = keyproc.TouchOp()
 	t.m.Submit(o.now(), &t.op)
 	o.pump(t)
 }
