@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -35,7 +36,7 @@ func TestAdminToken(t *testing.T) {
 			return err
 		},
 		"SetConfig": func(ctx context.Context) error {
-			_, err := n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(n.acc.Config())})
+			_, err := n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(n.acc.Config())})
 			return err
 		},
 		"ListKeys": func(ctx context.Context) error {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
@@ -65,7 +66,7 @@ func requests(s *tlsServer) map[string]proto.Message {
 		kshakav1.Acceptor_Accept_FullMethodName:  &kshakav1.AcceptRequest{Epoch: 1, Items: []*kshakav1.AcceptItem{acc("k", b(60, 1), val(1, "v"), nil)}},
 		kshakav1.Acceptor_Read_FullMethodName:    &kshakav1.ReadRequest{Epoch: 1, Keys: [][]byte{[]byte("k")}},
 		kshakav1.Admin_GetConfig_FullMethodName:  &kshakav1.GetConfigRequest{},
-		kshakav1.Admin_SetConfig_FullMethodName:  &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(next)},
+		kshakav1.Admin_SetConfig_FullMethodName:  &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(next)},
 		kshakav1.Admin_Status_FullMethodName:     &kshakav1.StatusRequest{},
 		kshakav1.Admin_ListKeys_FullMethodName:   &kshakav1.ListKeysRequest{},
 		healthgrpc.Health_Check_FullMethodName:   &healthgrpc.HealthCheckRequest{},
@@ -229,7 +230,7 @@ func TestServerWithoutOptionsServesNothing(t *testing.T) {
 	}
 	defer conn.Close()
 	cfg := membership.Stable(1, membership.Member{ID: "a0", Addr: "x:1", Incarnation: acc.Incarnation()})
-	_, err = kshakav1.NewAdminClient(conn).SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
+	_, err = kshakav1.NewAdminClient(conn).SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)})
 	wantCode(t, err, codes.Internal)
 	if !strings.Contains(err.Error(), "ServerOptions") || acc.Config().Epoch != 0 {
 		t.Errorf("SetConfig on a server without the options: %v, installed epoch %d", err, acc.Config().Epoch)

@@ -9,6 +9,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -71,7 +72,7 @@ func TestUnadmittedServesNothing(t *testing.T) {
 func TestStaleEpoch(t *testing.T) {
 	n := start(t, testOptions(t))
 	cfg := n.admit(5)
-	want := kshakav1.ConfigToProto(cfg)
+	want := wire.ConfigToProto(cfg)
 	ctx := context.Background()
 
 	pr, err := n.data.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: 4, Items: []*kshakav1.PrepareItem{prep("x", b(1, 1)), prep("y", b(1, 1))}})
@@ -123,16 +124,16 @@ func TestSetConfigRules(t *testing.T) {
 		wantCfg membership.Config // installed afterwards
 	}{
 		{"missing config", nil, codes.InvalidArgument, []string{"missing"}, e3},
-		{"invalid: every problem reported", kshakav1.ConfigToProto(bad), codes.InvalidArgument,
+		{"invalid: every problem reported", wire.ConfigToProto(bad), codes.InvalidArgument,
 			[]string{"incarnation 0", "no address"}, e3},
 		{"unsorted members", &kshakav1.Config{Epoch: 9, PrepareQuorum: 1, AcceptQuorum: 1, Members: []*kshakav1.Member{
 			{Id: "z", Addr: "z:1", Incarnation: 1, Prepare: true, Accept: true},
 			{Id: "a", Addr: "a:1", Incarnation: 2},
 		}}, codes.InvalidArgument, []string{"not sorted", "neither"}, e3},
-		{"same epoch, same config: no-op", kshakav1.ConfigToProto(e3), codes.OK, nil, e3},
-		{"same epoch, different config", kshakav1.ConfigToProto(e3other), codes.FailedPrecondition, []string{"different"}, e3},
-		{"lower epoch", kshakav1.ConfigToProto(e2), codes.FailedPrecondition, []string{"lower"}, e3},
-		{"higher epoch", kshakav1.ConfigToProto(e4), codes.OK, nil, e4},
+		{"same epoch, same config: no-op", wire.ConfigToProto(e3), codes.OK, nil, e3},
+		{"same epoch, different config", wire.ConfigToProto(e3other), codes.FailedPrecondition, []string{"different"}, e3},
+		{"lower epoch", wire.ConfigToProto(e2), codes.FailedPrecondition, []string{"lower"}, e3},
+		{"higher epoch", wire.ConfigToProto(e4), codes.OK, nil, e4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,11 +145,11 @@ func TestSetConfigRules(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, m)
 				}
 			}
-			if err == nil && !proto.Equal(resp.Config, kshakav1.ConfigToProto(tt.wantCfg)) {
+			if err == nil && !proto.Equal(resp.Config, wire.ConfigToProto(tt.wantCfg)) {
 				t.Errorf("reply config = %v, want %v", resp.Config, tt.wantCfg)
 			}
 			gc, err := n.admin.GetConfig(ctx, &kshakav1.GetConfigRequest{})
-			if err != nil || !proto.Equal(gc.Config, kshakav1.ConfigToProto(tt.wantCfg)) {
+			if err != nil || !proto.Equal(gc.Config, wire.ConfigToProto(tt.wantCfg)) {
 				t.Fatalf("installed = %v, %v; want %v", gc, err, tt.wantCfg)
 			}
 			wantSyncs := uint64(0)
@@ -183,7 +184,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("incarnation %x, want %x", n.acc.Incarnation(), inc)
 	}
 	st := n.status()
-	if !proto.Equal(st.Config, kshakav1.ConfigToProto(cfg)) || !st.Admitted || st.KeyCount != uint64(len(want)) {
+	if !proto.Equal(st.Config, wire.ConfigToProto(cfg)) || !st.Admitted || st.KeyCount != uint64(len(want)) {
 		t.Fatalf("Status after restart = %v", st)
 	}
 	if got := n.healthStatus("kshaka.v1.Acceptor"); got != healthgrpc.HealthCheckResponse_SERVING {

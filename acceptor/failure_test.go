@@ -15,6 +15,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -131,7 +132,7 @@ func TestCrashKeepsPromisesThroughTheFloor(t *testing.T) {
 				return
 			}
 			// The refusal shows the floor, so the proposer fast-forwards past it.
-			conflict := kshakav1.BallotFromProto(r.Results[0].Conflict)
+			conflict := wire.BallotFromProto(r.Results[0].Conflict)
 			if conflict.Counter < 20 {
 				t.Fatalf("conflict %v is below the lost promise 20", conflict)
 			}
@@ -197,7 +198,7 @@ func TestStorageErrorTakesOutOfService(t *testing.T) {
 					t.Fatalf("health(%q) after the error = %v", svc, got)
 				}
 			}
-			_, err = n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(membership.Stable(9, member("a", n.acc.Incarnation())))})
+			_, err = n.admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(membership.Stable(9, member("a", n.acc.Incarnation())))})
 			wantCode(t, err, codes.Unavailable)
 			s, err := n.admin.ListKeys(ctx, &kshakav1.ListKeysRequest{})
 			if err == nil {
@@ -259,7 +260,7 @@ func TestHealthTransitions(t *testing.T) {
 	expect("closed", healthgrpc.HealthCheckResponse_NOT_SERVING)
 	_, err := n.data.Read(context.Background(), &kshakav1.ReadRequest{Epoch: 4, Keys: [][]byte{[]byte("x")}})
 	wantCode(t, err, codes.Unavailable)
-	if st := n.status(); st.Healthy || !proto.Equal(st.Config, kshakav1.ConfigToProto(n.acc.Config())) {
+	if st := n.status(); st.Healthy || !proto.Equal(st.Config, wire.ConfigToProto(n.acc.Config())) {
 		t.Fatalf("Status after Close = %v", st)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -82,7 +83,7 @@ func FuzzAcceptRequest(f *testing.F) {
 			if len(resp.Results) != len(req.Items) {
 				t.Fatalf("%d results for %d items", len(resp.Results), len(req.Items))
 			}
-			if invalid := a.core.CheckAccept(acceptItemsFromProto(req.Items), a.opts.Now()); invalid != nil {
+			if invalid := a.core.CheckAccept(wire.AcceptItemsFromProto(req.Items), a.opts.Now()); invalid != nil {
 				t.Fatalf("invalid request answered: %v", invalid)
 			}
 		case codes.InvalidArgument:

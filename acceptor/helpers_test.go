@@ -13,6 +13,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
@@ -106,7 +107,7 @@ func (n *node) admit(epoch uint64) membership.Config {
 
 func (n *node) setConfig(cfg membership.Config) {
 	n.t.Helper()
-	if _, err := n.admin.SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+	if _, err := n.admin.SetConfig(context.Background(), &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		n.t.Fatalf("SetConfig(%v): %v", cfg, err)
 	}
 }

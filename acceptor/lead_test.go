@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kshaka-io/kshaka/internal/acceptcore"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
 )
@@ -105,7 +106,7 @@ func TestFarFutureBallotIsRefused(t *testing.T) {
 			continue
 		}
 		if !pr.Results[0].Ok {
-			conflict := kshakav1.BallotFromProto(pr.Results[0].Conflict)
+			conflict := wire.BallotFromProto(pr.Results[0].Conflict)
 			if limit := wallCounter() + uint64(DefaultMaxBallotLead.Microseconds()); conflict.Counter >= limit {
 				t.Errorf("after the restart, prepare %s at %v is refused with conflict %v, beyond the lead of the clock", key, bal, conflict)
 				continue

@@ -11,6 +11,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
@@ -76,7 +77,7 @@ func (a *Acceptor) track(rpc string, start time.Time, err *error, stale *bool) {
 func staleConfig(err error) (*kshakav1.Config, error) {
 	var se *StaleEpochError
 	if errors.As(err, &se) {
-		return kshakav1.ConfigToProto(se.Config), nil
+		return wire.ConfigToProto(se.Config), nil
 	}
 	return nil, err
 }
@@ -96,16 +97,16 @@ func (s acceptorServer) Prepare(ctx context.Context, req *kshakav1.PrepareReques
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
 	}
-	out, err := s.a.prepare(req.GetEpoch(), prepareItemsFromProto(req.GetItems()))
+	out, err := s.a.prepare(req.GetEpoch(), wire.PrepareItemsFromProto(req.GetItems()))
 	resp = &kshakav1.PrepareResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
 	}
 	stale = resp.StaleConfig != nil
 	for _, o := range out {
-		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: kshakav1.BallotToProto(o.Accepted), Value: kshakav1.ValueToProto(o.Value)}
+		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: wire.BallotToProto(o.Accepted), Value: wire.ValueToProto(o.Value)}
 		if !o.OK {
-			r.Conflict = kshakav1.BallotToProto(o.Conflict)
+			r.Conflict = wire.BallotToProto(o.Conflict)
 		}
 		resp.Results = append(resp.Results, r)
 	}
@@ -122,7 +123,7 @@ func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest)
 	if err := s.a.addressedTo(req.GetIncarnation()); err != nil {
 		return nil, statusErr(err)
 	}
-	out, err := s.a.accept(req.GetEpoch(), acceptItemsFromProto(req.GetItems()))
+	out, err := s.a.accept(req.GetEpoch(), wire.AcceptItemsFromProto(req.GetItems()))
 	resp = &kshakav1.AcceptResponse{}
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
@@ -131,7 +132,7 @@ func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest)
 	for _, o := range out {
 		r := &kshakav1.AcceptResult{Ok: o.OK}
 		if !o.OK {
-			r.Conflict, r.Accepted = kshakav1.BallotToProto(o.Conflict), kshakav1.BallotToProto(o.Accepted)
+			r.Conflict, r.Accepted = wire.BallotToProto(o.Conflict), wire.BallotToProto(o.Accepted)
 		}
 		resp.Results = append(resp.Results, r)
 	}
@@ -155,7 +156,7 @@ func (s acceptorServer) Read(ctx context.Context, req *kshakav1.ReadRequest) (re
 	}
 	stale = resp.StaleConfig != nil
 	for _, o := range out {
-		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: kshakav1.BallotToProto(o.Accepted), Value: kshakav1.ValueToProto(o.Value)})
+		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: wire.BallotToProto(o.Accepted), Value: wire.ValueToProto(o.Value)})
 	}
 	return resp, nil
 }
@@ -171,7 +172,7 @@ func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
-	return &kshakav1.GetConfigResponse{Config: kshakav1.ConfigToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
+	return &kshakav1.GetConfigResponse{Config: wire.ConfigToProto(s.a.Config()), Incarnation: s.a.incarnation}, nil
 }
 
 func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigRequest) (resp *kshakav1.SetConfigResponse, err error) {
@@ -183,11 +184,11 @@ func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigReque
 	if req.GetConfig() == nil {
 		return nil, status.Error(codes.InvalidArgument, "config is missing")
 	}
-	cfg, err := s.a.SetConfig(kshakav1.ConfigFromProto(req.GetConfig()))
+	cfg, err := s.a.SetConfig(wire.ConfigFromProto(req.GetConfig()))
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	return &kshakav1.SetConfigResponse{Config: kshakav1.ConfigToProto(cfg)}, nil
+	return &kshakav1.SetConfigResponse{Config: wire.ConfigToProto(cfg)}, nil
 }
 
 func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (resp *kshakav1.StatusResponse, err error) {
@@ -204,7 +205,7 @@ func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (res
 		Healthy:     st.Healthy,
 		KeyCount:    st.KeyCount,
 		Reason:      st.Reason,
-		Config:      kshakav1.ConfigToProto(st.Config),
+		Config:      wire.ConfigToProto(st.Config),
 	}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
@@ -201,7 +202,7 @@ func decodeIncarnation(buf []byte) (uint64, error) {
 func encodeIncarnation(inc uint64) []byte { return binary.BigEndian.AppendUint64(nil, inc) }
 
 func encodeConfig(cfg membership.Config) ([]byte, error) {
-	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(kshakav1.ConfigToProto(cfg))
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(wire.ConfigToProto(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("while encoding the configuration: %w", err)
 	}
@@ -216,7 +217,7 @@ func decodeConfig(buf []byte) (membership.Config, error) {
 	if err := proto.Unmarshal(buf[1:], &pc); err != nil {
 		return membership.Config{}, fmt.Errorf("%w: configuration record: %v", register.ErrCorrupt, err)
 	}
-	return kshakav1.ConfigFromProto(&pc), nil
+	return wire.ConfigFromProto(&pc), nil
 }
 
 // putMeta writes one metadata record with Sync.

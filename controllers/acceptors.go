@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kshaka-io/kshaka/internal/adminclient"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -197,7 +198,7 @@ func (a *clusterAcceptors) SetConfig(ctx context.Context, addr string, cfg membe
 	}
 	ctx, cancel := a.g.call(ctx)
 	defer cancel()
-	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+	if _, err := c.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, addr, err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
@@ -50,7 +51,7 @@ func (s *sentBallots) dialOption() grpc.DialOption {
 }
 
 func (s *sentBallots) add(b *kshakav1.Ballot, what string) {
-	bal := kshakav1.BallotFromProto(b)
+	bal := wire.BallotFromProto(b)
 	if !slices.Contains(s.all[bal], what) { // once, not once per acceptor
 		s.all[bal] = append(s.all[bal], what)
 	}
@@ -66,7 +67,7 @@ func prepareEverywhere(t *testing.T, cl *acceptortest.Cluster, key string, bal r
 			t.Fatal(err)
 		}
 		r, err := kshakav1.NewAcceptorClient(conn).Prepare(ctxT(t), &kshakav1.PrepareRequest{
-			Epoch: cl.Config().Epoch, Items: []*kshakav1.PrepareItem{{Key: []byte(key), Ballot: kshakav1.BallotToProto(bal)}},
+			Epoch: cl.Config().Epoch, Items: []*kshakav1.PrepareItem{{Key: []byte(key), Ballot: wire.BallotToProto(bal)}},
 		})
 		conn.Close()
 		if err != nil || !r.Results[0].Ok {

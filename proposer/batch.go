@@ -13,6 +13,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 	"github.com/kshaka-io/kshaka/register"
 )
@@ -187,7 +188,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 	case methodPrepare:
 		req := &kshakav1.PrepareRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.PrepareItem, len(batch))}
 		for i, it := range batch {
-			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: kshakav1.BallotToProto(it.ballot)}
+			req.Items[i] = &kshakav1.PrepareItem{Key: it.key, Ballot: wire.BallotToProto(it.ballot)}
 		}
 		resp, err := b.api.Prepare(ctx, req)
 		if out, err, done := b.check(len(batch), err, resp.GetStaleConfig(), len(resp.GetResults())); done {
@@ -197,9 +198,9 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 		for i, r := range resp.GetResults() {
 			out[i] = memberReply{
 				reply:    round.Nack,
-				accepted: kshakav1.BallotFromProto(r.GetAccepted()),
-				value:    kshakav1.ValueFromProto(r.GetValue()),
-				conflict: kshakav1.BallotFromProto(r.GetConflict()),
+				accepted: wire.BallotFromProto(r.GetAccepted()),
+				value:    wire.ValueFromProto(r.GetValue()),
+				conflict: wire.BallotFromProto(r.GetConflict()),
 			}
 			if r.GetOk() {
 				out[i].reply = round.Ack
@@ -210,10 +211,10 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 		req := &kshakav1.AcceptRequest{Epoch: epoch, Incarnation: inc, Items: make([]*kshakav1.AcceptItem, len(batch))}
 		for i, it := range batch {
 			req.Items[i] = &kshakav1.AcceptItem{
-				Key: it.key, Ballot: kshakav1.BallotToProto(it.ballot), Value: kshakav1.ValueToProto(it.value),
+				Key: it.key, Ballot: wire.BallotToProto(it.ballot), Value: wire.ValueToProto(it.value),
 			}
 			if !it.next.IsZero() {
-				req.Items[i].Next = kshakav1.BallotToProto(it.next)
+				req.Items[i].Next = wire.BallotToProto(it.next)
 			}
 		}
 		resp, err := b.api.Accept(ctx, req)
@@ -224,9 +225,9 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 		for i, r := range resp.GetResults() {
 			a := round.AcceptAnswer{OK: r.GetOk()}
 			if !a.OK {
-				a.Conflict, a.Accepted = true, kshakav1.BallotFromProto(r.GetAccepted())
+				a.Conflict, a.Accepted = true, wire.BallotFromProto(r.GetAccepted())
 			}
-			out[i] = memberReply{answer: a, conflict: kshakav1.BallotFromProto(r.GetConflict())}
+			out[i] = memberReply{answer: a, conflict: wire.BallotFromProto(r.GetConflict())}
 		}
 		return out, nil
 	default:
@@ -240,7 +241,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) ([]memberReply, error
 		}
 		out := make([]memberReply, len(batch))
 		for i, r := range resp.GetResults() {
-			out[i] = memberReply{reply: round.Ack, accepted: kshakav1.BallotFromProto(r.GetAccepted()), value: kshakav1.ValueFromProto(r.GetValue())}
+			out[i] = memberReply{reply: round.Ack, accepted: wire.BallotFromProto(r.GetAccepted()), value: wire.ValueFromProto(r.GetValue())}
 		}
 		return out, nil
 	}

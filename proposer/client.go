@@ -374,7 +374,7 @@ func (c *Client) Touch(ctx context.Context, keys ...[]byte) error {
 
 // touch runs the identity change of Touch on one key.
 func (c *Client) touch(ctx context.Context, key []byte) error {
-	r := c.do(ctx, clone(key), &op{Op: keyproc.Op{Change: round.Identity, Identity: true, Fresh: true, Above: true}})
+	r := c.do(ctx, clone(key), &op{Op: keyproc.TouchOp()})
 	if r.err != nil {
 		return fmt.Errorf("while touching key %q: %w", key, r.err)
 	}

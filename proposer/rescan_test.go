@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/proposer"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -130,12 +131,12 @@ func TestRescanAboveHigherBallot(t *testing.T) {
 	epoch := cl.Config().Epoch
 	b := register.Ballot{Counter: uint64(time.Now().UnixMicro()) + 60_000_000, Proposer: 7}
 	a2 := rawAcceptor(t, addrs[2])
-	pr, err := a2.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: epoch, Items: []*kshakav1.PrepareItem{{Key: []byte("k"), Ballot: kshakav1.BallotToProto(b)}}})
+	pr, err := a2.Prepare(ctx, &kshakav1.PrepareRequest{Epoch: epoch, Items: []*kshakav1.PrepareItem{{Key: []byte("k"), Ballot: wire.BallotToProto(b)}}})
 	if err != nil || !pr.GetResults()[0].GetOk() {
 		t.Fatalf("prepare B on a2: %v, %v", pr, err)
 	}
 	ar, err := a2.Accept(ctx, &kshakav1.AcceptRequest{Epoch: epoch, Items: []*kshakav1.AcceptItem{{
-		Key: []byte("k"), Ballot: kshakav1.BallotToProto(b), Value: &kshakav1.Value{Version: 2, Data: []byte("y")}}}})
+		Key: []byte("k"), Ballot: wire.BallotToProto(b), Value: &kshakav1.Value{Version: 2, Data: []byte("y")}}}})
 	if err != nil || !ar.GetResults()[0].GetOk() {
 		t.Fatalf("accept B on a2: %v, %v", ar, err)
 	}
@@ -176,7 +177,7 @@ func TestRescanAboveHigherBallot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := kshakav1.BallotFromProto(rr.GetResults()[0].GetAccepted()); !b.Less(got) {
+	if got := wire.BallotFromProto(rr.GetResults()[0].GetAccepted()); !b.Less(got) {
 		t.Fatalf("a2's accepted ballot after the rescan is %v, not above B = %v", got, b)
 	}
 	// Either value may be the current one (B's proposal had an unknown

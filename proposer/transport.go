@@ -13,6 +13,7 @@ import (
 	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/kshaka-io/kshaka/internal/adminclient"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -209,7 +210,7 @@ func configOf(addr string, resp *kshakav1.GetConfigResponse) (membership.Config,
 }
 
 func configFromProto(p *kshakav1.Config) (membership.Config, error) {
-	c := kshakav1.ConfigFromProto(p)
+	c := wire.ConfigFromProto(p)
 	slices.SortFunc(c.Members, func(a, b membership.Member) int { return strings.Compare(a.ID, b.ID) })
 	if err := c.Validate(); err != nil {
 		return membership.Config{}, err

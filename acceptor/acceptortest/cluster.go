@@ -15,6 +15,7 @@ import (
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/internal/tlsreload"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -305,7 +306,7 @@ func setConfig(addr string, creds credentials.TransportCredentials, token string
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)})
+	_, err = conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)})
 	return err
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/internal/pki"
 	"github.com/kshaka-io/kshaka/internal/tlsreload"
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -476,7 +477,7 @@ func TestHealthListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := membership.Stable(1, membership.Member{ID: "a0", Addr: st.grpc, Incarnation: gc.Incarnation})
-	if _, err := admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+	if _, err := admin.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		t.Fatal(err)
 	}
 	if s := check(); s != healthgrpc.HealthCheckResponse_SERVING {

@@ -37,6 +37,14 @@ type Op struct {
 	failures int
 }
 
+// TouchOp is the op of a touch, the rescan of one key (proposer.Client.Touch
+// and Rescan, docs/design.md §5): an identity change that prepares with a
+// fresh ballot and does not propose below a higher ballot its prepare
+// replies showed. Every driver of a rescan submits this op.
+func TouchOp() Op {
+	return Op{Change: round.Identity, Identity: true, Fresh: true, Above: true}
+}
+
 type opState uint8
 
 const (

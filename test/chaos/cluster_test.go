@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -136,13 +137,7 @@ func (p *proc) setConfig(ctx context.Context, cfg membership.Config) error {
 		return err
 	}
 	defer cc.Close()
-	pc := &kshakav1.Config{Epoch: cfg.Epoch, PrepareQuorum: uint32(cfg.PrepareQuorum), AcceptQuorum: uint32(cfg.AcceptQuorum)}
-	for _, m := range cfg.Members {
-		pc.Members = append(pc.Members, &kshakav1.Member{
-			Id: m.ID, Addr: m.Addr, Incarnation: m.Incarnation, Prepare: m.Prepare, Accept: m.Accept,
-		})
-	}
-	if _, err := kshakav1.NewAdminClient(cc).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: pc}); err != nil {
+	if _, err := kshakav1.NewAdminClient(cc).SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, p.id, err)
 	}
 	return nil

@@ -21,13 +21,15 @@
 // internal/keyproc (same-key combining, the 1RTT cache, settling of unknown
 // outcomes, retries and backoff, the classification of accept replies,
 // quorum reads and their fall back), of which the simulated proposer is
-// only the message pump. The rescan uses internal/round (Write, Clock) and
-// touches every key with an identity change that goes again above any
-// ballot its prepare shows (Write.Outranked), as the real proposer's Rescan
-// does. The withdrawn rule that skipped keys agreeing on qa members of the
-// joint accept set lives on only as a negative control (skipRule, run when
-// the machine's negative control change.Controls.RescanSkip asks for it;
-// caught by the SurvivingBallot scenario). There are no goroutines and no
+// only the message pump. The operator's rescan is proposer.Client.Rescan's:
+// it touches every key with proposer.Client.Touch's op on the same
+// keyproc machine (an identity change with a fresh ballot that goes again
+// above any ballot its prepare shows), and the simulated operator is only
+// its message pump too (rescan.go). The withdrawn rule that skipped keys
+// agreeing on qa members of the joint accept set lives on only as a
+// negative control (skipRule, run when the machine's negative control
+// change.Controls.RescanSkip asks for it; caught by the SurvivingBallot
+// scenario). There are no goroutines and no
 // wall clock in the simulated logic, and no map is iterated where order
 // matters, so a seed replays exactly.
 //

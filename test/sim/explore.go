@@ -142,7 +142,6 @@ type msgK uint8
 const (
 	xPrepare msgK = iota + 1
 	xAccept
-	xRead
 	xInstall
 )
 
@@ -167,9 +166,11 @@ type xReply struct {
 	Conflict xBallot
 }
 
-// xAttempt is a write (or, for the operator, a rescan read or identity
-// write) of one key under one configuration. Its round.Write / round.Read
-// is rebuilt by replaying the replies in the order they came.
+// xAttempt is a write (or, for the operator, the skip rule's read or a
+// touch) of one key under one configuration. An asynchronous proposer's
+// round.Write is rebuilt by replaying the replies it logged, the
+// operator's touch machine by replaying its prepare replies
+// (explore_touch.go).
 type xAttempt struct {
 	Active bool
 	Read   bool
@@ -588,16 +589,11 @@ func (e *explorer) prune(s *xState) {
 			continue
 		case m.Kind == xInstall && e.epochOf(a.Cfg) >= e.epochOf(m.Cfg):
 			continue
-		case m.Kind == xRead && (!s.Op.A.Active || !s.Op.A.Read || s.Op.A.Att != m.Att):
-			continue
 		case (m.Kind == xPrepare || m.Kind == xAccept) && m.From != xOperator &&
 			!s.Props[m.From].A.Active && s.Props[m.From].Writes == 0 && e.refuses(s, m):
 			// Its sender is done for good, and the acceptor would
 			// refuse it: delivering it changes nothing.
 			continue
-		case (m.Kind == xPrepare || m.Kind == xAccept) && m.From == xOperator &&
-			(!s.Op.A.Active || s.Op.A.Att != m.Att) && e.refuses(s, m):
-			continue // the operator ignores replies of its old attempts
 		}
 		s.Msgs[n] = m
 		n++
@@ -798,7 +794,7 @@ func (e *explorer) dfs(s xState, depth int) {
 			continue
 		}
 		replies := []bool{true}
-		if s.Msgs[i].Kind == xAccept && s.Msgs[i].From != xOperator {
+		if s.Msgs[i].Kind == xAccept {
 			replies = append(replies, false)
 		}
 		for _, reply := range replies {
@@ -930,7 +926,7 @@ func (e *explorer) deliver(s *xState, m xMsg, reply bool) string {
 	return desc
 }
 
-// apply is the acceptor's side of a prepare, accept or read: the admission
+// apply is the acceptor's side of a prepare or accept: the admission
 // and epoch gate (membership.Config.Check), then the register rule.
 func (e *explorer) apply(s *xState, m xMsg) xReply {
 	a := &s.Acc[m.To]
@@ -954,8 +950,6 @@ func (e *explorer) apply(s *xState, m xMsg) xReply {
 		} else {
 			r.Conflict = fromReg(st.Highest())
 		}
-	case xRead:
-		r.Ok, r.Accepted, r.Val = true, fromReg(st.Accepted), a.Keys[m.Key].Val
 	}
 	return r
 }
@@ -989,14 +983,11 @@ func (e *explorer) adopt(cfg *uint8, acc uint8) bool {
 
 func (e *explorer) onReply(s *xState, m xMsg, r xReply, accCfg uint8) {
 	att, clock, cfg := e.actor(s, m.From)
-	if m.From == xOperator && (!att.Active || att.Att != m.Att) {
-		return // like the simulated operator: replies of old attempts are dropped
-	}
 	if !r.Conflict.reg().IsZero() && r.Conflict.C > *clock {
 		*clock = r.Conflict.C
 	}
 	learned := e.adopt(cfg, accCfg)
-	if !att.Active || att.Att != m.Att || att.Read != (m.Kind == xRead) || int(att.NLog) == xMaxLog {
+	if !att.Active || att.Att != m.Att || int(att.NLog) == xMaxLog {
 		return
 	}
 	if m.Kind == xPrepare && att.Val != xNone || m.Kind == xAccept && att.Val == xNone {
@@ -1013,17 +1004,9 @@ func (e *explorer) onReply(s *xState, m xMsg, r xReply, accCfg uint8) {
 	e.progress(s, m.From, learned)
 }
 
-// replay rebuilds the attempt's round from its replies.
-func (e *explorer) replay(s *xState, att *xAttempt) (*round.Write, *round.Read) {
-	cfg := e.cfg(att.Cfg)
-	if att.Read {
-		rd := round.NewRead(cfg)
-		for _, r := range att.Log[:att.NLog] {
-			rd.OnRead(incarnation(int(r.From), r.Lost), r.Ok, r.Accepted.reg(), e.value(r.Val, s))
-		}
-		return nil, rd
-	}
-	w := round.NewWrite(cfg, att.B.reg())
+// replay rebuilds an asynchronous proposer's round from its replies.
+func (e *explorer) replay(s *xState, att *xAttempt) *round.Write {
+	w := round.NewWrite(e.cfg(att.Cfg), att.B.reg())
 	for _, r := range att.Log[:att.NLog] {
 		inc := incarnation(int(r.From), r.Lost)
 		rep := round.Nack
@@ -1043,27 +1026,18 @@ func (e *explorer) replay(s *xState, att *xAttempt) (*round.Write, *round.Read) 
 	if w.Phase() == round.Proposing && att.Val != xNone {
 		w.Propose(e.value(att.Val, s), register.Ballot{})
 	}
-	return w, nil
+	return w
 }
 
 func (e *explorer) progress(s *xState, who uint8, learned bool) {
 	att, _, _ := e.actor(s, who)
-	w, rd := e.replay(s, att)
-	if rd != nil {
-		switch rd.Outcome() {
-		case round.Success:
-			e.rescanned(s)
-		case round.Failed:
-			e.startWrite(s, int(who), att.Key, 0)
-		}
-		return
-	}
+	w := e.replay(s, att)
 	if learned && w.Phase() == round.Preparing {
 		w.Expire() // a newer configuration: retry under it
 	}
 	switch w.Phase() {
 	case round.Proposing:
-		att.Val = e.newValue(s, who, valueID(w.Current()))
+		att.Val = e.newValue(s, valueID(w.Current()))
 		att.Choose = xAccept // see sendTo
 	case round.Done:
 		switch w.Outcome() {
@@ -1078,8 +1052,9 @@ func (e *explorer) progress(s *xState, who uint8, learned bool) {
 }
 
 // startWrite starts a write attempt with a new ballot: a client write
-// under its configuration, or the operator's identity change of a rescan
-// under the joint configuration its attempt carries.
+// under its configuration, or the operator's touch of a rescan under the
+// joint configuration its attempt carries (the ballot is the one its touch
+// machine's Env hands out, touchEnv).
 func (e *explorer) startWrite(s *xState, who int, key uint8, tries uint8) string {
 	att, clock, cfg := e.actor(s, uint8(who))
 	c := att.Cfg
@@ -1530,8 +1505,12 @@ func popcount(x uint8) int {
 }
 
 // phase runs one phase of an atomic actor's round on the members of sub at
-// once, through round.Write.
+// once: the operator's touch through the library's key machine
+// (touchPhase), a proposer's write through round.Write.
 func (e *explorer) phase(s *xState, who uint8, sub []uint8) string {
+	if who == xOperator {
+		return e.touchPhase(s, sub)
+	}
 	att, clock, pcfg := e.actor(s, who)
 	cfg := e.cfg(att.Cfg)
 	epoch := e.epochOf(att.Cfg)
@@ -1558,7 +1537,7 @@ func (e *explorer) phase(s *xState, who uint8, sub []uint8) string {
 			e.retry(s, who)
 			return fmt.Sprintf(what, "prepare") + ": fails"
 		}
-		att.Val = e.newValue(s, who, valueID(w.Current()))
+		att.Val = e.newValue(s, valueID(w.Current()))
 		return fmt.Sprintf(what, "prepare") + fmt.Sprintf(": proposes v%d", att.Val)
 	}
 	w := round.NewFastWrite(cfg, att.B.reg(), register.Value{})
@@ -1580,21 +1559,14 @@ func (e *explorer) phase(s *xState, who uint8, sub []uint8) string {
 	case round.Failed:
 		e.retry(s, who)
 	default:
-		if who == xOperator {
-			e.retry(s, who)
-		} else {
-			att.Active = false
-		}
+		att.Active = false
 	}
 	return desc
 }
 
-// newValue is the value an actor proposes over cur: the identity for the
-// operator's rescan, a new value derived from cur for a client write.
-func (e *explorer) newValue(s *xState, who uint8, cur uint8) uint8 {
-	if who == xOperator {
-		return cur
-	}
+// newValue is the value a client write proposes over cur: a new value
+// derived from it.
+func (e *explorer) newValue(s *xState, cur uint8) uint8 {
 	v := s.NVals
 	if int(v) == xMaxVals {
 		panic("explore: too many values")
@@ -1604,11 +1576,8 @@ func (e *explorer) newValue(s *xState, who uint8, cur uint8) uint8 {
 	return v
 }
 
+// succeeded records a client write acknowledged.
 func (e *explorer) succeeded(s *xState, who uint8) {
-	if who == xOperator {
-		e.rescanned(s)
-		return
-	}
 	att, _, _ := e.actor(s, who)
 	s.Acked[s.NAcked] = xAcked{Key: att.Key, Val: att.Val, B: att.B}
 	s.NAcked++

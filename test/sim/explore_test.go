@@ -104,7 +104,7 @@ func TestExploreNegativeControls(t *testing.T) {
 			Controls: change.Controls{SkipRescan: true}}},
 		{"SkipBelowAcceptQuorum", false, ExploreOptions{Members: 3, Changes: []ExploreChange{ExploreLose}, Keys: 1, P1: async,
 			Controls: change.Controls{SkipBelowAcceptQuorum: true}}},
-		// About 2.6 million states before the counterexample: a soak
+		// About 2.8 million states before the counterexample: a soak
 		// configuration. TestNegativeControls/RescanSkip and
 		// TestRescanSkipLosesEverySeed catch the rule in CI.
 		{"RescanSkip", true, ExploreOptions{Members: 5, Changes: []ExploreChange{ExploreRemove, ExploreAdd}, Keys: 1,

@@ -5,10 +5,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership"
 	"github.com/kshaka-io/kshaka/membership/change"
-	"github.com/kshaka-io/kshaka/register"
 )
 
 const opName = "operator"
@@ -77,13 +77,10 @@ type operator struct {
 	straddled uint64
 
 	// Volatile.
-	clock    *round.Clock
-	view     map[string]answer // by acceptor name
-	probes   map[string]*probe
-	attempts map[uint64]*attempt
-	rescan   *attempt
-	// rescanEpoch is the joint epoch the rescan attempt runs under.
-	rescanEpoch uint64
+	env    *keyproc.Shared   // what the rescan's machines share: its ballot clock, above all
+	view   map[string]answer // by acceptor name
+	probes map[string]*probe
+	rescan *touch // the key being rescanned
 	// burst counts immediate decisions at time burstAt.
 	burst   int
 	burstAt int64
@@ -101,10 +98,9 @@ func newOperator(w *world, cur membership.Config) *operator {
 }
 
 func (o *operator) resetVolatile() {
-	o.clock = round.NewClock(o.w.randID())
+	o.env = &keyproc.Shared{Clock: round.NewClock(o.w.randID()), Cache: round.NewCache(o.w.opts.CacheSize), Rand: o.w.rng.Float64}
 	o.view = map[string]answer{}
 	o.probes = map[string]*probe{}
-	o.attempts = map[uint64]*attempt{}
 	o.rescan = nil
 }
 
@@ -377,37 +373,19 @@ func (o *operator) receive(m *message) {
 		o.heard(m.from, m.attempt, m.incarnation, m.epoch, m.ok)
 		return
 	}
-	att := o.attempts[m.attempt]
-	if att == nil || att != o.rescan {
+	t := o.rescan
+	if t == nil {
 		return
 	}
-	if !m.conflict.IsZero() {
-		observe(o.clock, m.conflict)
+	if m.kind == mReadReply {
+		if t.skip == nil || m.attempt != t.readID {
+			return
+		}
+		t.skip.OnRead(m.incarnation, m.ok, m.accepted)
+		o.skipProgress(t)
+		return
 	}
-	switch m.kind {
-	case mReadReply:
-		if att.skip == nil {
-			return
-		}
-		att.skip.OnRead(m.incarnation, m.ok, m.accepted)
-		o.rescanProgress()
-	case mPrepareReply:
-		if att.w == nil || att.w.Phase() != round.Preparing {
-			return
-		}
-		r := round.Ack
-		if !m.ok {
-			r = round.Nack
-		}
-		att.w.OnPrepare(m.incarnation, r, m.accepted, m.value, m.conflict)
-		o.rescanProgress()
-	case mAcceptReply:
-		if att.w == nil || att.w.Phase() != round.Accepting {
-			return
-		}
-		att.w.OnAccept(m.incarnation, o.w.acceptReply(att.w.Ballot(), m), m.conflict)
-		o.rescanProgress()
-	}
+	o.onTouchReply(t, m)
 }
 
 // nextKey is the first key after cursor, in key order.
@@ -423,123 +401,66 @@ func (o *operator) nextKey(cursor []byte) (string, bool) {
 }
 
 // rescanStep carries out the machine's Rescan action one key at a time:
-// the identity change on the first key after the cursor under the joint
-// configuration, as the real proposer's Rescan does (docs/design.md §5).
-// When the action asks to skip keys (only the negative controls RescanSkip
-// and SkipBelowAcceptQuorum do), the key is first read from every member of
-// the joint accept set S and left alone when the withdrawn rule (skipRule)
-// says so. Each key done is reported to the machine (Machine.Rescanned),
-// which moves the cursor.
+// the touch of the first key after the cursor under the joint
+// configuration, proposer.Client.Touch's op run by the library's key
+// machine (rescan.go; docs/design.md §5). When the action asks to skip keys
+// (only the negative controls RescanSkip and SkipBelowAcceptQuorum do), the
+// key is first read from every member of the joint accept set S and left
+// alone when the withdrawn rule (skipRule) says so. Each key done is
+// reported to the machine (Machine.Rescanned), which moves the cursor.
 func (o *operator) rescanStep(a change.Action) {
 	key, ok := o.nextKey(a.Cursor)
 	if !ok {
 		o.rescanned(change.Progress{Done: true})
 		return
 	}
-	if att := o.rescan; att != nil && att.key == key && o.rescanEpoch == a.Config.Epoch {
+	if t := o.rescan; t != nil && t.key == key && t.cfg.Epoch == a.Config.Epoch {
 		return // in flight
 	}
-	cfg := a.Config.Clone()
-	att := &attempt{key: key, cfg: &cfg, id: o.w.id()}
-	o.attempts = map[uint64]*attempt{att.id: att}
-	o.rescan, o.rescanEpoch = att, cfg.Epoch
-	if a.SkipAgreeing > 0 {
-		weak := cfg.Clone()
-		weak.AcceptQuorum = a.SkipAgreeing
-		att.skip = newSkipRule(&weak)
-		for _, m := range att.skip.Targets() {
-			o.w.send(&message{kind: mRead, from: opName, to: m.ID, attempt: att.id, key: key, epoch: cfg.Epoch})
-		}
-	} else {
-		o.identity(att)
+	t := &touch{key: key, cfg: a.Config.Clone()}
+	o.rescan = t
+	if a.SkipAgreeing == 0 {
+		o.startTouch(t)
+		return
 	}
-	o.armRescan(att)
-}
-
-func (o *operator) identity(att *attempt) {
-	att.skip = nil
-	att.id = o.w.id() // late read replies must not reach the write
-	o.attempts = map[uint64]*attempt{att.id: att}
-	att.round = o.w.id()
-	att.w = round.NewWrite(att.cfg, nextBallot(o.clock))
-	for _, m := range att.w.PrepareTargets() {
-		o.w.send(&message{kind: mPrepare, from: opName, to: m.ID, attempt: att.id, key: att.key, epoch: att.cfg.Epoch, ballot: att.w.Ballot()})
+	weak := t.cfg.Clone()
+	weak.AcceptQuorum = a.SkipAgreeing
+	t.skip, t.readID = newSkipRule(&weak), o.w.id()
+	for _, m := range t.skip.Targets() {
+		o.w.send(&message{kind: mRead, from: opName, to: m.ID, attempt: t.readID, key: key, epoch: t.cfg.Epoch})
 	}
-}
-
-func (o *operator) armRescan(att *attempt) {
 	life := o.life
 	d := o.w.opts.OperatorTimeout
 	if d == 0 {
 		d = o.w.opts.Timeout
 	}
 	o.w.after(d, func() {
-		if o.life != life || o.rescan != att {
-			return
+		if o.life == life && o.rescan == t && t.skip != nil {
+			t.skip.Expire()
+			o.skipProgress(t)
 		}
-		if att.skip != nil {
-			att.skip.Expire()
-		} else {
-			att.w.Expire()
-		}
-		o.rescanProgress()
 	})
 }
 
-func (o *operator) rescanProgress() {
-	att := o.rescan
-	if att.skip != nil {
-		switch att.skip.Outcome() {
-		case round.Success:
-			o.w.stats.RescanSkips++
-			o.keyDone(att)
-		case round.Failed:
-			o.identity(att)
-			o.armRescan(att)
-		}
-		return
-	}
-	switch att.w.Phase() {
-	case round.Proposing:
-		if att.w.Outranked() {
-			// A member showed a ballot above the touch's: go again above
-			// it instead of proposing (proposer.Client.Touch does the same).
-			att.w.Expire()
-			observe(o.clock, att.w.Conflict())
-			o.dropRescan()
-			return
-		}
-		v, _ := round.ApplyAll(att.w.Current(), []round.Change{round.Identity})
-		att.w.Propose(v, register.Ballot{})
-		for _, m := range att.w.AcceptTargets() {
-			o.w.send(&message{kind: mAccept, from: opName, to: m.ID, attempt: att.id, round: att.round, key: att.key,
-				epoch: att.cfg.Epoch, ballot: att.w.Ballot(), value: v.Clone()})
-		}
-		o.armRescan(att)
-	case round.Done:
-		observe(o.clock, att.w.Conflict())
-		if att.w.Outcome() == round.Success {
-			o.w.stats.RescanWrites++
-			o.keyDone(att)
-			return
-		}
-		// Failed or unknown: the next action tries the key again with a
-		// new ballot.
-		o.dropRescan()
+// skipProgress acts on the skip rule's decision: skip the key, or touch it.
+func (o *operator) skipProgress(t *touch) {
+	switch t.skip.Outcome() {
+	case round.Success:
+		o.w.stats.RescanSkips++
+		o.keyDone(t)
+	case round.Failed:
+		o.startTouch(t)
 	}
 }
 
-func (o *operator) dropRescan() {
-	o.rescan = nil
-	o.attempts = map[uint64]*attempt{}
-}
+func (o *operator) dropRescan() { o.rescan = nil }
 
 // keyDone reports a rescanned key to the machine.
-func (o *operator) keyDone(att *attempt) {
+func (o *operator) keyDone(t *touch) {
 	o.dropRescan()
-	_, more := o.nextKey([]byte(att.key))
-	o.rescanned(change.Progress{Cursor: []byte(att.key), Keys: 1, Done: !more})
-	o.w.note("rescanned "+att.key, att.cfg.Epoch)
+	_, more := o.nextKey([]byte(t.key))
+	o.rescanned(change.Progress{Cursor: []byte(t.key), Keys: 1, Done: !more})
+	o.w.note("rescanned "+t.key, t.cfg.Epoch)
 }
 
 // rescanned records the rescan's progress through the machine, then goes

@@ -124,15 +124,7 @@ type quorumRead struct {
 
 func newProposer(w *world, name string, cfg membership.Config) *proposer {
 	p := &proposer{w: w, name: name, up: true, cfg: cfg.Clone()}
-	p.kcfg = keyproc.Config{
-		MaxRetries:      max(w.opts.MaxTries-1, 0),
-		RequestTimeout:  time.Duration(w.opts.Timeout),
-		BackoffBase:     1,
-		BackoffMax:      time.Duration(w.opts.Backoff),
-		RediscoverAfter: 2,
-		OneRTT:          w.opts.OneRTT,
-		Broken:          w.opts.Faults.broken(),
-	}
+	p.kcfg = w.libraryConfig()
 	p.reset()
 	return p
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -321,7 +322,7 @@ func (lc *localCluster) install(ctx context.Context, p *acceptorProc, cfg member
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	if _, err := conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: kshakav1.ConfigToProto(cfg)}); err != nil {
+	if _, err := conn.SetConfig(ctx, &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(cfg)}); err != nil {
 		return fmt.Errorf("while installing epoch %d on %s: %w", cfg.Epoch, p.id, err)
 	}
 	return nil

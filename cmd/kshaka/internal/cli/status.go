@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -213,7 +214,7 @@ func queryOne(ctx context.Context, s *memberStatus, tlsCfg *tls.Config, token st
 	s.Admitted = resp.GetAdmitted()
 	s.Healthy = resp.GetHealthy()
 	s.Keys = resp.GetKeyCount()
-	s.config = kshakav1.ConfigFromProto(resp.GetConfig())
+	s.config = wire.ConfigFromProto(resp.GetConfig())
 	if r := resp.GetReason(); r != "" {
 		s.note(r)
 	}

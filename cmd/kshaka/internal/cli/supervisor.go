@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
@@ -163,7 +164,7 @@ func (p *acceptorProc) waitReady(ctx context.Context, sec *localSec) (uint64, me
 		resp, err := conn.GetConfig(cctx, &kshakav1.GetConfigRequest{})
 		cancel()
 		if err == nil {
-			return resp.GetIncarnation(), kshakav1.ConfigFromProto(resp.GetConfig()), nil
+			return resp.GetIncarnation(), wire.ConfigFromProto(resp.GetConfig()), nil
 		}
 		last = err
 		select {

@@ -1,4 +1,4 @@
-package kshakav1
+package wire
 
 import (
 	"slices"
