@@ -57,6 +57,7 @@ type options struct {
 	operatorNamespace string
 	adminTokenFile    string
 	rescanBatch       int
+	trustPropagation  time.Duration
 	rpcTimeout        time.Duration
 	logLevel          string
 	enableHTTP2       bool
@@ -81,6 +82,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.StringVar(&o.operatorNamespace, "operator-namespace", "", "Namespace the operator runs in. Empty: $POD_NAMESPACE (the downward API).")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "File holding the acceptors' admin token, sent with every Admin RPC. Empty: none.")
 	fs.IntVar(&o.rescanBatch, "rescan-batch", 1000, "Keys listed per acceptor and touched per rescan step.")
+	fs.DurationVar(&o.trustPropagation, "tls-trust-propagation", controllers.DefaultTrustPropagation, "How long each step of a CA rotation waits for a changed trust bundle or certificate to reach every pod.")
 	fs.DurationVar(&o.rpcTimeout, "rpc-timeout", 2*time.Second, "Timeout of each Admin RPC to an acceptor.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Serve the metrics endpoint over HTTP/2 too (off by default: CVE-2023-44487, CVE-2023-39325).")
@@ -89,6 +91,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.trustPropagation <= 0 {
+		return nil, fmt.Errorf("--tls-trust-propagation must be positive, not %v", o.trustPropagation)
 	}
 	if o.rescanBatch < 1 {
 		return nil, fmt.Errorf("--rescan-batch %d must be positive", o.rescanBatch)
@@ -273,6 +278,7 @@ func setup(mgr manager.Manager, o *options, acc controllers.Acceptors) error {
 		Acceptors:         acc,
 		RescanBatch:       o.rescanBatch,
 		OperatorNamespace: o.operatorNamespace,
+		TrustPropagation:  o.trustPropagation,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("while setting up the controller: %w", err)
