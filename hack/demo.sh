@@ -3,8 +3,10 @@
 #
 # Builds what is missing, starts localkube (pods run as local processes on
 # 127.0.0.x), installs the operator with Helm, creates a three-acceptor
-# cluster (addressMode PodIP: localkube has no DNS), runs a client that uses
-# the proposer library while the cluster scales 3 → 5 → 3, and leaves
+# cluster (addressMode PodIP: localkube has no DNS) with mutual TLS on, shows
+# that a client without a certificate is refused, runs a client that uses
+# the issued client Secret and the proposer library while the cluster
+# scales 3 → 5 → 3, and leaves
 # everything running so you can keep playing.
 #
 #   DEMO_DIR   state directory (default tmp/demo-kube)
@@ -81,10 +83,27 @@ endpoints() { kubectl -n "$NS" get kshakacluster "$CLUSTER" -o go-template='{{ra
 EP=$(endpoints)
 FIRST=${EP%%,*}
 
+say "mutual TLS is on by default: the operator issued the certificates"
+kubectl -n "$NS" get kshakacluster "$CLUSTER" -o wide
+kubectl -n "$NS" get secrets -l app.kubernetes.io/instance="$CLUSTER"
+CLIENT_SECRET=$(kubectl -n "$NS" get kshakacluster "$CLUSTER" -o go-template='{{.status.tls.clientSecretName}}')
+TLSDIR=$DIR/client-tls
+mkdir -p "$TLSDIR"
+for k in ca.crt tls.crt tls.key; do # what an application mounts from the client Secret
+	kubectl -n "$NS" get secret "$CLIENT_SECRET" -o go-template="{{index .data \"$k\" | base64decode}}" >"$TLSDIR/$k"
+done
+chmod 600 "$TLSDIR/tls.key"
+echo "client certificate: Secret $NS/$CLIENT_SECRET (O=kshaka:client), copied to $TLSDIR"
+echo "a client without a certificate is refused:"
+if "$BIN/kshaka" get --endpoints "$FIRST" --cacert "$TLSDIR/ca.crt" --timeout 5s hello; then
+	echo "a client without a certificate was served" >&2; exit 1
+fi
+KSHAKA_TLS_FLAGS=(--cacert "$TLSDIR/ca.crt" --cert "$TLSDIR/tls.crt" --key "$TLSDIR/tls.key")
+
 say "client: writes, reads and compare-and-swap through the proposer library (endpoints $EP)"
-"$BIN/kshaka" put --endpoints "$FIRST" hello world
-"$BIN/kshaka" get --endpoints "$FIRST" hello
-"$BIN/democlient" --endpoints "$EP" --every 3s &
+"$BIN/kshaka" put --endpoints "$FIRST" "${KSHAKA_TLS_FLAGS[@]}" hello world
+"$BIN/kshaka" get --endpoints "$FIRST" "${KSHAKA_TLS_FLAGS[@]}" hello
+"$BIN/democlient" --endpoints "$EP" --tls-dir "$TLSDIR" --every 3s &
 CLIENT=$!
 trap 'kill $CLIENT 2>/dev/null || true' EXIT
 sleep 6
@@ -105,7 +124,7 @@ say "the cluster"
 kubectl get kshakaclusters -A
 kubectl -n "$NS" get pods,pvc -o wide
 EP=$(endpoints); FIRST=${EP%%,*}
-"$BIN/kshaka" get --endpoints "$FIRST" hello
+"$BIN/kshaka" get --endpoints "$FIRST" "${KSHAKA_TLS_FLAGS[@]}" hello
 
 if [[ ${DEMO_STOP:-0} == 1 ]]; then
 	say "stopping (DEMO_STOP=1)"
@@ -121,9 +140,10 @@ cat <<TXT
   kubectl -n $NS get kshakacluster $CLUSTER -o yaml          # configuration, members, conditions
   kubectl -n $NS scale kshakacluster $CLUSTER --replicas=5
   kubectl -n $NS delete pod $CLUSTER-0                        # comes back with its volume
+  export KSHAKA_CACERT=$TLSDIR/ca.crt KSHAKA_CERT=$TLSDIR/tls.crt KSHAKA_KEY=$TLSDIR/tls.key   # the client Secret
   kshaka put --endpoints $FIRST mykey myvalue
   kshaka get --endpoints $FIRST mykey
-  democlient --endpoints $EP   # the client workload again (Ctrl-C stops it)
+  democlient --endpoints $EP --tls-dir $TLSDIR   # the client workload again (Ctrl-C stops it)
 
 Stop it:  make localkube-down LOCALKUBE_DIR=$DIR   (or hack/demo.sh stop; add PURGE=1 to delete its state)
 TXT

@@ -40,7 +40,10 @@ func TestHelm(t *testing.T) {
 	}{
 		{"InstallWithHelm", testInstallHelm},
 		{"Create3Available", testCreate},
+		{"TLSIdentitiesAndRoles", testTLSRoles},
+		{"NetworkPolicyObject", testNetworkPolicy},
 		{"Scale3To5To3UnderLoad", testScale},
+		{"RotateCAUnderLoad", testRotateCA},
 		{"DeletePodKeepsIdentity", testDeletePod},
 		{"ImageChangeRollsOnePodAtATime", testRollingUpdate},
 		{"DiskLossReplacesMember", testDiskLoss},
@@ -321,7 +324,7 @@ func testOperatorKilled(t *testing.T, e *env) {
 func checkSeeded(t *testing.T, eps []string, prefix string, n int) {
 	t.Helper()
 	ctx := ctxT(t, 2*time.Minute)
-	c, err := proposer.New(ctx, proposer.Config{Endpoints: eps})
+	c, err := proposer.New(ctx, clientConfig(eps))
 	must(t, err)
 	defer c.Close()
 	sem := make(chan struct{}, 32)
@@ -355,7 +358,7 @@ func checkSeeded(t *testing.T, eps []string, prefix string, n int) {
 func seed(t *testing.T, eps []string, prefix string, n int) {
 	t.Helper()
 	ctx := ctxT(t, 2*time.Minute)
-	c, err := proposer.New(ctx, proposer.Config{Endpoints: eps})
+	c, err := proposer.New(ctx, clientConfig(eps))
 	must(t, err)
 	defer c.Close()
 	start := time.Now()

@@ -94,6 +94,9 @@ func (e *env) helmInstall(t *testing.T) {
 	e.run(t, "helm", "install", "kshaka-operator", filepath.Join(e.repo, "charts", "kshaka-operator"),
 		"--namespace", operatorNamespace, "--create-namespace",
 		"--set", "image.repository=ghcr.io/kshaka-io/kshaka-operator", "--set", "image.tag=v0.1.0",
+		// A CA rotation waits this long per step for Secret volumes to
+		// refresh; localkube refreshes them every 2 s.
+		"--set", "trustPropagation=10s",
 		"--wait", "--timeout", "3m")
 	e.waitOperator(t)
 }
@@ -157,6 +160,7 @@ func (e *env) createCluster(t *testing.T, ns, name string, replicas int32) {
 		},
 	}
 	must(t, e.cl.Create(ctx, kc))
+	clientTLSDir = e.mountSecret(ns, name+"-client-tls")
 }
 
 func (e *env) get(t *testing.T, ns, name string) *kshakav1alpha1.KshakaCluster {

@@ -35,8 +35,11 @@ type workload struct {
 	mu struct {
 		sync.Mutex
 		acked, unknown, failed int
-		reads, mismatches      int
-		lastErr, firstUnknown  error
+		// access counts operations refused for a TLS or role reason
+		// (proposer.ErrAccess): during a certificate rotation, none may be.
+		access                int
+		reads, mismatches     int
+		lastErr, firstUnknown error
 	}
 }
 
@@ -51,7 +54,7 @@ func startWorkload(t *testing.T, endpoints []string, workers int, prefix string)
 	}
 	for i := range workers {
 		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
-		c, err := proposer.New(dctx, proposer.Config{Endpoints: endpoints})
+		c, err := proposer.New(dctx, clientConfig(endpoints))
 		dcancel()
 		if err != nil {
 			cancel()
@@ -114,6 +117,9 @@ func (w *workload) do(ctx context.Context, c *proposer.Client, client int, in li
 	}
 	var mismatch *proposer.VersionMismatchError
 	w.mu.Lock()
+	if errors.Is(err, proposer.ErrAccess) {
+		w.mu.access++
+	}
 	switch {
 	case err == nil && in.Op == lincheck.OpGet:
 		w.mu.reads++
@@ -160,7 +166,7 @@ func (w *workload) stop(endpoints []string, minAcked int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints})
+	c, err := proposer.New(ctx, clientConfig(endpoints))
 	if err != nil {
 		t.Fatalf("while connecting the final reader to %v: %v", endpoints, err)
 	}

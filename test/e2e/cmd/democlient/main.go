@@ -28,6 +28,7 @@ func main() {
 	every := flag.Duration("every", 2*time.Second, "how often to print progress")
 	pause := flag.Duration("pause", 20*time.Millisecond, "pause between operations")
 	duration := flag.Duration("duration", 0, "stop after this long (0: run until interrupted)")
+	tlsDir := flag.String("tls-dir", "", "directory with ca.crt, tls.crt and tls.key (the cluster's client Secret); empty: plaintext")
 	flag.Parse()
 	if *endpoints == "" {
 		fmt.Fprintln(os.Stderr, "democlient: --endpoints is required")
@@ -40,7 +41,7 @@ func main() {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	if err := run(ctx, strings.Split(*endpoints, ","), *keys, *every, *pause); err != nil {
+	if err := run(ctx, proposer.Config{Endpoints: strings.Split(*endpoints, ","), TLSDir: *tlsDir}, *keys, *every, *pause); err != nil {
 		fmt.Fprintf(os.Stderr, "democlient: %v\n", err)
 		os.Exit(1)
 	}
@@ -51,10 +52,11 @@ type stats struct {
 	puts, gets, cas, casMismatch, unknown, failed, lost int
 }
 
-func run(ctx context.Context, endpoints []string, nkeys int, every, pause time.Duration) error {
+func run(ctx context.Context, pc proposer.Config, nkeys int, every, pause time.Duration) error {
+	endpoints := pc.Endpoints
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := proposer.New(dctx, proposer.Config{Endpoints: endpoints})
+	c, err := proposer.New(dctx, pc)
 	if err != nil {
 		return fmt.Errorf("while connecting to %v: %w", endpoints, err)
 	}
