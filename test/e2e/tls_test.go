@@ -218,7 +218,7 @@ func testTLSRoles(t *testing.T, e *env) {
 	if _, err := opAdmin.Status(ctx, &kshakav1.StatusRequest{}); err != nil {
 		t.Errorf("Status with the operator's certificate: %v", err)
 	}
-	time.Sleep(3 * time.Second) // let the workload run across the refusals
+	w.progress(50) // the clients keep being served across the refusals
 }
 
 // testNetworkPolicy: the operator keeps a NetworkPolicy for the cluster.
@@ -289,7 +289,7 @@ func testRotateCA(t *testing.T, e *env) {
 	must(t, e.cl.Get(ctxT(t, 30*time.Second), client.ObjectKey{Namespace: ns, Name: name + "-ca"}, &caBefore))
 	eps := endpoints(before)
 	w := startWorkload(t, eps, 3, "rotate")
-	time.Sleep(3 * time.Second)
+	w.progress(50)
 	e.update(t, ns, name, func(kc *kshakav1alpha1.KshakaCluster) {
 		if kc.Annotations == nil {
 			kc.Annotations = map[string]string{}
@@ -314,8 +314,8 @@ func testRotateCA(t *testing.T, e *env) {
 			kc.Status.TLS != nil && kc.Status.TLS.CARotation == "", nil
 	})
 	// The clients' copy of the client Secret and every acceptor now hold
-	// the new CA only; give the workload a few seconds on them.
-	time.Sleep(5 * time.Second)
+	// the new CA only; the workload must go on with them.
+	w.progress(100)
 	w.stop(eps, 20)
 	w.mu.Lock()
 	access := w.mu.access

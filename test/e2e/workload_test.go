@@ -154,6 +154,27 @@ func (w *workload) do(ctx context.Context, c *proposer.Client, client int, in li
 	return out
 }
 
+// progress waits until the workload has acknowledged n more writes (at
+// most settle), so a step runs under load for as long as it takes the load
+// to make that much progress rather than for a fixed time.
+func (w *workload) progress(n int) {
+	t := w.t
+	t.Helper()
+	acked := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.mu.acked
+	}
+	target := acked() + n
+	deadline := time.Now().Add(settle)
+	for acked() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workload acknowledged %d of %d more writes within %v", acked()-target+n, n, settle)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // stop ends the workload, reads every key once more with a fresh client,
 // and checks the whole history: it must be linearizable, which implies
 // that no acknowledged write was lost. It also requires progress: at least
