@@ -234,7 +234,7 @@ func (a *clusterAcceptors) ListKeys(ctx context.Context, addr string, after []by
 // certificate: the admin role may also use the data path).
 func (a *clusterAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
 	opts := append([]grpc.DialOption{a.creds()}, a.g.DialOptions...)
-	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, AdminToken: a.g.AdminToken, DialOptions: opts})
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, DialOptions: opts})
 	if err != nil {
 		return proposer.RescanStats{}, fmt.Errorf("while starting the rescan's proposer: %w", err)
 	}

@@ -101,9 +101,11 @@ type Config struct {
 	// counter of every key out of the acceptors' bounds. Match the
 	// acceptors' --max-ballot-lead. Default 10 minutes.
 	MaxBallotLead time.Duration
-	// AdminToken is ignored, and kept so that existing callers compile:
-	// acceptors answer GetConfig, the only Admin call a client makes,
-	// without the admin token, and a data client should not hold it.
+	// AdminToken is ignored: acceptors answer GetConfig, the only Admin
+	// call a client makes, without the admin token, and a data client
+	// should not hold it.
+	//
+	// Deprecated: the field has no effect; remove it from your Config.
 	AdminToken string
 	// Events receives optional callbacks for metrics and tracing.
 	Events Events
