@@ -233,14 +233,21 @@ func (p *proposer) pump(k *keyState) {
 func (p *proposer) send(k *keyState, s keyproc.Send) {
 	id := p.w.id()
 	p.wire[id] = wireRef{k: k, attempt: s.Attempt}
+	p.w.sendMachine(p.name, k.m.Key(), id, k.round, s)
+}
+
+// sendMachine puts one of a key machine's sends on the network, from a
+// simulated proposer or the operator's rescan: one message per target,
+// tagged with the wire attempt id that routes the replies back.
+func (w *world) sendMachine(from, key string, id, round uint64, s keyproc.Send) {
 	kind := mPrepare
 	if s.Kind == keyproc.Accept {
 		kind = mAccept
 	} else {
-		p.w.note("prepare "+p.name+" "+k.m.Key(), s.Ballot.Counter)
+		w.note("prepare "+from+" "+key, s.Ballot.Counter)
 	}
 	for _, t := range s.To {
-		p.w.send(&message{kind: kind, from: p.name, to: t.ID, attempt: id, round: k.round, key: k.m.Key(),
+		w.send(&message{kind: kind, from: from, to: t.ID, attempt: id, round: round, key: key,
 			epoch: s.Epoch, ballot: s.Ballot, next: s.Next, value: s.Value.Clone()})
 	}
 }

@@ -106,16 +106,7 @@ func (o *operator) pump(t *touch) {
 func (o *operator) sendTouch(t *touch, s keyproc.Send) {
 	id := o.w.id()
 	t.wire[id] = s.Attempt
-	kind := mPrepare
-	if s.Kind == keyproc.Accept {
-		kind = mAccept
-	} else {
-		o.w.note("prepare "+opName+" "+t.key, s.Ballot.Counter)
-	}
-	for _, m := range s.To {
-		o.w.send(&message{kind: kind, from: opName, to: m.ID, attempt: id, round: t.round, key: t.key,
-			epoch: s.Epoch, ballot: s.Ballot, next: s.Next, value: s.Value.Clone()})
-	}
+	o.w.sendMachine(opName, t.key, id, t.round, s)
 }
 
 // armTouch puts the machine's next Tick on the event queue.
