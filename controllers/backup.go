@@ -16,7 +16,7 @@ import (
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
 
-// The backup and restore Jobs (docs/design.md §10) run `kshaka backup` and
+// The backup and restore Jobs (docs/design.md §13) run `kshaka backup` and
 // `kshaka restore` from the cluster's own acceptor image, which holds the
 // CLI as /kshaka. They present the operator's admin certificate: the
 // Secret <cluster>-operator-tls is mounted into them and into no other pod.
@@ -38,9 +38,10 @@ const (
 	JobTLSMountPath = "/etc/kshaka/admin-tls"
 	// BackupFileSuffix is the suffix of default backup paths.
 	BackupFileSuffix = ".kbk"
-	// JobTimeout is the CLI's --timeout in the Jobs: the whole backup or
-	// restore, however large.
-	JobTimeout = "720h"
+	// JobTimeout is the CLI's --timeout in the Jobs: connecting and each
+	// key's read or write (not the whole run, which has no bound); a key
+	// that takes longer fails the Job.
+	JobTimeout = "1m"
 
 	transferContainer = "kshaka"
 	backupVolume      = "backup"
