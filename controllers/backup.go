@@ -148,6 +148,28 @@ func RestoreJob(c *kshakav1alpha1.KshakaCluster, claim, file string) *batchv1.Jo
 	})
 }
 
+// VerifyJobName is the Job that checks the checksum of c's
+// spec.bootstrap.fromBackup file before the restore.
+func VerifyJobName(c *kshakav1alpha1.KshakaCluster) string { return c.Name + "-restore-verify" }
+
+// VerifyJob builds the Job that reads the whole file at claim/file
+// (`kshaka restore --verify-only`) and reports its SHA-256, which the
+// operator compares with the one expected before it restores anything. It
+// talks to no acceptor and mounts no certificate.
+func VerifyJob(c *kshakav1alpha1.KshakaCluster, claim, file string) *batchv1.Job {
+	view := c.DeepCopy()
+	view.Spec.TLS.Mode = kshakav1alpha1.TLSModeDisabled // no certificate mounted
+	return buildTransferJob(view, transferJob{
+		name:      VerifyJobName(c),
+		component: ComponentRestore,
+		owner:     ownerRef(c),
+		args:      []string{"restore", "--verify-only", "--from=" + jobFile(file), "--progress=json"},
+		claim:     claim,
+		file:      file,
+		readOnly:  true,
+	})
+}
+
 // TransferLabels are the labels of c's backup or restore Jobs and pods.
 // They carry app.kubernetes.io/managed-by, so the operator's cache holds
 // the pods.

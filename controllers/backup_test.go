@@ -111,6 +111,16 @@ func TestRestoreJob(t *testing.T) {
 	if ctr.Command[1] != "restore" || ctr.Command[2] != "--from=/backup/nightly.kbk" {
 		t.Errorf("command %q", ctr.Command)
 	}
+	v := VerifyJob(c, "backups", "old/nightly.kbk")
+	if want := []string{"/kshaka", "restore", "--verify-only", "--from=/backup/nightly.kbk", "--progress=json"}; v.Name != "kc-restore-verify" ||
+		!slices.Equal(v.Spec.Template.Spec.Containers[0].Command, want) || !metav1.IsControlledBy(v, c) {
+		t.Errorf("verify Job %s: %q", v.Name, v.Spec.Template.Spec.Containers[0].Command)
+	}
+	for _, vol := range v.Spec.Template.Spec.Volumes {
+		if vol.Secret != nil {
+			t.Errorf("the verify Job mounts Secret %s; it talks to no acceptor", vol.Secret.SecretName)
+		}
+	}
 	if m := ctr.VolumeMounts[0]; m.SubPath != "old" || !m.ReadOnly || !j.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ReadOnly {
 		t.Errorf("mount %+v: want the claim read-only", m)
 	}
@@ -347,15 +357,25 @@ func TestPlanRestore(t *testing.T) {
 		}()}, kshakav1alpha1.BackupFailed, ReasonRestoreFailed, "KshakaBackup b1 failed", false},
 		{"sha mismatch", restoringCluster(kshakav1alpha1.BackupSource{BackupName: "b1", SHA256: other}), RestoreObserved{Backup: completedBackup(sha)},
 			kshakav1alpha1.BackupFailed, ReasonRestoreFailed, "does not match", false},
-		{"start", restoringCluster(kshakav1alpha1.BackupSource{BackupName: "b1", SHA256: sha}), RestoreObserved{Backup: completedBackup(sha)},
+		{"verify first", restoringCluster(kshakav1alpha1.BackupSource{BackupName: "b1", SHA256: sha}), RestoreObserved{Backup: completedBackup(sha)},
+			kshakav1alpha1.BackupPending, ReasonRestoring, "creating Job kc-restore-verify", true},
+		{"verifying", restoringCluster(byName), RestoreObserved{Backup: completedBackup(sha), Verify: JobObservation{Job: verifyJob(), Progress: &ProgressLine{Phase: "verifying", Keys: 3}}},
+			kshakav1alpha1.BackupPending, ReasonRestoring, "verifying backups/kc/b1.kbk: verification verifying: 3 keys", false},
+		{"verify failed", restoringCluster(byName), RestoreObserved{Backup: completedBackup(sha), Verify: JobObservation{Job: verifyJob(batchv1.JobFailed), Progress: &ProgressLine{Phase: ProgressFailed, Error: "backup file corrupt at byte 9"}}},
+			kshakav1alpha1.BackupFailed, ReasonRestoreFailed, "corrupt at byte 9 (kubectl logs job/kc-restore-verify); nothing was restored", false},
+		{"other file", restoringCluster(byName), RestoreObserved{Backup: completedBackup(sha), Verify: verified(other)},
+			kshakav1alpha1.BackupFailed, ReasonRestoreFailed, "has sha256 " + other + ", not the expected " + sha, false},
+		{"verified", restoringCluster(byName), RestoreObserved{Backup: completedBackup(sha), Verify: verified(sha)},
 			kshakav1alpha1.BackupPending, ReasonRestoring, "creating Job kc-restore", true},
 		{"by claim", restoringCluster(kshakav1alpha1.BackupSource{ClaimName: "old", Path: "x/y.kbk"}), RestoreObserved{},
-			kshakav1alpha1.BackupPending, ReasonRestoring, "old/x/y.kbk", true},
+			kshakav1alpha1.BackupPending, ReasonRestoring, "creating Job kc-restore to restore old/x/y.kbk", true},
+		{"by claim with sha", restoringCluster(kshakav1alpha1.BackupSource{ClaimName: "old", Path: "x/y.kbk", SHA256: sha}), RestoreObserved{},
+			kshakav1alpha1.BackupPending, ReasonRestoring, "creating Job kc-restore-verify to verify old/x/y.kbk", true},
 		{"cluster not available", func() *kshakav1alpha1.KshakaCluster {
 			c := restoringCluster(byName)
 			meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: kshakav1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: "NoQuorum"})
 			return c
-		}(), RestoreObserved{Backup: completedBackup(sha)}, kshakav1alpha1.BackupPending, ReasonRestoring, "not Available", false},
+		}(), RestoreObserved{Backup: completedBackup(sha), Verify: verified(sha)}, kshakav1alpha1.BackupPending, ReasonRestoring, "not Available", false},
 		{"added later", func() *kshakav1alpha1.KshakaCluster {
 			c := restoringCluster(byName)
 			c.Status.Restore = nil
@@ -375,8 +395,15 @@ func TestPlanRestore(t *testing.T) {
 		if p.Done != (tc.phase == kshakav1alpha1.BackupCompleted) || (p.Condition.Status == metav1.ConditionTrue) != p.Done {
 			t.Errorf("%s: done %v condition %s", tc.name, p.Done, p.Condition.Status)
 		}
-		if tc.job && p.Job.Name != "kc-restore" {
-			t.Errorf("%s: job %s", tc.name, p.Job.Name)
+		if tc.job {
+			want := "kc-restore"
+			if strings.Contains(tc.msg, "verify") {
+				want = "kc-restore-verify"
+			}
+			args := strings.Join(p.Job.Spec.Template.Spec.Containers[0].Command, " ")
+			if p.Job.Name != want || strings.Contains(args, "--verify-only") != (want == "kc-restore-verify") {
+				t.Errorf("%s: job %s: %s", tc.name, p.Job.Name, args)
+			}
 		}
 	}
 	// Completed is final, whatever is observed next.
@@ -385,6 +412,17 @@ func TestPlanRestore(t *testing.T) {
 	if p := plan(c, RestoreObserved{}); !p.Done || p.Job != nil || p.Condition.Status != metav1.ConditionTrue {
 		t.Errorf("completed: %+v", p)
 	}
+}
+
+// verified is a verification Job that completed with sha.
+func verified(sha string) JobObservation {
+	return JobObservation{Job: verifyJob(batchv1.JobComplete), Progress: &ProgressLine{Phase: ProgressDone, Keys: 3, SHA256: sha}}
+}
+
+func verifyJob(conds ...batchv1.JobConditionType) *batchv1.Job {
+	j := ownedJob(conds...)
+	j.Name = "kc-restore-verify"
+	return j
 }
 
 func ownedJob(conds ...batchv1.JobConditionType) *batchv1.Job {

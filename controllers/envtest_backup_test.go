@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -22,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -498,11 +502,24 @@ func TestEnvtestBootstrapFromBackup(t *testing.T) {
 		t.Fatalf("the operator's Secret, which the restore Job mounts: %v", err)
 	}
 
-	// Completed: one restore Job, from the backup's claim and path.
+	// Completed: first the file's checksum is verified, with no
+	// certificate mounted...
 	b.Status = kshakav1alpha1.KshakaBackupStatus{Phase: kshakav1alpha1.BackupCompleted, Path: "gone/old.kbk", SHA256: testSHA}
 	if err := f.c.Status().Update(ctx, b); err != nil {
 		t.Fatal(err)
 	}
+	v := f.waitJob("kc-restore-verify")
+	if args := strings.Join(v.Spec.Template.Spec.Containers[0].Command, " "); !strings.Contains(args, "restore --verify-only --from=/backup/old.kbk") {
+		t.Errorf("verify Job command %s", args)
+	}
+	f.runJobPod(v, logs, `{"phase":"verifying","keys":2}`+"\n")
+	f.eventually(30*time.Second, "verifying", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		return kc.Status.Restore != nil && strings.Contains(kc.Status.Restore.Message, "verifying backups/gone/old.kbk")
+	})
+	noJob()
+	logs.set(v.Name+"-x1", `{"phase":"done","keys":3,"sha256":"`+testSHA+`"}`+"\n")
+	f.finishJob(v.Name, true)
+	// ...then one restore Job, from the backup's claim and path.
 	j := f.waitJob("kc-restore")
 	kc := f.get()
 	if !metav1.IsControlledBy(j, kc) || kc.Status.Restore == nil || kc.Status.Restore.Source != "backups/gone/old.kbk" {
@@ -533,4 +550,27 @@ func TestEnvtestBootstrapFromBackup(t *testing.T) {
 		err := f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "kc-client-tls"}, &sec)
 		return err == nil, fmt.Sprint(err)
 	})
+}
+
+// TestEnvtestBackupSamples: the samples of config/samples are accepted by
+// the API server (the CRDs' schemas and rules), dry-run.
+func TestEnvtestBackupSamples(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	for _, f := range []string{"kshaka_v1alpha1_kshakabackup.yaml", "kshaka_v1alpha1_kshakascheduledbackup.yaml", "kshaka_v1alpha1_kshakacluster_restore.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "config", "samples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(b), "\n---\n") {
+			var u unstructured.Unstructured
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			u.SetNamespace(ns)
+			if err := c.Create(context.Background(), &u, client.DryRunAll); err != nil {
+				t.Errorf("%s: %s %s: %v", f, u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
 }

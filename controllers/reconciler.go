@@ -227,9 +227,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if rp.Job != nil {
 		if err := r.Create(ctx, rp.Job); err != nil && !apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{}, fmt.Errorf("while creating the restore Job %s: %w", rp.Job.Name, err)
+			return ctrl.Result{}, fmt.Errorf("while creating Job %s: %w", rp.Job.Name, err)
 		}
-		logger.Info("restore Job created", "job", rp.Job.Name, "source", plan.Status.Restore.Source)
+		logger.Info("restore step's Job created", "job", rp.Job.Name, "source", plan.Status.Restore.Source)
 	}
 	started := time.Now()
 	err = r.act(ctx, &c, acc, plan.Action)

@@ -31,10 +31,12 @@ type RestoreObserved struct {
 	Backup *kshakav1alpha1.KshakaBackup
 	// Job is the restore Job and its progress.
 	Job JobObservation
+	// Verify is the Job that checks the file's checksum first.
+	Verify JobObservation
 }
 
 // RestorePlan is the restore's status, its condition, and the Job to
-// create (nil: none).
+// create (nil: none): the verification Job or the restore Job.
 type RestorePlan struct {
 	Status    *kshakav1alpha1.RestoreStatus
 	Condition metav1.Condition
@@ -92,11 +94,15 @@ func restoreSource(src *kshakav1alpha1.BackupSource, b *kshakav1alpha1.KshakaBac
 // Available). It returns the zero plan, Done, when no restore is asked
 // for.
 //
-// The restore runs once the cluster is Available: one Job
-// (<cluster>-restore) running `kshaka restore`, which verifies the whole
-// file before it writes a key. Completed is final. A failed restore leaves
-// Restored False; deleting the Job retries it (a rerun skips the keys
-// already restored), everything else is decided again from the source.
+// When the file's SHA-256 is known (the KshakaBackup's status.sha256, or
+// fromBackup.sha256) a first Job (<cluster>-restore-verify, `kshaka
+// restore --verify-only`) reads the whole file, and a file with another
+// checksum is refused before anything is written. Then, once the cluster
+// is Available, one Job (<cluster>-restore) runs `kshaka restore`, which
+// verifies the whole file again before it writes a key. Completed is
+// final. A failed restore leaves Restored False; deleting the Job retries
+// it (a rerun skips the keys already restored), everything else is decided
+// again from the source.
 func PlanRestore(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClusterStatus, o RestoreObserved, now time.Time) RestorePlan {
 	if c.Spec.Bootstrap == nil || c.Spec.Bootstrap.FromBackup == nil {
 		return RestorePlan{Done: true}
@@ -160,7 +166,7 @@ func PlanRestore(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClust
 	}
 	// No Job: decide from the source.
 	rs.Progress, rs.StartedAt, rs.CompletedAt = kshakav1alpha1.BackupProgress{}, nil, nil
-	claim, file, _, why, failed := restoreSource(src, o.Backup)
+	claim, file, want, why, failed := restoreSource(src, o.Backup)
 	if claim != "" {
 		rs.Source = claim + "/" + file
 	}
@@ -175,6 +181,9 @@ func PlanRestore(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClust
 		cond(metav1.ConditionFalse, ReasonWaitingForBackup)
 		return p
 	}
+	if want != "" && !p.verified(c, o.Verify, claim, file, want, now) {
+		return p
+	}
 	view := c.DeepCopy()
 	view.Status = *st
 	if why := notBackupReady(view); why != "" {
@@ -186,6 +195,44 @@ func PlanRestore(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClust
 	p.Job = RestoreJob(view, claim, file)
 	cond(metav1.ConditionFalse, ReasonRestoring)
 	return p
+}
+
+// verified reports whether the file's checksum was verified to be want;
+// otherwise p says what happens meanwhile: the verification Job is
+// created or runs, or the file is refused.
+func (p *RestorePlan) verified(c *kshakav1alpha1.KshakaCluster, v JobObservation, claim, file, want string, now time.Time) bool {
+	rs := p.Status
+	fail := func(msg string) {
+		rs.Phase, rs.Message, rs.CompletedAt = kshakav1alpha1.BackupFailed, msg, ptrTime(now)
+		p.Condition = metav1.Condition{Type: kshakav1alpha1.ConditionRestored, Status: metav1.ConditionFalse, Reason: ReasonRestoreFailed, Message: msg}
+	}
+	wait := func(msg string) {
+		rs.Phase, rs.Message = kshakav1alpha1.BackupPending, msg
+		p.Condition = metav1.Condition{Type: kshakav1alpha1.ConditionRestored, Status: metav1.ConditionFalse, Reason: ReasonRestoring, Message: msg}
+	}
+	name := VerifyJobName(c)
+	if v.Job == nil {
+		wait(fmt.Sprintf("creating Job %s to verify %s (sha256 %s)", name, rs.Source, want))
+		p.Job = VerifyJob(c, claim, file)
+		return false
+	}
+	if !metav1.IsControlledBy(v.Job, c) {
+		fail(fmt.Sprintf("Job %s exists and is not controlled by this KshakaCluster; delete it", name))
+		return false
+	}
+	out := JobPhase(v, "verification", true)
+	switch {
+	case out.Phase == kshakav1alpha1.BackupFailed:
+		fail(out.Message + "; nothing was restored: restore from another backup (delete this KshakaCluster and create it again), or delete Job " + name + " to verify the file again")
+		return false
+	case out.Phase != kshakav1alpha1.BackupCompleted:
+		wait(fmt.Sprintf("verifying %s: %s", rs.Source, out.Message))
+		return false
+	case out.SHA256 != want:
+		fail(fmt.Sprintf("the file %s has sha256 %s, not the expected %s: it is another backup, or was changed; nothing was restored", rs.Source, out.SHA256, want))
+		return false
+	}
+	return true
 }
 
 // observeRestore reads what PlanRestore needs.
@@ -209,6 +256,11 @@ func (r *Reconciler) observeRestore(ctx context.Context, c *kshakav1alpha1.Kshak
 		return o, err
 	}
 	o.Job = job
+	if job.Job == nil {
+		if o.Verify, err = observeJob(ctx, r.Client, r.Logs, c.Namespace, VerifyJobName(c)); err != nil {
+			return o, err
+		}
+	}
 	return o, nil
 }
 
