@@ -163,8 +163,9 @@ func managedBy() labels.Selector {
 // cacheOptions are what the manager caches: the watched namespaces (all when
 // watch is empty) and, for Pods, PersistentVolumeClaims and Secrets, only the
 // objects managedBy selects. The reconciler reads pods and claims through
-// the StatefulSet's labels, which include it. StatefulSets, Services and
-// PodDisruptionBudgets are cached whole: the reconciler reads them by name
+// the StatefulSet's labels, which include it (the backup and restore Jobs'
+// pods carry it too). StatefulSets, Services, PodDisruptionBudgets and Jobs
+// are cached whole: the reconcilers read them by name
 // and must see one of that name it does not control, to refuse it
 // ("exists and is not controlled") rather than fail to create it; there are
 // few of them.

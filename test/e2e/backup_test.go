@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +30,20 @@ import (
 const (
 	backupNS    = "e2e-backup"
 	backupClaim = "backups"
-	// backupSeed keys are written once before the backup and never again.
-	backupSeed = 500
 )
+
+// backupSeed keys are written once before the backup and never again:
+// $E2E_BACKUP_KEYS (to measure with more), default 500.
+func backupSeed(t *testing.T) int {
+	if s := os.Getenv("E2E_BACKUP_KEYS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("E2E_BACKUP_KEYS=%q: want a positive number of keys", s)
+		}
+		return n
+	}
+	return 500
+}
 
 // testBackupRestore: with TLS on, a KshakaBackup of a cluster under load
 // into a PVC; the cluster and its PVCs deleted; a new cluster bootstrapped
@@ -55,7 +67,8 @@ func testBackupRestore(t *testing.T, e *env) {
 	}))
 	e.createCluster(t, backupNS, cl, 3)
 	kc := e.waitStable(t, backupNS, cl, 3, settle)
-	seed(t, endpoints(kc), "bk-seed", backupSeed)
+	nseed := backupSeed(t)
+	seed(t, endpoints(kc), "bk-seed", nseed)
 	w := startWorkload(t, endpoints(kc), 3, "bk")
 	w.progress(20)
 
@@ -92,9 +105,9 @@ func testBackupRestore(t *testing.T, e *env) {
 		}
 		return st.Phase == kshakav1alpha1.BackupCompleted, nil
 	})
-	t.Logf("backup: %s in %s; %d keys, %d bytes, sha256 %s, file %s/%s", strings.Join(phases, " → "),
-		time.Since(start).Round(time.Millisecond), b.Status.Progress.Keys, b.Status.Progress.Bytes, b.Status.SHA256, backupClaim, b.Status.Path)
-	if b.Status.Progress.Keys < backupSeed || len(b.Status.SHA256) != 64 || b.Status.Path != cl+"/b1.kbk" {
+	t.Logf("backup: %s in %s (the Job's own rate: %d keys/s); %d keys, %d bytes, sha256 %s, file %s/%s", strings.Join(phases, " → "),
+		time.Since(start).Round(time.Millisecond), b.Status.Progress.KeysPerSecond, b.Status.Progress.Keys, b.Status.Progress.Bytes, b.Status.SHA256, backupClaim, b.Status.Path)
+	if b.Status.Progress.Keys < int64(nseed) || len(b.Status.SHA256) != 64 || b.Status.Path != cl+"/b1.kbk" {
 		t.Fatalf("backup status %+v", b.Status)
 	}
 	w.stop(endpoints(e.get(t, backupNS, cl)), 20)
@@ -103,7 +116,8 @@ func testBackupRestore(t *testing.T, e *env) {
 	start = time.Now()
 	e.createRestored(t, backupNS, cl, 3, "b1")
 	kc = e.waitRestored(t, backupNS, cl, 3)
-	t.Logf("restore: Restored and stable in %s; %s", time.Since(start).Round(time.Millisecond), kc.Status.Restore.Message)
+	t.Logf("restore: Restored and stable in %s (the Job's own rate: %d keys/s); %s", time.Since(start).Round(time.Millisecond),
+		kc.Status.Restore.Progress.KeysPerSecond, kc.Status.Restore.Message)
 	if kc.Status.Restore.Source != backupClaim+"/"+cl+"/b1.kbk" {
 		t.Errorf("restore source %q", kc.Status.Restore.Source)
 	}
@@ -118,7 +132,7 @@ func testBackupRestore(t *testing.T, e *env) {
 		_, err = c.Get(ctx, []byte("bk-seed/00000"))
 		return err == nil, err
 	})
-	checkSeeded(t, endpoints(kc), "bk-seed", backupSeed)
+	checkSeeded(t, endpoints(kc), "bk-seed", nseed)
 	c, err := proposer.New(ctx, clientConfig(endpoints(kc)))
 	must(t, err)
 	defer c.Close()
@@ -142,7 +156,7 @@ func testBackupRestore(t *testing.T, e *env) {
 
 	// A corrupt file is refused before anything is written.
 	file := e.claimFile(t, backupNS, backupClaim, b.Status.Path)
-	flipByte(t, file)
+	flipByte(t, file, nseed)
 	e.createRestored(t, backupNS, "kbad", 1, "b1")
 	var cond *metav1.Condition
 	e.eventually(t, settle, "the restore from the corrupt file fails", func(ctx context.Context) (bool, error) {
@@ -163,7 +177,7 @@ func testBackupRestore(t *testing.T, e *env) {
 	admin, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints(bad), TLSDir: e.mountSecret(backupNS, "kbad-operator-tls")})
 	must(t, err)
 	defer admin.Close()
-	for _, k := range []string{"bk-seed/00000", "bk-seed/00499", w.keys[0]} {
+	for _, k := range []string{"bk-seed/00000", fmt.Sprintf("bk-seed/%05d", nseed-1), w.keys[0]} {
 		if v, err := admin.Get(ctx, []byte(k)); !errors.Is(err, proposer.ErrNotFound) {
 			t.Errorf("%s in the cluster whose restore failed: %q v%d %v; want none", k, v.Data, v.Version, err)
 		}
@@ -262,12 +276,12 @@ func (e *env) claimFile(t *testing.T, ns, claim, file string) string {
 }
 
 // flipByte inverts one byte in the middle of the file.
-func flipByte(t *testing.T, path string) {
+func flipByte(t *testing.T, path string, keys int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	must(t, err)
 	if len(b) < 100 {
-		t.Fatalf("%s has %d bytes; a backup of %d keys is larger", path, len(b), backupSeed)
+		t.Fatalf("%s has %d bytes; a backup of %d keys is larger", path, len(b), keys)
 	}
 	b[len(b)/2] ^= 0xff
 	must(t, os.WriteFile(path, b, 0o600))
