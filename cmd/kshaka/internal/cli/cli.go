@@ -101,6 +101,8 @@ also be set through the environment variables named in their help.
 		newCasCmd(g),
 		newDeleteCmd(g),
 		newStatusCmd(g),
+		newBackupCmd(g),
+		newRestoreCmd(g),
 		newLocalCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(g),
