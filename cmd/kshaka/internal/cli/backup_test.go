@@ -243,8 +243,10 @@ func TestBackupRestoreMutualTLS(t *testing.T) {
 	dst := acceptortest.StartTLSCluster(t, 3, nil)
 	must(t, 0, "keys: 20\n", append([]string{"restore", "--from", file}, files(dst, "app", pki.OrgClient)...)...)
 	must(t, 0, "v\n", append([]string{"get", "k7"}, files(dst, "app2", pki.OrgClient)...)...)
-	if n := storedKeys(t, dst); n != 60 {
-		t.Errorf("the restored cluster stores %d keys on its 3 acceptors, want 60", n)
+	// Each key is on an accept quorum at least (the third accept may still
+	// be on its way).
+	if n := storedKeys(t, dst); n < 40 {
+		t.Errorf("the restored cluster stores %d keys on its 3 acceptors, want at least 40", n)
 	}
 }
 
