@@ -90,7 +90,7 @@ stderr (--progress).
 ` + timeoutHelp,
 		Example: `  kshaka backup --out kshaka-2026-12-04.kbk
   kshaka backup --out - --progress json | gzip > backup.kbk.gz
-  kshaka backup --out /backups/b.kbk --endpoints kc.ns.svc:7000 \
+  kshaka backup --out /backups/b.kbk --endpoints kc.ns.svc:7400 \
       --cacert ca.crt --cert admin.crt --key admin.key --admin-token-file token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -207,10 +207,7 @@ func (g *globals) runBackup(ctx context.Context, out, cluster string, o transfer
 		path = ""
 	}
 	pr := newProgress(o.progress, g.errw, path, func(phase string) string {
-		switch phase {
-		case "listing":
-			return "listing keys:"
-		case "failed":
+		if phase == "failed" {
 			return "backup"
 		}
 		return "backed up"
@@ -286,14 +283,16 @@ func (g *globals) runBackup(ctx context.Context, out, cluster string, o transfer
 	return nil
 }
 
+// printSummary writes the summary of a backup file as "name: value" lines:
+// what (backup, restored) and path first when path is set, the duration
+// and rate last when took is positive.
 func printSummary(w io.Writer, what, path string, sum backup.Summary, took time.Duration) {
 	if path != "" {
 		fmt.Fprintf(w, "%s: %s\n", what, path)
 	}
-	rate := 0.0
+	fmt.Fprintf(w, "keys: %d\ntombstones: %d\nbytes: %d\nsize: %d\nsha256: %s\n",
+		sum.Keys, sum.Tombstones, sum.Bytes, sum.Size, sum.SHA256Hex())
 	if took > 0 {
-		rate = float64(sum.Keys) / took.Seconds()
+		fmt.Fprintf(w, "duration: %s\nkeys/s: %.0f\n", took.Round(time.Millisecond), float64(sum.Keys)/took.Seconds())
 	}
-	fmt.Fprintf(w, "keys: %d\ntombstones: %d\nbytes: %d\nsize: %d\nsha256: %s\nduration: %s\nkeys/s: %.0f\n",
-		sum.Keys, sum.Tombstones, sum.Bytes, sum.Size, sum.SHA256Hex(), took.Round(time.Millisecond), rate)
 }

@@ -184,6 +184,12 @@ func (p *progress) text(l progressLine) string {
 	case "done":
 		return fmt.Sprintf("%s %s keys, %s, %s keys/s", p.verb("done"), group(l.Keys), megabytes(l.Bytes), group(int64(l.KeysPerSecond)))
 	}
+	switch l.Phase {
+	case "listing":
+		return "connecting and asking a prepare quorum for its keys"
+	case "verifying":
+		return fmt.Sprintf("verified %s keys (%s%% of the file), %s", group(l.Keys), strconv.FormatFloat(math.Floor(l.Percent), 'f', 0, 64), megabytes(l.Bytes))
+	}
 	of := ""
 	if l.EstimatedKeys > 0 {
 		of = " of ~" + group(l.EstimatedKeys)

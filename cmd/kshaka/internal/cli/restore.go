@@ -127,8 +127,6 @@ func (g *globals) runRestore(ctx context.Context, path string, verifyOnly bool, 
 	start := time.Now()
 	pr := newProgress(o.progress, g.errw, path, func(phase string) string {
 		switch phase {
-		case "verifying":
-			return "verified"
 		case "failed":
 			return "restore"
 		case "done":
