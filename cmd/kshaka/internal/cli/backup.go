@@ -263,7 +263,12 @@ func (g *globals) runBackup(ctx context.Context, out, cluster string, o transfer
 	}
 	keys := backup.MergeKeys(sources, s.cfg.PrepareQuorum, backup.DefaultPageSize)
 	if err := backup.Dump(ctx, keys, export, bw, o.concurrency, &st); err != nil {
-		return fmt.Errorf("backup failed, no backup was written: %w", err)
+		err = fmt.Errorf("backup failed, no backup was written: %w", err)
+		if ee := classify(err); ee.code == ExitUsage {
+			// A key the proposer refuses is not a bad command line.
+			return withCode(ExitError, err)
+		}
+		return err
 	}
 	sum, err := bw.Close()
 	if err != nil {

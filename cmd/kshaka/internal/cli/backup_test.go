@@ -11,12 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/kshaka-io/kshaka/acceptor"
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
 	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/internal/backup"
 	"github.com/kshaka-io/kshaka/internal/pki"
 	"github.com/kshaka-io/kshaka/proposer"
+	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
 // testKeys is how many keys the backup tests write.
@@ -277,5 +281,49 @@ func TestProgressText(t *testing.T) {
 		if g := group(n); g != want {
 			t.Errorf("group(%d) = %q, want %q", n, g, want)
 		}
+	}
+}
+
+// A backup that fails part way leaves neither FILE nor FILE.partial, and an
+// older FILE stays as it was. The key it cannot read is one the proposer
+// refuses (longer than its limit), accepted by acceptors with a higher one.
+func TestFailedBackupLeavesNoFile(t *testing.T) {
+	c := acceptortest.StartClusterWith(t, 3, func(_ int, o *acceptor.Options) { o.MaxKeySize = 4096 })
+	p := newTestProposer(t, c.Addrs())
+	for i := range 50 {
+		if _, err := p.Put(testCtx(t), testKey(i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "b.kbk")
+	must(t, 0, "keys: 50\n", "backup", "--out", file, endpointsFlag(c))
+	old, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	long := append([]byte("zz/"), bytes.Repeat([]byte("x"), proposer.MaxKeySize)...)
+	for _, addr := range c.Addrs() {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kshakav1.NewAcceptorClient(conn).Accept(testCtx(t), &kshakav1.AcceptRequest{Epoch: c.Config().Epoch, Items: []*kshakav1.AcceptItem{{
+			Key: long, Ballot: &kshakav1.Ballot{Counter: 1, Proposer: 7}, Value: &kshakav1.Value{Version: 1, Data: []byte("v")},
+		}}})
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run("", "backup", "--out", file, endpointsFlag(c))
+	if r.code != ExitError || !strings.Contains(r.stderr, "no backup was written") || !strings.Contains(r.stderr, "the limit is 1024") {
+		t.Errorf("backup with an unreadable key: %v", r)
+	}
+	if b, err := os.ReadFile(file); err != nil || !bytes.Equal(b, old) {
+		t.Errorf("a failed backup changed the earlier backup file: %v", err)
+	}
+	if _, err := os.Stat(file + backup.PartialSuffix); !os.IsNotExist(err) {
+		t.Errorf("a failed backup left the .partial file: %v", err)
 	}
 }
