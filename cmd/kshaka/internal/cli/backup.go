@@ -212,8 +212,7 @@ func (g *globals) runBackup(ctx context.Context, out, cluster string, o transfer
 		}
 		return "backed up"
 	})
-	var sha string
-	defer func() { pr.finish(sha, err) }()
+	defer func() { pr.finish("", err) }() // after a failure
 	pr.setPhase("listing", nil)
 
 	s, err := g.connect(ctx)
@@ -279,7 +278,7 @@ func (g *globals) runBackup(ctx context.Context, out, cluster string, o transfer
 			return err
 		}
 	}
-	sha = sum.SHA256Hex()
+	pr.finish(sum.SHA256Hex(), nil)
 	summaryTo := g.out
 	if out == "-" {
 		summaryTo = g.errw

@@ -56,6 +56,7 @@ type progress struct {
 	start    time.Time
 	snapshot func() (keys, bytes, estimate int64, percent float64)
 	lastLen  int
+	once     sync.Once
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -116,11 +117,13 @@ func (p *progress) loop(every time.Duration) {
 }
 
 // finish stops the ticks and writes the final line: phase "done" with the
-// checksum, or "failed" with err.
+// checksum, or "failed" with err. Later calls do nothing.
 func (p *progress) finish(sha string, err error) {
-	close(p.stop)
-	<-p.done
-	p.emit(true, sha, err)
+	p.once.Do(func() {
+		close(p.stop)
+		<-p.done
+		p.emit(true, sha, err)
+	})
 }
 
 // line is the line to write now; p.mu is held.

@@ -136,15 +136,14 @@ func (g *globals) runRestore(ctx context.Context, path string, verifyOnly bool, 
 		}
 		return "restored"
 	})
-	var sha string
-	defer func() { pr.finish(sha, err) }()
+	defer func() { pr.finish("", err) }() // after a failure
 
 	hdr, sum, err := verifyFile(ctx, path, pr)
 	if err != nil {
 		return err
 	}
 	if verifyOnly {
-		sha = sum.SHA256Hex()
+		pr.finish(sum.SHA256Hex(), nil)
 		fmt.Fprintf(g.out, "backup: %s (intact)\ncreated: %s\n", path, hdr.Created.Format(time.RFC3339))
 		if hdr.Cluster != "" {
 			fmt.Fprintf(g.out, "cluster: %s\n", hdr.Cluster)
@@ -186,7 +185,7 @@ func (g *globals) runRestore(ctx context.Context, path string, verifyOnly bool, 
 	if got := r.Summary(); got.SHA256 != sum.SHA256 {
 		return corrupt(path, fmt.Errorf("the file changed between verification (sha256 %s) and restore (sha256 %s)", sum.SHA256Hex(), got.SHA256Hex()))
 	}
-	sha = sum.SHA256Hex()
+	pr.finish(sum.SHA256Hex(), nil)
 	printSummary(g.out, "restored", path, sum, time.Since(start))
 	return nil
 }
