@@ -1,0 +1,21 @@
+// Command kubectl-kshaka is the kubectl plugin of Kshaka: `kubectl kshaka
+// status|backup|restore|retire|pause|resume|report` on KshakaClusters.
+// Installed anywhere on PATH, kubectl finds it as `kubectl kshaka`. Run
+// `kubectl kshaka --help` for the commands and exit codes.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kshaka-io/kshaka/cmd/kubectl-kshaka/internal/plugin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := plugin.Run(ctx, os.Args[1:], plugin.StdIO())
+	stop()
+	os.Exit(code)
+}
