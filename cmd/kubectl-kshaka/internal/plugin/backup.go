@@ -152,11 +152,8 @@ func (o *options) checkClaim(ctx context.Context, claim string) error {
 }
 
 // progressLine is one line of a backup's or restore's progress.
-func progressLine(phase kshakav1alpha1.BackupPhase, p kshakav1alpha1.BackupProgress, msg string) string {
-	line := string(phase)
-	if line == "" {
-		line = "Pending"
-	}
+func progressLine(ph kshakav1alpha1.BackupPhase, p kshakav1alpha1.BackupProgress, msg string) string {
+	line := phase(ph)
 	if p.Keys > 0 || p.EstimatedKeys > 0 {
 		line += fmt.Sprintf(": %d keys", p.Keys)
 		if p.EstimatedKeys > 0 {
@@ -165,7 +162,7 @@ func progressLine(phase kshakav1alpha1.BackupPhase, p kshakav1alpha1.BackupProgr
 		if p.Bytes > 0 {
 			line += ", " + humanBytes(p.Bytes)
 		}
-		if p.KeysPerSecond > 0 && phase == kshakav1alpha1.BackupRunning {
+		if p.KeysPerSecond > 0 && ph == kshakav1alpha1.BackupRunning {
 			line += fmt.Sprintf(", %d keys/s", p.KeysPerSecond)
 		}
 	}
@@ -191,33 +188,39 @@ func humanBytes(n int64) string {
 // errTimeout is returned when --timeout passes.
 var errTimeout = errors.New("timed out")
 
-// poll calls check every o.poll until it returns done or an error, or the
-// timeout (0: none) passes.
+// poll calls check every o.pollEvery until it returns done or an error,
+// or the timeout (0: none) passes. check gets ctx itself, not one bounded
+// by the timeout: a read cut short by the timeout would be an error of its
+// own.
 func (o *options) poll(ctx context.Context, timeout time.Duration, check func(context.Context) (bool, error)) error {
+	var expired <-chan time.Time
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		expired = tm.C
 	}
 	t := time.NewTicker(o.pollEvery)
 	defer t.Stop()
 	for {
-		done, err := check(ctx)
-		if err != nil || done {
-			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return errTimeout
-			}
+		if done, err := check(ctx); err != nil || done {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return errTimeout
-			}
 			return ctx.Err()
+		case <-expired:
+			return errTimeout
 		case <-t.C:
 		}
 	}
+}
+
+// phase is p, with Pending for a backup the operator has not looked at.
+func phase(p kshakav1alpha1.BackupPhase) string {
+	if p == "" {
+		return string(kshakav1alpha1.BackupPending)
+	}
+	return string(p)
 }
 
 // waitBackup follows b until it is Completed or Failed.
@@ -237,7 +240,7 @@ func (o *options) waitBackup(ctx context.Context, b *kshakav1alpha1.KshakaBackup
 	switch {
 	case errors.Is(err, errTimeout):
 		return withCode(ExitTimeout, fmt.Errorf("KshakaBackup %s is still %s after %s; it goes on ('kubectl get kshakabackup %s -w')",
-			b.Name, orDash(string(b.Status.Phase)), timeout, b.Name))
+			b.Name, phase(b.Status.Phase), timeout, b.Name))
 	case err != nil:
 		return err
 	}

@@ -104,7 +104,7 @@ the restore goes on).`,
 				return fmt.Errorf("while reading KshakaBackup %s/%s: %w", o.namespace, args[0], err)
 			}
 			if b.Status.Phase != kshakav1alpha1.BackupCompleted {
-				return withAdvice(ExitUsage, fmt.Errorf("KshakaBackup %s is %s, not Completed: only a complete backup can be restored", b.Name, orDash(string(b.Status.Phase))),
+				return withAdvice(ExitUsage, fmt.Errorf("KshakaBackup %s is %s, not Completed: only a complete backup can be restored", b.Name, phase(b.Status.Phase)),
 					fmt.Sprintf("Wait for it ('kubectl get kshakabackup %s -w'), or take a new one with 'kubectl kshaka backup %s --wait'.", b.Name, b.Spec.Cluster.Name))
 			}
 			switch err := o.cl.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: f.to}, &kshakav1alpha1.KshakaCluster{}); {

@@ -57,9 +57,6 @@ func findRetireTarget(c *kshakav1alpha1.KshakaCluster, arg string) (retireTarget
 	if byInc {
 		what = "incarnation " + arg
 	}
-	if slices.Contains(st.RetiredIncarnations, arg) {
-		return retireTarget{}, fmt.Errorf("%s is already retired", what)
-	}
 	var ids []string
 	for _, m := range inPlay {
 		if m.Incarnation != "" && !slices.Contains(ids, m.ID+" ("+m.Incarnation+")") {
@@ -123,6 +120,10 @@ the KshakaCluster.`,
 			arg := strings.TrimSpace(args[1])
 			if slices.Contains(splitAnnotation(c.Annotations[controllers.AnnotationRetire]), arg) {
 				_, err := fmt.Fprintf(o.io.Out, "incarnation %s is already asserted on kshakacluster/%s; the operator retires it\n", arg, c.Name)
+				return err
+			}
+			if slices.Contains(c.Status.RetiredIncarnations, arg) {
+				_, err := fmt.Fprintf(o.io.Out, "incarnation %s is already retired\n", arg)
 				return err
 			}
 			t, err := findRetireTarget(c, arg)

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -674,6 +675,23 @@ func expiry(e *Expiry, now time.Time) string {
 
 // writeTable prints s for a person.
 func writeTable(out io.Writer, s Status, now time.Time) error {
+	var buf bytes.Buffer
+	if err := table(&buf, s, now); err != nil {
+		return err
+	}
+	// Without the padding an empty last column leaves.
+	lines := strings.SplitAfter(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(strings.TrimSuffix(l, "\n"), " ")
+		if strings.HasSuffix(l, "\n") {
+			lines[i] += "\n"
+		}
+	}
+	_, err := io.WriteString(out, strings.Join(lines, ""))
+	return err
+}
+
+func table(out io.Writer, s Status, now time.Time) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	kv := func(k, format string, args ...any) { fmt.Fprintf(w, "%s:\t%s\n", k, fmt.Sprintf(format, args...)) }
 
