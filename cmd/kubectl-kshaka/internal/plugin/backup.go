@@ -241,6 +241,8 @@ func (o *options) waitBackup(ctx context.Context, b *kshakav1alpha1.KshakaBackup
 	case errors.Is(err, errTimeout):
 		return withCode(ExitTimeout, fmt.Errorf("KshakaBackup %s is still %s after %s; it goes on ('kubectl get kshakabackup %s -w')",
 			b.Name, phase(b.Status.Phase), timeout, b.Name))
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("stopped waiting: KshakaBackup %s goes on ('kubectl get kshakabackup %s -w')", b.Name, b.Name)
 	case err != nil:
 		return err
 	}

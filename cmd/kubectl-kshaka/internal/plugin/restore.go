@@ -187,6 +187,8 @@ func (o *options) waitRestore(ctx context.Context, c *kshakav1alpha1.KshakaClust
 	switch {
 	case errors.Is(err, errTimeout):
 		return withCode(ExitTimeout, fmt.Errorf("KshakaCluster %s is not restored after %s; the restore goes on ('kubectl kshaka status %s')", c.Name, timeout, c.Name))
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("stopped waiting: the restore of KshakaCluster %s goes on ('kubectl kshaka status %s')", c.Name, c.Name)
 	case err != nil:
 		return err
 	}
