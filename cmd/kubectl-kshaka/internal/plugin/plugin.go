@@ -119,7 +119,8 @@ func run(ctx context.Context, args []string, o *options) int {
 	if ee.advice != "" {
 		fmt.Fprintln(o.io.Err, "  "+strings.ReplaceAll(ee.advice, "\n", "\n  "))
 	}
-	if ee.code == ExitUsage {
+	// An error that says what to do instead needs no pointer to --help.
+	if ee.code == ExitUsage && ee.advice == "" {
 		fmt.Fprintf(o.io.Err, "Run '%s --help' for usage.\n", commandPath(cmd))
 	}
 	return ee.code

@@ -542,7 +542,7 @@ func (o *options) summary(w io.Writer, r *report, c *kshakav1alpha1.KshakaCluste
 			fmt.Fprintf(w, "  - %s\n", p)
 		}
 	}
-	fmt.Fprintf(w, "\nFiles (%d, and this one):\n", len(r.entries))
+	fmt.Fprintf(w, "\nFiles (%d besides this one):\n", len(r.entries)-1)
 	for _, e := range r.entries {
 		if e != "report.txt" {
 			fmt.Fprintf(w, "  %s\n", e)

@@ -641,6 +641,15 @@ func printStatus(w io.Writer, s Status, output string, now time.Time) error {
 // ago is a duration in kubectl's short form: "5m", "3d".
 func ago(d time.Duration) string { return duration.ShortHumanDuration(d) }
 
+// shorten cuts s to at most n runes, on one line; -o json has it whole.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -829,7 +838,7 @@ func table(out io.Writer, s Status, now time.Time) error {
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  LAST SEEN\tOBJECT\tREASON\tCOUNT\tMESSAGE")
 	for _, e := range s.Events {
-		fmt.Fprintf(w, "  %s ago\t%s\t%s\t%d\t%s\n", ago(now.Sub(e.LastSeen)), e.Object, e.Reason, e.Count, e.Message)
+		fmt.Fprintf(w, "  %s ago\t%s\t%s\t%d\t%s\n", ago(now.Sub(e.LastSeen)), e.Object, e.Reason, e.Count, shorten(e.Message, 120))
 	}
 	return w.Flush()
 }
