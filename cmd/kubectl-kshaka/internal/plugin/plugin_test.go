@@ -335,6 +335,10 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("restore: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	nc := f.cluster("kc2")
+	var st Status
+	if r := f.run("status", "kc2", "-o", "json"); json.Unmarshal([]byte(r.out), &st) != nil || st.Restore == nil || st.Restore.Phase != "Pending" || st.Restore.Backup != "b1" {
+		t.Fatalf("status of the new cluster: %+v\n%s", st.Restore, r.err)
+	}
 	if nc.Spec.Replicas != 5 || nc.Spec.Paused || !slices.Equal(nc.Spec.TLS.ExtraClients, src.Spec.TLS.ExtraClients) ||
 		nc.Spec.Bootstrap == nil || nc.Spec.Bootstrap.FromBackup == nil || nc.Spec.Bootstrap.FromBackup.BackupName != "b1" {
 		t.Fatalf("restored spec %+v", nc.Spec)
@@ -358,6 +362,9 @@ func TestRestore(t *testing.T) {
 	}
 	if r := <-done; r.code != ExitOK || !strings.Contains(r.out, "kshakacluster/kc3 Restored: 1000 keys") {
 		t.Fatalf("restore --wait: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if r := f.run("status", "kc3"); !regexp.MustCompile(`Restore: +Completed from backup b1: 1000 keys of 1000 \(100%\)`).MatchString(r.out) {
+		t.Fatalf("status of the restored cluster:\n%s", r.out)
 	}
 
 	// The source is gone: the defaults; an explicit missing source is an error.

@@ -159,7 +159,8 @@ type Transition struct {
 
 // Restore is the progress of spec.bootstrap.fromBackup (status.restore).
 type Restore struct {
-	// Phase: Pending, Running, Completed or Failed.
+	// Phase: Pending (also before the operator starts it), Running,
+	// Completed or Failed.
 	Phase string `json:"phase"`
 	// Source is the file restored, <claim>/<path>; Backup the KshakaBackup
 	// named in the spec ("" for a claim and path).
@@ -425,6 +426,14 @@ func buildRestore(c *kshakav1alpha1.KshakaCluster) *Restore {
 	for _, cd := range c.Status.Conditions {
 		if cd.Type == kshakav1alpha1.ConditionRestored {
 			out.Restored = cd.Status == "True"
+		}
+	}
+	if out.Phase == "" {
+		// The operator has not started the restore, or recorded only the
+		// condition.
+		out.Phase = string(kshakav1alpha1.BackupPending)
+		if out.Restored {
+			out.Phase = string(kshakav1alpha1.BackupCompleted)
 		}
 	}
 	return out
@@ -752,7 +761,7 @@ func table(out io.Writer, s Status, now time.Time) error {
 				from += " (" + r.Source + ")"
 			}
 		}
-		line := fmt.Sprintf("%s from %s", orDash(r.Phase), from)
+		line := fmt.Sprintf("%s from %s", r.Phase, from)
 		if r.Keys > 0 || r.EstimatedKeys > 0 {
 			line += fmt.Sprintf(": %d keys", r.Keys)
 			if r.EstimatedKeys > 0 {
