@@ -121,21 +121,18 @@ func run(ctx context.Context, args []string, o *options) int {
 	}
 	// An error that says what to do instead needs no pointer to --help.
 	if ee.code == ExitUsage && ee.advice == "" {
-		fmt.Fprintf(o.io.Err, "Run '%s --help' for usage.\n", commandPath(cmd))
+		fmt.Fprintf(o.io.Err, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return ee.code
-}
-
-// commandPath is the command as the user typed it: `kubectl kshaka ...`.
-func commandPath(c *cobra.Command) string {
-	return strings.Replace(c.CommandPath(), "kubectl-kshaka", "kubectl kshaka", 1)
 }
 
 func newRootCmd(o *options) *cobra.Command {
 	o.flags = genericclioptions.NewConfigFlags(true)
 	root := &cobra.Command{
-		Use:   "kubectl-kshaka",
-		Short: "Operate Kshaka clusters on Kubernetes",
+		Use: "kubectl-kshaka",
+		// Help and errors name the command as the user types it.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl kshaka"},
+		Short:       "Operate Kshaka clusters on Kubernetes",
 		Long: `kubectl kshaka operates KshakaClusters through the Kubernetes API: their health,
 backups and restores, retiring a member whose disk is gone, pausing the
 operator, and a report for a bug.
@@ -144,8 +141,8 @@ It uses kubectl's kubeconfig, context and namespace (--kubeconfig, --context,
 -n/--namespace and the other kubectl flags), and never connects to the
 acceptors themselves: everything it shows is what the operator recorded.
 
-Install: copy bin/kubectl-kshaka (make build) anywhere on PATH; kubectl then
-runs it as 'kubectl kshaka'.
+Install: copy bin/kubectl-kshaka (make build; make install-plugin copies it)
+anywhere on PATH; kubectl then runs it as 'kubectl kshaka'.
 
 ` + exitCodesHelp,
 		Version:           versionString(),
