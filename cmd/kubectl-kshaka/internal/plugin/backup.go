@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +36,9 @@ func (o *options) defaultClaim(ctx context.Context, cluster string) (string, err
 	}
 	var list kshakav1alpha1.KshakaScheduledBackupList
 	if err := o.cl.List(ctx, &list, client.InNamespace(o.namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return "", nil
+		}
 		return "", fmt.Errorf("while listing the KshakaScheduledBackups of namespace %s: %w", o.namespace, err)
 	}
 	for _, s := range list.Items {

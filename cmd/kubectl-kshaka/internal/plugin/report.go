@@ -291,7 +291,7 @@ func (o *options) collect(ctx context.Context, r *report, c *kshakav1alpha1.Ksha
 		}
 	}
 	var sched kshakav1alpha1.KshakaScheduledBackupList
-	if err := o.cl.List(ctx, &sched, client.InNamespace(ns)); err != nil {
+	if err := o.cl.List(ctx, &sched, client.InNamespace(ns)); err != nil && !meta.IsNoMatchError(err) {
 		r.problem("KshakaScheduledBackups: %v", err)
 	}
 	for i := range sched.Items {

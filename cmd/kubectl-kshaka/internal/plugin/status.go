@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -534,6 +535,10 @@ func (o *options) clusterEvents(ctx context.Context, c *kshakav1alpha1.KshakaClu
 func (o *options) backupsOf(ctx context.Context, name string) ([]kshakav1alpha1.KshakaBackup, error) {
 	var list kshakav1alpha1.KshakaBackupList
 	if err := o.cl.List(ctx, &list, client.InNamespace(o.namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			// The KshakaBackup CRD is not installed (an older operator).
+			return nil, nil
+		}
 		return nil, fmt.Errorf("while listing the KshakaBackups of namespace %s: %w", o.namespace, err)
 	}
 	var out []kshakav1alpha1.KshakaBackup
@@ -569,11 +574,13 @@ func (o *options) statusOf(ctx context.Context, name string, events int) (Status
 	}
 	var evs []Event
 	if events > 0 {
-		list, err := o.clusterEvents(ctx, c, true)
-		if err != nil {
-			return Status{}, nil, err
+		// The status is worth showing without its events (a user who may
+		// not list them).
+		if list, err := o.clusterEvents(ctx, c, true); err != nil {
+			fmt.Fprintf(o.io.Err, "Warning: the events are left out: %v\n", err)
+		} else {
+			evs = toEvents(list, events)
 		}
-		evs = toEvents(list, events)
 	}
 	return BuildStatus(c, evs, o.now()), c, nil
 }
@@ -720,8 +727,13 @@ func table(out io.Writer, s Status, now time.Time) error {
 	} else {
 		kv("Quorum", "%s: epoch %d, %d members; prepare quorum %d of %d (%d serving), accept quorum %d of %d (%d serving)",
 			q.Health, q.Epoch, q.Members, q.PrepareQuorum, q.PrepareSet, q.ServingPrepare, q.AcceptQuorum, q.AcceptSet, q.ServingAccept)
-		tol := "none: quorum is lost"
-		if q.Tolerates >= 0 {
+		var tol string
+		switch {
+		case q.Tolerates < 0:
+			tol = "none: quorum is lost"
+		case q.Tolerates == 0:
+			tol = "0 more failures: one more member down and a quorum is lost"
+		default:
 			tol = plural(q.Tolerates, "more failure", "more failures")
 		}
 		kv("Tolerates", "%s (%d with every member serving)", tol, q.ToleratesWhenHealthy)
