@@ -1,7 +1,3 @@
-// Command kubectl-kshaka is the kubectl plugin of Kshaka: `kubectl kshaka
-// status|backup|restore|retire|pause|resume|report` on KshakaClusters.
-// Installed anywhere on PATH, kubectl finds it as `kubectl kshaka`. Run
-// `kubectl kshaka --help` for the commands and exit codes.
 package main
 
 import (
