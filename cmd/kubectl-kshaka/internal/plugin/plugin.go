@@ -14,8 +14,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
@@ -90,8 +91,11 @@ type options struct {
 	// that is a usage error.
 	parsed bool
 
-	cl        client.Client
-	clientset kubernetes.Interface
+	cl client.Client
+	// core reads logs; discovery the server's version (only these two of
+	// client-go's typed clients).
+	core      corev1client.CoreV1Interface
+	discovery discovery.DiscoveryInterface
 	namespace string
 }
 
@@ -216,11 +220,15 @@ func (o *options) connect() error {
 	if err != nil {
 		return fmt.Errorf("while connecting to the API server %s: %w", cfg.Host, err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	core, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("while connecting to the API server %s: %w", cfg.Host, err)
 	}
-	o.cl, o.clientset, o.namespace = cl, cs, ns
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("while connecting to the API server %s: %w", cfg.Host, err)
+	}
+	o.cl, o.core, o.discovery, o.namespace = cl, core, disc, ns
 	return nil
 }
 

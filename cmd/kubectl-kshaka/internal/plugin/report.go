@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
-	"github.com/kshaka-io/kshaka/controllers"
 )
 
 // Defaults of report's operator flags: the namespace the chart and
@@ -307,7 +306,7 @@ func (o *options) collect(ctx context.Context, r *report, c *kshakav1alpha1.Ksha
 	}
 
 	// The objects the operator owns, selected by the cluster's labels.
-	sel := client.MatchingLabels(controllers.SelectorLabels(c))
+	sel := client.MatchingLabels(selectorLabels(c))
 	for _, k := range []struct {
 		name string
 		list client.ObjectList
@@ -392,7 +391,7 @@ func (o *options) log(ctx context.Context, r *report, pod *corev1.Pod, container
 		what = "previous log"
 	}
 	opts := &corev1.PodLogOptions{Container: container, Previous: previous}
-	stream, err := o.clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
+	stream, err := o.core.Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
 	if err != nil {
 		r.problem("%s of %s/%s container %s: %v", what, pod.Namespace, pod.Name, container, err)
 		return nil
@@ -480,7 +479,7 @@ func (o *options) secretNames(ctx context.Context, r *report, w io.Writer, c *ks
 	names := map[string]string{}
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := o.cl.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{controllers.LabelInstance: c.Name}); err != nil {
+	if err := o.cl.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{labelInstance: c.Name}); err != nil {
 		r.problem("Secret names (metadata only): %v", err)
 	}
 	for _, s := range list.Items {
@@ -507,7 +506,7 @@ func (o *options) secretNames(ctx context.Context, r *report, w io.Writer, c *ks
 
 func (o *options) summary(w io.Writer, r *report, c *kshakav1alpha1.KshakaCluster, f reportFlags) error {
 	server := "unknown"
-	if v, err := o.clientset.Discovery().ServerVersion(); err == nil {
+	if v, err := o.discovery.ServerVersion(); err == nil {
 		server = v.GitVersion
 	} else {
 		r.problem("server version: %v", err)

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
-	"github.com/kshaka-io/kshaka/controllers"
 )
 
 var incarnationRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
@@ -118,7 +117,7 @@ the KshakaCluster.`,
 				return err
 			}
 			arg := strings.TrimSpace(args[1])
-			if slices.Contains(splitAnnotation(c.Annotations[controllers.AnnotationRetire]), arg) {
+			if slices.Contains(splitAnnotation(c.Annotations[annotationRetire]), arg) {
 				_, err := fmt.Fprintf(o.io.Out, "incarnation %s is already asserted on kshakacluster/%s; the operator retires it\n", arg, c.Name)
 				return err
 			}
@@ -130,7 +129,7 @@ the KshakaCluster.`,
 			if err != nil {
 				return err
 			}
-			if slices.Contains(splitAnnotation(c.Annotations[controllers.AnnotationRetire]), t.incarnation) {
+			if slices.Contains(splitAnnotation(c.Annotations[annotationRetire]), t.incarnation) {
 				_, err := fmt.Fprintf(o.io.Out, "incarnation %s of %s is already asserted on kshakacluster/%s; the operator retires it\n", t.incarnation, t.pod, c.Name)
 				return err
 			}
@@ -154,7 +153,7 @@ the KshakaCluster.`,
 				return err
 			}
 			_, err = fmt.Fprintf(o.io.Out, "kshakacluster/%s annotated %s=%s\nThe operator retires %s (incarnation %s) and replaces it; follow with 'kubectl kshaka status %s'.\n",
-				c.Name, controllers.AnnotationRetire, v, t.pod, t.incarnation, c.Name)
+				c.Name, annotationRetire, v, t.pod, t.incarnation, c.Name)
 			return err
 		},
 	}
@@ -185,7 +184,7 @@ func (o *options) confirm(pod string) error {
 // returns the annotation's new value.
 func (o *options) addRetireAnnotation(ctx context.Context, c *kshakav1alpha1.KshakaCluster, inc string) (string, error) {
 	for range 5 {
-		incs := splitAnnotation(c.Annotations[controllers.AnnotationRetire])
+		incs := splitAnnotation(c.Annotations[annotationRetire])
 		if !slices.Contains(incs, inc) {
 			incs = append(incs, inc)
 		}
@@ -194,7 +193,7 @@ func (o *options) addRetireAnnotation(ctx context.Context, c *kshakav1alpha1.Ksh
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
 		}
-		c.Annotations[controllers.AnnotationRetire] = v
+		c.Annotations[annotationRetire] = v
 		err := o.cl.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 		if err == nil {
 			return v, nil

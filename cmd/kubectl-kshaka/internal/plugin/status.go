@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
-	"github.com/kshaka-io/kshaka/controllers"
 )
 
 // StatusSchema names the version of the Status struct; it changes only if
@@ -237,7 +236,7 @@ func BuildStatus(c *kshakav1alpha1.KshakaCluster, events []Event, now time.Time)
 		Conditions:          []Condition{},
 		Events:              nonNil(events),
 	}
-	for _, inc := range splitAnnotation(c.Annotations[controllers.AnnotationRetire]) {
+	for _, inc := range splitAnnotation(c.Annotations[annotationRetire]) {
 		if !slices.Contains(st.RetiredIncarnations, inc) {
 			s.RetireAsserted = append(s.RetireAsserted, inc)
 		}
@@ -296,7 +295,7 @@ func buildMembers(c *kshakav1alpha1.KshakaCluster) []Member {
 	}
 	if cfg := st.Configuration; cfg != nil {
 		for _, cm := range cfg.Members {
-			ord, _ := controllers.Ordinal(c, cm.ID)
+			ord, _ := ordinal(c, cm.ID)
 			m := row(cm.ID, ord)
 			m.MemberIncarnation, m.Prepare, m.Accept = cm.Incarnation, cm.Prepare, cm.Accept
 			if m.Address == "" {
@@ -471,7 +470,7 @@ func aboutCluster(c *kshakav1alpha1.KshakaCluster, backups []string, ref corev1.
 	case "KshakaCluster":
 		return ref.Name == c.Name
 	case "StatefulSet", "Service", "PodDisruptionBudget", "NetworkPolicy":
-		return ref.Name == c.Name || ref.Name == controllers.PeerServiceName(c)
+		return ref.Name == c.Name || ref.Name == peerServiceName(c)
 	case "Pod":
 		return pods.MatchString(ref.Name)
 	case "PersistentVolumeClaim":
