@@ -49,10 +49,21 @@ run: build ## Start a local three-acceptor cluster, show it working, keep it run
 # Pure Go, as the images are built (Dockerfile): Pebble's cache and memtables
 # are then Go memory, which the acceptor's memory limit governs, and what
 # `make bench` measures is what ships (docs/memory.md).
-build: ## Build kshaka, kshaka-acceptor, kshaka-operator and kshaka-localkube into bin/.
+build: ## Build kshaka, kubectl-kshaka, kshaka-acceptor, kshaka-operator and kshaka-localkube into bin/.
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 	cd localkube && CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+# Where install-plugin puts kubectl-kshaka: any directory on PATH.
+PLUGIN_DIR ?= /usr/local/bin
+
+.PHONY: install-plugin
+install-plugin: ## Build kubectl-kshaka and copy it to PLUGIN_DIR (default /usr/local/bin), so `kubectl kshaka` works.
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/kubectl-kshaka
+	install -d $(PLUGIN_DIR)
+	install -m 0755 $(BIN)/kubectl-kshaka $(PLUGIN_DIR)/kubectl-kshaka
+	@echo "installed $(PLUGIN_DIR)/kubectl-kshaka; 'kubectl plugin list' shows it, 'kubectl kshaka --help' runs it"
 
 .PHONY: fmt
 fmt: ## Run gofmt on every module.

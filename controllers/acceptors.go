@@ -187,6 +187,7 @@ func (a *clusterAcceptors) Status(ctx context.Context, addr string) AcceptorInfo
 		Admitted:    r.GetAdmitted(),
 		Healthy:     r.GetHealthy(),
 		Reason:      r.GetReason(),
+		KeyCount:    r.GetKeyCount(),
 	}
 }
 

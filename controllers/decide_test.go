@@ -503,6 +503,42 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestKeysEstimated checks status.transition.keysEstimated: set when the
+// rescan starts to the most keys a reachable acceptor reports, then kept
+// (not re-estimated) for the rest of the transition, and gone with it.
+func TestKeysEstimated(t *testing.T) {
+	s := stable(t, 3)
+	for ord, n := range map[int32]uint64{0: 10, 1: 25, 2: 7} {
+		s.pvcs[ord].keys = n
+	}
+	s.rescanBatches = 3
+	s.c.Spec.Replicas = 4
+	s.runUntil(s.atStep(kshakav1alpha1.TransitionAdd, kshakav1alpha1.StepRescan))
+	if tr := s.c.Status.Transition; tr.KeysEstimated != 25 || tr.KeysRescanned != 0 {
+		t.Fatalf("at the start of the rescan: %+v", tr)
+	}
+	s.pvcs[0].keys = 100
+	p := s.step(noCrash)
+	if tr := s.c.Status.Transition; tr.Step != kshakav1alpha1.StepRescan || tr.KeysEstimated != 25 || tr.KeysRescanned != 10 {
+		t.Fatalf("after one batch: %+v", tr)
+	}
+	if c := condition(p, kshakav1alpha1.ConditionMembershipChanging); c.Message != "Add kc-3 (ScaleUp): step Rescan, 0 keys rescanned of about 25" {
+		t.Fatalf("MembershipChanging %q", c.Message)
+	}
+	s.runUntil(s.atStep(kshakav1alpha1.TransitionAdd, kshakav1alpha1.StepInstallFinal))
+	if tr := s.c.Status.Transition; tr.KeysEstimated != 25 || tr.KeysRescanned != 30 {
+		t.Fatalf("after the rescan: %+v", tr)
+	}
+	s.runUntil(func() bool { return s.c.Status.Transition == nil })
+
+	// The next change estimates afresh.
+	s.c.Spec.Replicas = 3
+	s.runUntil(s.atStep(kshakav1alpha1.TransitionRemove, kshakav1alpha1.StepRescan))
+	if tr := s.c.Status.Transition; tr.KeysEstimated != 100 {
+		t.Fatalf("the next rescan: %+v", tr)
+	}
+}
+
 func TestAfterRescan(t *testing.T) {
 	s := stable(t, 3)
 	s.c.Spec.Replicas = 4

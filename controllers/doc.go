@@ -47,7 +47,9 @@
 //     acceptors. The rescan (proposer.Client.Rescan) touches every key
 //     with a fresh ballot above every ballot its prepare shows; status
 //     (KeysRescanned), the RescanComplete event and
-//     kshaka_operator_rescanned_keys_total count them. No key is skipped:
+//     kshaka_operator_rescanned_keys_total count them; KeysEstimated, the
+//     most keys a reachable acceptor reported when the rescan started, is
+//     only for a percentage (plan.go estimateKeys). No key is skipped:
 //     the rule that skipped keys agreeing on an accept quorum of the joint
 //     configuration was withdrawn (docs/design.md).
 //   - backup.go, backupreconcile.go, schedule.go, restore.go: backups

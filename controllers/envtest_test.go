@@ -505,6 +505,11 @@ func TestEnvtestRestartMidStep(t *testing.T) {
 	})
 	f.op.stop()
 	stoppedAt := kc.Status.Transition.KeysRescanned
+	// Every one of the 60 keys is on an accept quorum (2 of 3), so the
+	// acceptor with the most keys holds at least 40 of them, and none more.
+	if e := kc.Status.Transition.KeysEstimated; e < 40 || e > 60 {
+		t.Fatalf("keysEstimated %d for 60 keys on 3 acceptors, want 40..60", e)
+	}
 	time.Sleep(300 * time.Millisecond)
 	if tr := f.get().Status.Transition; tr == nil || tr.Step != kshakav1alpha1.StepRescan {
 		t.Fatalf("the stopped operator moved on: %+v", tr)

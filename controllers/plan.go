@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,6 +44,9 @@ type AcceptorInfo struct {
 	Admitted    bool
 	Healthy     bool
 	Reason      string
+	// KeyCount is the acceptor's count of the keys it stores (key_count),
+	// which estimates a rescan's length (status.transition.keysEstimated).
+	KeyCount uint64
 }
 
 // Reachable reports whether the acceptor answered.
@@ -211,6 +215,7 @@ func Decide(o Observed) Plan {
 	d.p.Status = *c.Status.DeepCopy()
 	d.st = &d.p.Status
 	writeIntent(d.st, in, dec.Intent)
+	estimateKeys(d.st.Transition, o.Acceptors)
 	d.st.Members = memberRows(o, dec.Intent, change.NewView(in, obs))
 	d.p.Pace = dec.Pace
 	for _, e := range dec.Events {
@@ -224,6 +229,25 @@ func Decide(o Observed) Plan {
 	d.p.StatefulSetReplicas = d.statefulSetReplicas()
 	d.summarise()
 	return d.p
+}
+
+// estimateKeys fills tr.KeysEstimated when a rescan starts (or has no
+// estimate yet): the most keys any acceptor it can reach stores. Every key
+// is on an accept quorum, so that is at most the number of keys to rescan
+// plus those written since; it is only for a progress percentage and never
+// decides anything. Once set, it is kept for the rest of the transition
+// (writeIntent), so the percentage does not jump.
+func estimateKeys(tr *kshakav1alpha1.Transition, acceptors map[int32]AcceptorInfo) {
+	if tr == nil || tr.Step != kshakav1alpha1.StepRescan || tr.KeysEstimated > 0 {
+		return
+	}
+	var n uint64
+	for _, a := range acceptors {
+		if a.Reachable() {
+			n = max(n, a.KeyCount)
+		}
+	}
+	tr.KeysEstimated = int64(min(n, math.MaxInt64))
 }
 
 func kubeEvent(e change.Event) Event {

@@ -52,6 +52,8 @@ type sim struct {
 type simDisk struct {
 	inc uint64
 	cfg membership.Config
+	// keys is the key count the acceptor reports.
+	keys uint64
 }
 
 type simPod struct {
@@ -133,7 +135,7 @@ func (s *sim) observe() Observed {
 			o.Acceptors[ord] = AcceptorInfo{Err: "connection refused"}
 			continue
 		}
-		o.Acceptors[ord] = AcceptorInfo{Incarnation: p.disk.inc, Epoch: p.disk.cfg.Epoch, Admitted: admitted, Healthy: true}
+		o.Acceptors[ord] = AcceptorInfo{Incarnation: p.disk.inc, Epoch: p.disk.cfg.Epoch, Admitted: admitted, Healthy: true, KeyCount: p.disk.keys}
 	}
 	return o
 }

@@ -62,7 +62,11 @@ func intentFromStatus(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.Kshaka
 // writeIntent records the machine's new intent out in st, whose intent was
 // in: the configuration, the transition and the incarnations retired since.
 // The member rows (and their records) are written by memberRows.
+//
+// The rescan's estimate (KeysEstimated), which the machine does not keep,
+// is carried over while the transition is the same one.
 func writeIntent(st *kshakav1alpha1.KshakaClusterStatus, in, out change.Intent) {
+	old := st.Transition
 	st.Configuration = nil
 	if out.Config != nil {
 		st.Configuration = ConfigToStatus(*out.Config)
@@ -86,11 +90,29 @@ func writeIntent(st *kshakav1alpha1.KshakaClusterStatus, in, out change.Intent) 
 		if !tr.StartedAt.IsZero() {
 			t.StartedAt = &metav1.Time{Time: tr.StartedAt}
 		}
+		if sameTransition(old, t) {
+			t.KeysEstimated = old.KeysEstimated
+		}
 		st.Transition = t
 	}
 	for _, inc := range out.Retired[len(in.Retired):] {
 		st.RetiredIncarnations = append(st.RetiredIncarnations, FormatIncarnation(inc))
 	}
+}
+
+// sameTransition reports whether a and b record the same change: kind,
+// reason, member and start.
+func sameTransition(a, b *kshakav1alpha1.Transition) bool {
+	if a == nil || b == nil || a.Kind != b.Kind || a.Reason != b.Reason || (a.Member == nil) != (b.Member == nil) {
+		return false
+	}
+	if a.Member != nil && a.Member.ID != b.Member.ID {
+		return false
+	}
+	if (a.StartedAt == nil) != (b.StartedAt == nil) {
+		return false
+	}
+	return a.StartedAt == nil || a.StartedAt.Equal(b.StartedAt)
 }
 
 func stepFromStatus(s kshakav1alpha1.TransitionStep) change.Step {
@@ -204,6 +226,9 @@ func (d *decider) summarise() {
 		msg := fmt.Sprintf("%s%s (%s): step %s", tr.Kind, who, tr.Reason, tr.Step)
 		if tr.Step == kshakav1alpha1.StepRescan {
 			msg += fmt.Sprintf(", %d keys rescanned", tr.KeysRescanned)
+			if tr.KeysEstimated > 0 {
+				msg += fmt.Sprintf(" of about %d", tr.KeysEstimated)
+			}
 		}
 		set(kshakav1alpha1.ConditionMembershipChanging, metav1.ConditionTrue, string(tr.Step), msg)
 	} else {

@@ -34,7 +34,7 @@ make --no-print-directory build
 	{ echo "building the Kubernetes binaries (minutes the first time)"; make --no-print-directory kube-binaries; }
 [[ -x $BIN/helm ]] || hack/install-tools.sh helm
 (cd test/e2e && go build -o "$BIN/democlient" ./cmd/democlient) # test/e2e is its own Go module
-echo "bin/: kshaka kshaka-acceptor kshaka-operator kshaka-localkube democlient helm k8s/*"
+echo "bin/: kshaka kubectl-kshaka kshaka-acceptor kshaka-operator kshaka-localkube democlient helm k8s/*"
 
 say "starting localkube in $DIR"
 "$BIN/kshaka-localkube" up --dir "$DIR"
@@ -123,6 +123,7 @@ trap - EXIT
 say "the cluster"
 kubectl get kshakaclusters -A
 kubectl -n "$NS" get pods,pvc -o wide
+PATH=$BIN:$PATH kubectl kshaka status "$CLUSTER" -n "$NS" --events 3 # the kubectl plugin, bin/kubectl-kshaka
 EP=$(endpoints); FIRST=${EP%%,*}
 "$BIN/kshaka" get --endpoints "$FIRST" "${KSHAKA_TLS_FLAGS[@]}" hello
 
@@ -138,6 +139,8 @@ cat <<TXT
   export KUBECONFIG=$KUBECONFIG PATH=$BIN/k8s:$BIN:\$PATH
   kubectl get kshakaclusters -A
   kubectl -n $NS get kshakacluster $CLUSTER -o yaml          # configuration, members, conditions
+  kubectl kshaka status $CLUSTER -n $NS                       # the plugin: quorums, failures tolerated, rescan %, certificates
+  kubectl kshaka report $CLUSTER -n $NS                       # a ZIP for a bug report (no Secret data)
   kubectl -n $NS scale kshakacluster $CLUSTER --replicas=5
   kubectl -n $NS delete pod $CLUSTER-0                        # comes back with its volume
   export KSHAKA_CACERT=$TLSDIR/ca.crt KSHAKA_CERT=$TLSDIR/tls.crt KSHAKA_KEY=$TLSDIR/tls.key   # the client Secret

@@ -47,6 +47,7 @@ func TestHelm(t *testing.T) {
 		{"DeletePodKeepsIdentity", testDeletePod},
 		{"ImageChangeRollsOnePodAtATime", testRollingUpdate},
 		{"DiskLossReplacesMember", testDiskLoss},
+		{"KubectlPluginStatusReport", testPlugin},
 		{"OperatorKilledMidChangeResumes", testOperatorKilled},
 		{"PausedFreezesChanges", testPaused},
 		{"UninstallKeepsDataReinstallResumes", testUninstall},
