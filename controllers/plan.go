@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -56,9 +57,14 @@ type Observed struct {
 	StatefulSet *appsv1.StatefulSet
 	// Pods are the StatefulSet's pods, by ordinal.
 	Pods map[int32]PodInfo
-	// PVCs are the ordinals whose volume claim exists and is not being
-	// deleted.
+	// PVCs are the ordinals with a volume claim (data, or the WAL's) that
+	// exists and is not being deleted.
 	PVCs map[int32]bool
+	// Claims are those volume claims, by name.
+	Claims map[string]ClaimInfo
+	// ResizeError is why the last attempt to grow a volume claim failed;
+	// "" when it did not.
+	ResizeError string
 	// Acceptors are the Admin.Status answers of the pods that have an
 	// address, by ordinal.
 	Acceptors map[int32]AcceptorInfo
@@ -148,6 +154,12 @@ type Plan struct {
 	Action              Action
 	Events              []Event
 	Pace                Pace
+	// Volumes is what to do about volume sizes (volumes.go).
+	Volumes VolumePlan
+	// SpecError, when set, says why the spec cannot be applied
+	// (ValidateSpec, or a WAL volume added or removed): the StatefulSet's
+	// pod template and claim templates are then left as they are.
+	SpecError string
 }
 
 // Condition reasons.
@@ -222,8 +234,25 @@ func Decide(o Observed) Plan {
 		d.rollOne(cfg)
 	}
 	d.p.StatefulSetReplicas = d.statefulSetReplicas()
+	d.p.Volumes = PlanVolumes(c, o.StatefulSet, sortedClaims(o.Claims))
+	d.p.SpecError = specError(c, d.p.Volumes)
+	if d.p.SpecError != "" || d.p.Volumes.Pending() {
+		d.pace(PaceWait)
+	}
 	d.summarise()
 	return d.p
+}
+
+// specError joins ValidateSpec's problems and a claim template mismatch.
+func specError(c *kshakav1alpha1.KshakaCluster, v VolumePlan) string {
+	var parts []string
+	if err := ValidateSpec(c); err != nil {
+		parts = append(parts, err.Error())
+	}
+	if v.Mismatch != "" {
+		parts = append(parts, v.Mismatch)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func kubeEvent(e change.Event) Event {
