@@ -228,12 +228,12 @@ func (r *Reconciler) resize(ctx context.Context, c *kshakav1alpha1.KshakaCluster
 		}
 		pvc.Spec.Resources.Requests[corev1.ResourceStorage] = g.To
 		if err := r.Patch(ctx, pvc, patch); err != nil {
-			class := "the cluster's default StorageClass"
-			if pvc.Spec.StorageClassName != nil {
-				class = "StorageClass " + *pvc.Spec.StorageClassName
+			fix := "its StorageClass must have allowVolumeExpansion: true"
+			if cls := pvc.Spec.StorageClassName; cls != nil && *cls != "" {
+				fix = fmt.Sprintf("StorageClass %s must have allowVolumeExpansion: true (kubectl patch storageclass %s -p '{\"allowVolumeExpansion\":true}')", *cls, *cls)
 			}
-			return events, fmt.Errorf("while requesting %s for volume claim %s: %w (the claim must be bound and %s must have allowVolumeExpansion: true; "+
-				"set it, or put spec.storage's size back to %s)", g.To.String(), g.Name, err, class, g.From.String())
+			return events, fmt.Errorf("while requesting %s for volume claim %s (now %s): %w; the claim must be bound and %s; the operator retries",
+				g.To.String(), g.Name, g.From.String(), err, fix)
 		}
 		events = append(events, Event{Type: corev1.EventTypeNormal, Reason: EventVolumeExpansion,
 			Message: fmt.Sprintf("Requested %s for volume claim %s (was %s)", g.To.String(), g.Name, g.From.String())})
