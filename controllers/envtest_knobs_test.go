@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -309,5 +312,76 @@ func TestEnvtestQuorumLoss(t *testing.T) {
 	f.kl.resume("kc-2")
 	f.waitConverged()
 	f.eventually(30*time.Second, "Ready", ready)
+	f.checkAll(cfg, keys)
+}
+
+// TestEnvtestKubectlWaitReady: `kubectl wait --for=condition=Ready
+// kshakacluster/NAME`, what GitOps pipelines run, returns once the cluster
+// is Ready, and `--for=condition=Ready=false` once it loses its quorum.
+func TestEnvtestKubectlWaitReady(t *testing.T) {
+	f := newFixture(t, 3)
+	assets, err := kubeAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := testEnv.ControlPlane.KubeCtl()
+	kubectl.Path = filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(kubectl.Path); err != nil {
+		t.Fatalf("this test runs kubectl from %s (KUBEBUILDER_ASSETS or bin/k8s): run `make kube-binaries` first: %v", assets, err)
+	}
+	wait := func(cond string) {
+		t.Helper()
+		stdout, stderr, err := kubectl.Run("wait", "--for=condition="+cond, "kshakacluster/kc", "-n", f.ns, "--timeout=120s")
+		if err != nil {
+			out, _ := io.ReadAll(stdout)
+			msg, _ := io.ReadAll(stderr)
+			t.Fatalf("kubectl wait --for=condition=%s: %v\n%s%s\nstatus: %s", cond, err, out, msg, dumpStatus(f.get()))
+		}
+	}
+	wait("Ready")
+	if kc := f.get(); !ready(kc) || !converged(kc) {
+		t.Fatalf("kubectl wait returned before the cluster was Ready: %s", dumpStatus(kc))
+	}
+	f.kl.pause("kc-1")
+	f.kl.pause("kc-2")
+	wait("Ready=false")
+	f.kl.resume("kc-1")
+	f.kl.resume("kc-2")
+	wait("Ready")
+}
+
+// TestEnvtestStuckMembershipChange: a member stops in the middle of an add
+// (during the rescan). The change waits — it is neither finished nor
+// cancelled, nothing is retired — and the status names the member
+// (Degraded, reason MemberUnreachable; the transition's step). When the
+// member returns, the change completes with every key.
+func TestEnvtestStuckMembershipChange(t *testing.T) {
+	f := newFixture(t, 3)
+	cfg := f.waitConverged()
+	keys := map[string][]byte{}
+	f.write(cfg, "k", 60, keys)
+	f.scale(4)
+	f.eventually(60*time.Second, "the rescan to be under way", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		tr := kc.Status.Transition
+		return tr != nil && tr.Step == kshakav1alpha1.StepRescan && tr.KeysRescanned > 0
+	})
+	f.kl.pause("kc-0")
+	kc := f.eventually(60*time.Second, "Degraded/MemberUnreachable naming kc-0", func(kc *kshakav1alpha1.KshakaCluster) bool {
+		c := meta.FindStatusCondition(kc.Status.Conditions, kshakav1alpha1.ConditionDegraded)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == ReasonMemberUnreachable && strings.Contains(c.Message, "kc-0")
+	})
+	tr := kc.Status.Transition
+	if tr == nil || tr.Kind != kshakav1alpha1.TransitionAdd || len(kc.Status.RetiredIncarnations) != 0 {
+		t.Fatalf("the change did not wait for kc-0: %s", dumpStatus(kc))
+	}
+	if r := meta.FindStatusCondition(kc.Status.Conditions, kshakav1alpha1.ConditionReady); r.Status != metav1.ConditionFalse {
+		t.Fatalf("Ready %+v during a stuck change", r)
+	}
+	t.Logf("stuck at step %s: %s", tr.Step, meta.FindStatusCondition(kc.Status.Conditions, kshakav1alpha1.ConditionDegraded).Message)
+	f.kl.resume("kc-0")
+	cfg = f.waitConverged()
+	if len(cfg.Members) != 4 || cfg.Epoch != 3 {
+		t.Fatalf("after kc-0 returned: %s", cfg)
+	}
 	f.checkAll(cfg, keys)
 }
