@@ -762,18 +762,24 @@ func TestEnvtestValidation(t *testing.T) {
 		t.Fatalf("growing storage.wal.size: %v", err)
 	}
 
-	// The sample in config/samples is valid.
-	b, err := os.ReadFile(filepath.Join("..", "config", "samples", "kshaka_v1alpha1_kshakacluster.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sample kshakav1alpha1.KshakaCluster
-	if err := yaml.UnmarshalStrict(b, &sample); err != nil {
-		t.Fatalf("config/samples: %v", err)
-	}
-	sample.Namespace = ns
-	if err := c.Create(ctx, &sample); err != nil || sample.Spec.Replicas != 3 {
-		t.Fatalf("creating the sample (replicas %d): %v", sample.Spec.Replicas, err)
+	// The samples in config/samples are valid, to the API server and to
+	// ValidateSpec.
+	for _, file := range []string{"kshaka_v1alpha1_kshakacluster.yaml", "kshaka_v1alpha1_kshakacluster_tuned.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sample kshakav1alpha1.KshakaCluster
+		if err := yaml.UnmarshalStrict(b, &sample); err != nil {
+			t.Fatalf("config/samples/%s: %v", file, err)
+		}
+		sample.Namespace = ns
+		if err := c.Create(ctx, &sample); err != nil || sample.Spec.Replicas != 3 {
+			t.Fatalf("creating the sample %s (replicas %d): %v", file, sample.Spec.Replicas, err)
+		}
+		if err := ValidateSpec(&sample); err != nil {
+			t.Fatalf("config/samples/%s: %v", file, err)
+		}
 	}
 
 	// The scale subresource (kubectl scale).
