@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -324,7 +325,14 @@ func TestEnvtestKubectlWaitReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl := testEnv.ControlPlane.KubeCtl()
+	user, err := testEnv.AddUser(envtest.User{Name: "kubectl-wait", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl, err := user.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
 	kubectl.Path = filepath.Join(assets, "kubectl")
 	if _, err := os.Stat(kubectl.Path); err != nil {
 		t.Fatalf("this test runs kubectl from %s (KUBEBUILDER_ASSETS or bin/k8s): run `make kube-binaries` first: %v", assets, err)

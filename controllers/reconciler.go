@@ -309,10 +309,7 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		ord, ok := Ordinal(c, pod.Name)
-		// A pod of the cluster's (its UID label) without a controller was
-		// orphaned by a StatefulSet recreated for new claim templates
-		// (volumes.go) and is about to be adopted by the new one.
-		if !ok || !(sts != nil && metav1.IsControlledBy(pod, sts) || metav1.GetControllerOf(pod) == nil) {
+		if !ok || !ownedPod(pod, sts) {
 			continue
 		}
 		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero(),
@@ -349,6 +346,16 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 		}
 	}
 	return o, acc, nil
+}
+
+// ownedPod: pod (listed by the cluster's UID label) is controlled by sts,
+// or by nothing — orphaned by a StatefulSet recreated for new claim
+// templates (volumes.go), about to be adopted by the new one.
+func ownedPod(pod *corev1.Pod, sts *appsv1.StatefulSet) bool {
+	if metav1.GetControllerOf(pod) == nil {
+		return true
+	}
+	return sts != nil && metav1.IsControlledBy(pod, sts)
 }
 
 func podReady(p *corev1.Pod) bool {

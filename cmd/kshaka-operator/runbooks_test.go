@@ -124,7 +124,7 @@ func TestAlertRunbookLinksExist(t *testing.T) {
 	var checked int
 	for _, rules := range []string{"../../config/prometheus", "../../charts/kshaka-operator"} {
 		err := filepath.WalkDir(rules, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".tpl") || strings.HasSuffix(path, ".json")) {
+			if err != nil || d.IsDir() || !isRuleFile(path) {
 				return err
 			}
 			b, err := os.ReadFile(path)
@@ -167,4 +167,10 @@ func TestAlertRunbookLinksExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// isRuleFile: a file that may hold alert rules (YAML, a Helm template, a
+// dashboard).
+func isRuleFile(path string) bool {
+	return slices.Contains([]string{".yaml", ".tpl", ".json"}, filepath.Ext(path))
 }
