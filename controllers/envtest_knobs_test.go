@@ -211,7 +211,16 @@ func TestEnvtestVolumeExpansion(t *testing.T) {
 				return false
 			}
 		}
-		return ready(kc)
+		if ready(kc) {
+			// Ready waits for the new StatefulSet to adopt every pod.
+			for name, p := range f.pods() {
+				if !metav1.IsControlledBy(&p, &sts) {
+					t.Fatalf("Ready while pod %s is not adopted: owners %+v\n%s", name, p.OwnerReferences, dumpStatus(kc))
+				}
+			}
+			return true
+		}
+		return false
 	})
 	if uint64(kc.Status.Configuration.Epoch) != cfg.Epoch {
 		t.Fatalf("epoch %d after a resize, want %d: the membership must not change", kc.Status.Configuration.Epoch, cfg.Epoch)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ type PodInfo struct {
 	IP string
 	// TLS: the pod's acceptor was started with TLS (--tls-cert-file).
 	TLS bool
+	// Orphan: the pod has no controller: its StatefulSet was deleted with
+	// propagation Orphan (a resize) and the new one has not adopted it yet.
+	Orphan bool
 }
 
 // AcceptorInfo is one acceptor's answer to Admin.Status.
@@ -235,6 +239,12 @@ func Decide(o Observed) Plan {
 	}
 	d.p.StatefulSetReplicas = d.statefulSetReplicas()
 	d.p.Volumes = PlanVolumes(c, o.StatefulSet, sortedClaims(o.Claims))
+	for ord, pod := range o.Pods {
+		if pod.Orphan {
+			d.p.Volumes.Orphans = append(d.p.Volumes.Orphans, PodName(c, ord))
+		}
+	}
+	slices.Sort(d.p.Volumes.Orphans)
 	d.p.SpecError = specError(c, d.p.Volumes)
 	if d.p.SpecError != "" || d.p.Volumes.Pending() {
 		d.pace(PaceWait)

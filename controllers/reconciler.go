@@ -313,7 +313,8 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 			continue
 		}
 		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero(),
-			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey], IP: pod.Status.PodIP, TLS: PodServesTLS(pod)}
+			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey], IP: pod.Status.PodIP, TLS: PodServesTLS(pod),
+			Orphan: metav1.GetControllerOf(pod) == nil}
 		o.Pods[ord] = info
 		if info.Address != "" && !info.Terminating {
 			addrs = append(addrs, info.Address)

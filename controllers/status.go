@@ -274,7 +274,7 @@ func (d *decider) summarise() {
 	case haveCfg && int32(len(cfg.Members)) != c.Spec.Replicas:
 		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonScaling,
 			fmt.Sprintf("%d members, %d wanted", len(cfg.Members), c.Spec.Replicas))
-	case d.p.Volumes.Pending() || len(d.p.Volumes.Expanding) > 0:
+	case d.p.Volumes.InProgress():
 		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonResizing, resizeMessage(d.p.Volumes))
 	default:
 		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonStable, "the cluster matches its spec")

@@ -88,6 +88,9 @@ type VolumePlan struct {
 	RecreateStatefulSet bool
 	// Expanding names the claims whose capacity is below their request.
 	Expanding []string
+	// Orphans are the pods no StatefulSet controls yet, after a
+	// recreation (set by Decide).
+	Orphans []string
 	// Mismatch, when set, says why the StatefulSet's claim templates cannot
 	// follow the spec (a WAL volume added or removed after creation); the
 	// spec is then invalid.
@@ -97,6 +100,13 @@ type VolumePlan struct {
 // Pending reports whether the operator still has something to do: a claim
 // to patch or the StatefulSet to recreate.
 func (v VolumePlan) Pending() bool { return len(v.Grow) > 0 || v.RecreateStatefulSet }
+
+// InProgress reports whether a resize is still under way: Pending, or a
+// claim still expanding, or a pod not yet adopted by the recreated
+// StatefulSet.
+func (v VolumePlan) InProgress() bool {
+	return v.Pending() || len(v.Expanding) > 0 || len(v.Orphans) > 0
+}
 
 // wantSizes are the sizes the spec asks for, by claim template.
 func wantSizes(c *kshakav1alpha1.KshakaCluster) map[string]resource.Quantity {
@@ -168,6 +178,9 @@ func resizeMessage(v VolumePlan) string {
 	}
 	if v.RecreateStatefulSet {
 		parts = append(parts, "recreating the StatefulSet with the new volume sizes (its pods keep running)")
+	}
+	if len(v.Orphans) > 0 {
+		parts = append(parts, "waiting for the StatefulSet to adopt pods "+strings.Join(v.Orphans, ", "))
 	}
 	if len(v.Expanding) > 0 {
 		parts = append(parts, "waiting for the volumes to be expanded: "+strings.Join(v.Expanding, ", "))
