@@ -127,3 +127,21 @@ func TestDecideInvalidSpec(t *testing.T) {
 		t.Fatalf("Degraded %+v", c)
 	}
 }
+
+// TestDecideOrphanedPods: after the StatefulSet is recreated for new claim
+// templates, pods it has not adopted yet keep the resize in progress.
+func TestDecideOrphanedPods(t *testing.T) {
+	s := stable(t, 3)
+	o := s.observe()
+	pod := o.Pods[1]
+	pod.Orphan = true
+	o.Pods[1] = pod
+	p := Decide(o)
+	if c := condition(p, kshakav1alpha1.ConditionProgressing); c.Status != metav1.ConditionTrue || c.Reason != ReasonResizing ||
+		!strings.Contains(c.Message, "waiting for the StatefulSet to adopt pods kc-1") {
+		t.Fatalf("Progressing %+v", c)
+	}
+	if p.Volumes.Pending() {
+		t.Fatalf("nothing to patch or recreate: %+v", p.Volumes)
+	}
+}
