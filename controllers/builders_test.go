@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
@@ -353,7 +354,7 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Fatalf("rules %+v", rules)
 	}
 	grpc, health, metrics := rules[0], rules[1], rules[2]
-	if grpc.Ports[0].Port.IntVal != 7400 || len(grpc.From) != 2 {
+	if grpc.Ports[0].Port.IntVal != 7400 || len(grpc.From) != 3 {
 		t.Fatalf("gRPC rule %+v", grpc)
 	}
 	if clients := grpc.From[0]; clients.NamespaceSelector != nil || clients.PodSelector == nil || len(clients.PodSelector.MatchLabels) != 0 {
@@ -361,6 +362,16 @@ func TestNetworkPolicy(t *testing.T) {
 	}
 	if op := grpc.From[1]; op.NamespaceSelector.MatchLabels[LabelNamespaceName] != "kshaka-system" {
 		t.Fatalf("operator peer %+v", op)
+	}
+	jobs := grpc.From[2]
+	sel, err := metav1.LabelSelectorAsSelector(jobs.PodSelector)
+	if err != nil || jobs.NamespaceSelector != nil {
+		t.Fatalf("backup Jobs' peer %+v: %v", jobs, err)
+	}
+	for comp, want := range map[string]bool{ComponentBackup: true, ComponentRestore: true, componentName: false} {
+		if got := sel.Matches(labels.Set(TransferLabels(c, comp))); got != want {
+			t.Errorf("the gRPC rule admits the pods of component %s: %v, want %v", comp, got, want)
+		}
 	}
 	if health.Ports[0].Port.IntVal != HealthPort || health.From != nil {
 		t.Fatalf("health rule %+v: the kubelet probes from the node", health)

@@ -56,6 +56,16 @@
 //     kshaka_operator_rescanned_keys_total count them. No key is skipped:
 //     the rule that skipped keys agreeing on an accept quorum of the joint
 //     configuration was withdrawn (docs/design.md).
+//   - backup.go, backupreconcile.go, schedule.go, restore.go: backups
+//     (docs/design.md §13). BackupJob, VerifyJob and RestoreJob build the
+//     Jobs that run `kshaka backup|restore` from the cluster's image with
+//     the operator's admin certificate; JobPhase turns a Job and the last
+//     --progress json line of its pod's log into a phase. BackupReconciler
+//     runs one Job per KshakaBackup; ScheduledBackupReconciler creates
+//     KshakaBackups on a cron schedule (PlanSchedule, an injected clock)
+//     and prunes them; PlanRestore, called by the cluster's reconciler,
+//     carries spec.bootstrap.fromBackup: verify the file's checksum, restore
+//     once Available, Restored, and no client Secret until then.
 //
 // Invariants kept by the machine (docs/design.md §3–§5; see package change):
 //   - One membership change at a time; configurations come only from

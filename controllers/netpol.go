@@ -67,8 +67,9 @@ func policyPeer(sel *kshakav1alpha1.PeerSelector, ns string) networkingv1.Networ
 //
 //   - on the gRPC port, from the clients (spec.networkPolicy.clientSelector
 //     in clientNamespaceSelector's namespaces; default every pod of the
-//     cluster's namespace) and from the operator (operatorSelector; default
-//     every pod of operatorNS);
+//     cluster's namespace), from the operator (operatorSelector; default
+//     every pod of operatorNS) and from the cluster's backup and restore
+//     Jobs (their pods' labels, TransferLabels);
 //   - on the health port, from anywhere: the kubelet probes from the node;
 //   - on the metrics port, from metricsSelector (default the cluster's
 //     namespace).
@@ -97,13 +98,24 @@ func NetworkPolicy(c *kshakav1alpha1.KshakaCluster, operatorNS string) *networki
 			PodSelector: metav1.LabelSelector{MatchLabels: SelectorLabels(c)},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{
-				{Ports: port(Port(c)), From: []networkingv1.NetworkPolicyPeer{clients, policyPeer(np.OperatorSelector, operatorNS)}},
+				{Ports: port(Port(c)), From: []networkingv1.NetworkPolicyPeer{clients, policyPeer(np.OperatorSelector, operatorNS), transferPeer(c)}},
 				{Ports: port(HealthPort)},
 				{Ports: port(MetricsPort), From: []networkingv1.NetworkPolicyPeer{policyPeer(np.MetricsSelector, c.Namespace)}},
 			},
 		},
 	}
 	return withHash(p, p.Spec)
+}
+
+// transferPeer selects the pods of c's backup and restore Jobs, in c's
+// namespace.
+func transferPeer(c *kshakav1alpha1.KshakaCluster) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{LabelName: appName, LabelInstance: c.Name},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: LabelComponent, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore},
+		}},
+	}}
 }
 
 func copyNetworkPolicy(want, have *networkingv1.NetworkPolicy) bool {

@@ -8,6 +8,7 @@ import (
 
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -73,6 +74,9 @@ type Reconciler struct {
 	// ClusterDomain is the cluster's DNS domain, named in the acceptors'
 	// certificates; default DefaultClusterDomain.
 	ClusterDomain string
+	// Logs reads the restore Job's log for its progress; nil: the restore's
+	// progress is not shown (its outcome still is, from the Job).
+	Logs PodLogs
 
 	// certManager records whether the Certificate kind was served when the
 	// controller was set up (and is therefore watched).
@@ -112,6 +116,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, enqueueByInstanceLabel()).
 		Watches(&corev1.Secret{}, enqueueByInstanceLabel())
 	gk := schema.GroupKind{Group: cmv1.SchemeGroupVersion.Group, Kind: cmv1.CertificateKind}
@@ -179,8 +184,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.setCondition(&c, &plan.Status, tp.Condition)
 	np, npCond := r.networkPolicy(&c)
 	r.setCondition(&c, &plan.Status, npCond)
-	r.setCondition(&c, &plan.Status, ReadyCondition(&c, &plan.Status))
 	plan.Events = append(plan.Events, tp.Events...)
+	ro, err := r.observeRestore(ctx, &c)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	rp := PlanRestore(&c, &plan.Status, ro, r.now())
+	if rp.Status != nil {
+		plan.Status.Restore = rp.Status
+		r.setCondition(&c, &plan.Status, rp.Condition)
+	}
+	if !rp.Done {
+		// No client certificate exists before the restore has completed.
+		tp.Writes = withoutClientSecrets(&c, tp.Writes)
+	}
+	// Ready last: it reads every other condition and status.restore.
+	r.setCondition(&c, &plan.Status, ReadyCondition(&c, &plan.Status))
 	if plan.SpecError != "" {
 		if old := meta.FindStatusCondition(c.Status.Conditions, kshakav1alpha1.ConditionDegraded); old == nil || old.Reason != ReasonInvalidSpec {
 			plan.Events = append(plan.Events, Event{Type: corev1.EventTypeWarning, Reason: EventInvalidSpec,
@@ -230,6 +249,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}, nil
 	}
 	r.resizeErrs.Delete(req.NamespacedName)
+	if rp.Job != nil {
+		if err := r.Create(ctx, rp.Job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, fmt.Errorf("while creating Job %s: %w", rp.Job.Name, err)
+		}
+		logger.Info("restore step's Job created", "job", rp.Job.Name, "source", plan.Status.Restore.Source)
+	}
 	started := time.Now()
 	err = r.act(ctx, &c, acc, plan.Action)
 	if plan.Action.Kind != ActionNone {
@@ -250,6 +275,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	res := r.after(plan.Pace)
 	if d := tp.RequeueAfter; d > 0 && d < res.RequeueAfter {
+		res.RequeueAfter = d
+	}
+	if d := orDefault(r.WaitInterval, 2*time.Second); !rp.Done && d < res.RequeueAfter {
+		// The restore's progress is read from its Job's log.
 		res.RequeueAfter = d
 	}
 	return res, nil

@@ -571,7 +571,10 @@ func (rt *podRuntime) command(pod *corev1.Pod, c *corev1.Container, vols map[str
 	for i := 1; i < len(argv); i++ {
 		argv[i] = rewriteListen(rewritePaths(argv[i], mounts), ip)
 	}
-	exe := lookPath(argv[0], path)
+	exe := imageCommand(argv[0], bin)
+	if exe == "" {
+		exe = lookPath(argv[0], path)
+	}
 	if _, err := os.Stat(exe); err != nil {
 		return nil, nil, "RunContainerError", fmt.Errorf("command %q: %w", argv[0], err)
 	}
@@ -590,6 +593,25 @@ func (rt *podRuntime) command(pod *corev1.Pod, c *corev1.Container, vols map[str
 	cmd.Args[0] = argv[0]
 	cmd.Env, cmd.Dir = env, dir
 	return cmd, mounts, "", nil
+}
+
+// imageCommand resolves a container command given as an absolute path that
+// does not exist on the host ("/kshaka" in the acceptor image) to the
+// binary of that name beside the image's binary bin (bin/kshaka), the way
+// the image holds both; "" when name is not such a command or there is no
+// such binary.
+func imageCommand(name, bin string) string {
+	if !filepath.IsAbs(name) {
+		return ""
+	}
+	if _, err := os.Stat(name); err == nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(bin), filepath.Base(name))
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }
 
 // lookPath finds name in the directories of path (a PATH value).

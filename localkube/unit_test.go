@@ -110,6 +110,27 @@ func TestResolveImage(t *testing.T) {
 	}
 }
 
+func TestImageCommand(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kshaka-acceptor")
+	for _, p := range []string{bin, filepath.Join(dir, "kshaka")} {
+		must(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
+	}
+	host := filepath.Join(t.TempDir(), "kshaka")
+	must(t, os.WriteFile(host, []byte("#!/bin/sh\n"), 0o755))
+	for _, tc := range []struct{ name, want string }{
+		{"/kshaka", filepath.Join(dir, "kshaka")}, // the image's other binary
+		{"/no-such-tool", ""},                     // not in the image either
+		{"kshaka", ""},                            // relative: looked up in PATH
+		{host, ""},                                // exists on the host: used as is
+		{"/bin/sh", ""},
+	} {
+		if got := imageCommand(tc.name, bin); got != tc.want {
+			t.Errorf("imageCommand(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestImageRules(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "images")
 	must(t, os.WriteFile(p, []byte("# comment\n\nkshaka/acceptor = /opt/a\nx/y=b\n"), 0o644))

@@ -171,7 +171,9 @@ type KshakaScheduledBackupSpec struct {
 	Immediate bool `json:"immediate,omitempty"`
 
 	// SuccessfulBackupsHistoryLimit is how many completed KshakaBackups of
-	// this schedule are kept; older ones (objects and files) are deleted.
+	// this schedule are kept; older ones, and failed ones older than the
+	// newest completed one, are deleted. Deleting a KshakaBackup leaves its
+	// file on the claim: remove old files with the claim's own tools.
 	// +kubebuilder:default=7
 	// +kubebuilder:validation:Minimum=1
 	// +optional

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -162,8 +163,9 @@ func managedBy() labels.Selector {
 // cacheOptions are what the manager caches: the watched namespaces (all when
 // watch is empty) and, for Pods, PersistentVolumeClaims and Secrets, only the
 // objects managedBy selects. The reconciler reads pods and claims through
-// the StatefulSet's labels, which include it. StatefulSets, Services and
-// PodDisruptionBudgets are cached whole: the reconciler reads them by name
+// the StatefulSet's labels, which include it (the backup and restore Jobs'
+// pods carry it too). StatefulSets, Services, PodDisruptionBudgets and Jobs
+// are cached whole: the reconcilers read them by name
 // and must see one of that name it does not control, to refuse it
 // ("exists and is not controlled") rather than fail to create it; there are
 // few of them.
@@ -269,9 +271,16 @@ func newManager(cfg *rest.Config, o *options) (manager.Manager, error) {
 	return mgr, nil
 }
 
-// setup registers the KshakaCluster reconciler and the health checks.
+// setup registers the KshakaCluster, KshakaBackup and
+// KshakaScheduledBackup reconcilers and the health checks.
 func setup(mgr manager.Manager, o *options, acc controllers.Acceptors) error {
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("while making the client that reads Job logs: %w", err)
+	}
+	logs := controllers.ClientsetPodLogs{Clientset: cs}
 	r := &controllers.Reconciler{
+		Logs:              logs,
 		Client:            mgr.GetClient(),
 		Scheme:            mgr.GetScheme(),
 		Recorder:          mgr.GetEventRecorder("kshaka-operator"),
@@ -282,6 +291,14 @@ func setup(mgr manager.Manager, o *options, acc controllers.Acceptors) error {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("while setting up the controller: %w", err)
+	}
+	br := &controllers.BackupReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Logs: logs}
+	if err := br.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("while setting up the backup controller: %w", err)
+	}
+	sr := &controllers.ScheduledBackupReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("while setting up the scheduled backup controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -50,6 +50,22 @@ var managerGrants = []grant{
 		"each cluster's NetworkPolicy"},
 	{"cert-manager.io", "certificates", []string{"create", "delete", "get", "list", "patch", "update", "watch"},
 		"the cert-manager mode's Certificates"},
+	{"kshaka.io", "kshakabackups", []string{"create", "delete", "get", "list", "watch"},
+		"BackupReconciler reads them (For); the schedule creates them and deletes those beyond its history limit; the restore reads its source"},
+	{"kshaka.io", "kshakabackups/status", []string{"update"},
+		"BackupReconciler records the phase, progress and checksum"},
+	{"kshaka.io", "kshakabackups/finalizers", []string{"update"},
+		"the backup Job's controller reference to its KshakaBackup (blockOwnerDeletion)"},
+	{"kshaka.io", "kshakascheduledbackups", []string{"get", "list", "watch"},
+		"ScheduledBackupReconciler reads them (For)"},
+	{"kshaka.io", "kshakascheduledbackups/status", []string{"update"},
+		"ScheduledBackupReconciler records last and next schedule times"},
+	{"kshaka.io", "kshakascheduledbackups/finalizers", []string{"update"},
+		"a scheduled KshakaBackup's controller reference to its schedule (blockOwnerDeletion)"},
+	{"batch", "jobs", []string{"create", "get", "list", "watch"},
+		"the backup and restore Jobs: created once, read for their outcome (Owns); never deleted (owner references delete them)"},
+	{"", "pods/log", []string{"get"},
+		"the progress and checksum lines of the backup and restore Jobs' logs (tailLines)"},
 }
 
 // pendingGrants: none; kept so the checks can name grants in flight.

@@ -50,6 +50,7 @@ func TestHelm(t *testing.T) {
 		{"OperatorKilledMidChangeResumes", testOperatorKilled},
 		{"PausedFreezesChanges", testPaused},
 		{"UninstallKeepsDataReinstallResumes", testUninstall},
+		{"BackupRestoreIntoNewCluster", testBackupRestore},
 	}
 	for _, s := range steps {
 		start := time.Now()
