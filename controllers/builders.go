@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
@@ -49,6 +52,10 @@ const (
 	MetricsPort = 9400
 	volumeName  = "data"
 	dataDir     = "/var/lib/kshaka"
+	// walVolumeName is the claim template of spec.storage.wal, mounted at
+	// walDir and passed as --wal-dir.
+	walVolumeName = "wal"
+	walDir        = "/var/lib/kshaka-wal"
 	// nonRootUID is the distroless "nonroot" user.
 	nonRootUID = 65532
 )
@@ -75,6 +82,12 @@ func PodName(c *kshakav1alpha1.KshakaCluster, ordinal int32) string {
 // StatefulSet controller names it.
 func PVCName(c *kshakav1alpha1.KshakaCluster, ordinal int32) string {
 	return volumeName + "-" + PodName(c, ordinal)
+}
+
+// WALPVCName is the write-ahead log's volume claim of the pod with the given
+// ordinal (spec.storage.wal).
+func WALPVCName(c *kshakav1alpha1.KshakaCluster, ordinal int32) string {
+	return walVolumeName + "-" + PodName(c, ordinal)
 }
 
 // Ordinal parses the ordinal out of a pod name (or member ID) of c; ok is
@@ -245,6 +258,44 @@ func StorageSize(c *kshakav1alpha1.KshakaCluster) resource.Quantity {
 	return *c.Spec.Storage.Size
 }
 
+// WALSize is the size of each acceptor's write-ahead log volume (default
+// 1Gi); ok is false when spec.storage.wal is unset.
+func WALSize(c *kshakav1alpha1.KshakaCluster) (q resource.Quantity, ok bool) {
+	w := c.Spec.Storage.WAL
+	if w == nil {
+		return q, false
+	}
+	if w.Size == nil {
+		return resource.MustParse("1Gi"), true
+	}
+	return *w.Size, true
+}
+
+// claimTemplate is a volume claim template of the StatefulSet.
+func claimTemplate(name string, class *string, size resource.Quantity, labels map[string]string) corev1.PersistentVolumeClaim {
+	return corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: class,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: size},
+			},
+		},
+	}
+}
+
+// claimTemplates are the data volume's and, with spec.storage.wal, the
+// write-ahead log's claim templates, with the sizes the spec asks for.
+func claimTemplates(c *kshakav1alpha1.KshakaCluster) []corev1.PersistentVolumeClaim {
+	labels := podLabels(c)
+	t := []corev1.PersistentVolumeClaim{claimTemplate(volumeName, c.Spec.Storage.StorageClassName, StorageSize(c), labels)}
+	if size, ok := WALSize(c); ok {
+		t = append(t, claimTemplate(walVolumeName, c.Spec.Storage.WAL.StorageClassName, size, labels))
+	}
+	return t
+}
+
 // Image is the acceptor image reference: image:version.
 func Image(c *kshakav1alpha1.KshakaCluster) string {
 	if c.Spec.Version == "" {
@@ -260,8 +311,15 @@ func Image(c *kshakav1alpha1.KshakaCluster) string {
 // Pods are created in parallel and never replaced by the StatefulSet
 // controller (OnDelete): the operator orders restarts itself. Volume claims
 // are retained on scale down; the operator deletes them last (docs/design.md §5).
+//
+// The pod template carries spec.podMetadata (the operator's labels win),
+// spec.extraArgs after the operator's arguments and spec.env after its
+// variables; ValidateSpec refuses those that would override the
+// operator's. With spec.storage.wal, a second claim template "wal" is
+// mounted at /var/lib/kshaka-wal and passed as --wal-dir. The claim
+// templates follow spec.storage's sizes; as a StatefulSet's claim templates
+// cannot change, a resize recreates the StatefulSet (volumes.go).
 func StatefulSet(c *kshakav1alpha1.KshakaCluster, replicas int32) *appsv1.StatefulSet {
-	labels := podLabels(c)
 	s := &appsv1.StatefulSet{
 		ObjectMeta: objectMeta(c, StatefulSetName(c)),
 		Spec: appsv1.StatefulSetSpec{
@@ -275,26 +333,48 @@ func StatefulSet(c *kshakav1alpha1.KshakaCluster, replicas int32) *appsv1.Statef
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: podTemplateMeta(c),
 				Spec:       podSpec(c),
 			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: volumeName, Labels: labels},
-				Spec: corev1.PersistentVolumeClaimSpec{
-					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					StorageClassName: c.Spec.Storage.StorageClassName,
-					Resources: corev1.VolumeResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceStorage: StorageSize(c)},
-					},
-				},
-			}},
+			VolumeClaimTemplates: claimTemplates(c),
 		},
 	}
-	// The hash covers everything but the size, which the operator changes on
-	// its own schedule.
+	// The hash covers everything but the number of replicas, which the
+	// operator changes on its own schedule.
 	spec := s.Spec
 	spec.Replicas = nil
 	return withHash(s, spec)
+}
+
+// podTemplateMeta is the pod template's metadata: spec.podMetadata with the
+// operator's labels over it.
+func podTemplateMeta(c *kshakav1alpha1.KshakaCluster) metav1.ObjectMeta {
+	m := metav1.ObjectMeta{Labels: map[string]string{}}
+	if pm := c.Spec.PodMetadata; pm != nil {
+		for k, v := range pm.Labels {
+			m.Labels[k] = v
+		}
+		if len(pm.Annotations) > 0 {
+			m.Annotations = map[string]string{}
+			for k, v := range pm.Annotations {
+				m.Annotations[k] = v
+			}
+		}
+	}
+	for k, v := range podLabels(c) {
+		m.Labels[k] = v
+	}
+	return m
+}
+
+// operatorEnv are the variables the operator sets on the acceptor
+// container.
+func operatorEnv() []corev1.EnvVar {
+	return []corev1.EnvVar{
+		fieldEnv("POD_NAME", "metadata.name"),
+		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv("POD_IP", "status.podIP"),
+	}
 }
 
 func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
@@ -309,11 +389,7 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 			fmt.Sprintf("--metrics-listen=:%d", MetricsPort),
 			fmt.Sprintf("--health-listen=:%d", HealthPort),
 		},
-		Env: []corev1.EnvVar{
-			fieldEnv("POD_NAME", "metadata.name"),
-			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-			fieldEnv("POD_IP", "status.podIP"),
-		},
+		Env: operatorEnv(),
 		Ports: []corev1.ContainerPort{
 			{Name: portName, ContainerPort: port, Protocol: corev1.ProtocolTCP},
 			{Name: metricsName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
@@ -356,12 +432,22 @@ func podSpec(c *kshakav1alpha1.KshakaCluster) corev1.PodSpec {
 	if len(tsc) == 0 {
 		tsc = nil
 	}
+	if _, ok := WALSize(c); ok {
+		container.Args = append(container.Args, "--wal-dir="+walDir)
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: walVolumeName, MountPath: walDir})
+	}
 	var volumes []corev1.Volume
 	if TLSEnabled(c) {
 		withTLS(c, &container)
 		volumes = append(volumes, corev1.Volume{Name: tlsVolume, VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{SecretName: AcceptorTLSSecretName(c)},
 		}})
+	}
+	// The user's arguments and variables come last; ValidateSpec refuses
+	// those that would override the operator's.
+	container.Args = append(container.Args, c.Spec.ExtraArgs...)
+	for _, e := range c.Spec.Env {
+		container.Env = append(container.Env, *e.DeepCopy())
 	}
 	return corev1.PodSpec{
 		Containers:                    []corev1.Container{container},
@@ -478,4 +564,138 @@ func specHash(v any) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// Reserved prefixes of spec.podMetadata keys: the operator's own labels and
+// annotations.
+var reservedMetadataPrefixes = []string{"kshaka.io/"}
+
+// reservedLabels are the pod labels the operator and the StatefulSet
+// controller set; spec.podMetadata.labels may not name them.
+var reservedLabels = []string{
+	LabelName, LabelInstance, LabelComponent, LabelManagedBy, LabelClusterUID,
+	appsv1.ControllerRevisionHashLabelKey, appsv1.StatefulSetPodNameLabel, appsv1.PodIndexLabel,
+}
+
+// extraReservedFlags are acceptor flags the operator does not set but that
+// would lock it out: it presents no admin token.
+var extraReservedFlags = []string{"admin-token", "admin-token-file"}
+
+// OperatorFlags are the acceptor flags the operator sets itself, in any
+// mode (TLS, a WAL volume), and the ones that would lock it out; spec.extraArgs
+// may not name them. They are read from the arguments podSpec builds, so
+// the list follows the builder.
+func OperatorFlags() []string {
+	c := &kshakav1alpha1.KshakaCluster{}
+	c.Spec.Storage.WAL = &kshakav1alpha1.VolumeSpec{}
+	c.Spec.TLS.Mode = kshakav1alpha1.TLSModeOperator
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range podSpec(c).Containers[0].Args {
+		if name, _, ok := flagName(a); ok && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return append(out, extraReservedFlags...)
+}
+
+// flagEnv is the environment variable kshaka-acceptor reads for a flag
+// (cmd/kshaka-acceptor: KSHAKA_ and the name in upper case, - as _).
+func flagEnv(flag string) string {
+	return "KSHAKA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// OperatorEnvNames are the environment variables spec.env may not set: the
+// operator's own (POD_NAME, POD_NAMESPACE, POD_IP) and the KSHAKA_*
+// variable of every flag of OperatorFlags.
+func OperatorEnvNames() []string {
+	var out []string
+	for _, e := range operatorEnv() {
+		out = append(out, e.Name)
+	}
+	for _, f := range OperatorFlags() {
+		out = append(out, flagEnv(f))
+	}
+	return out
+}
+
+// flagName parses a command-line element: "--name=value", "-name=value",
+// "--name" or "-name" give name; ok is false for anything else.
+func flagName(arg string) (name string, hasValue bool, ok bool) {
+	if !strings.HasPrefix(arg, "-") || arg == "-" || arg == "--" {
+		return "", false, false
+	}
+	s := strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
+	name, _, hasValue = strings.Cut(s, "=")
+	return name, hasValue, name != ""
+}
+
+// ValidateSpec checks what the CRD's schema cannot: that spec.podMetadata,
+// spec.extraArgs and spec.env do not override what the operator sets. It
+// reports every problem at once; nil means valid. The operator does not
+// change the StatefulSet of a cluster whose spec is invalid (its pods keep
+// running as they are) and says why in the Degraded condition (reason
+// InvalidSpec).
+func ValidateSpec(c *kshakav1alpha1.KshakaCluster) error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if pm := c.Spec.PodMetadata; pm != nil {
+		for _, k := range sortedKeys(pm.Labels) {
+			switch {
+			case slices.Contains(reservedLabels, k) || hasReservedPrefix(k):
+				bad("spec.podMetadata.labels: %q is set by the operator (reserved: %s and the %s prefix); remove it", k, strings.Join(reservedLabels, ", "), strings.Join(reservedMetadataPrefixes, ", "))
+			case len(validation.IsQualifiedName(k)) > 0:
+				bad("spec.podMetadata.labels: %q is not a valid label key: %s", k, strings.Join(validation.IsQualifiedName(k), "; "))
+			case len(validation.IsValidLabelValue(pm.Labels[k])) > 0:
+				bad("spec.podMetadata.labels[%q]: %q is not a valid label value: %s", k, pm.Labels[k], strings.Join(validation.IsValidLabelValue(pm.Labels[k]), "; "))
+			}
+		}
+		for _, k := range sortedKeys(pm.Annotations) {
+			switch {
+			case hasReservedPrefix(k):
+				bad("spec.podMetadata.annotations: %q uses the operator's prefix %s; remove it", k, strings.Join(reservedMetadataPrefixes, ", "))
+			case len(validation.IsQualifiedName(strings.ToLower(k))) > 0:
+				bad("spec.podMetadata.annotations: %q is not a valid annotation key: %s", k, strings.Join(validation.IsQualifiedName(strings.ToLower(k)), "; "))
+			}
+		}
+	}
+	flags := OperatorFlags()
+	for i, a := range c.Spec.ExtraArgs {
+		if a == "--" {
+			bad("spec.extraArgs[%d]: \"--\" ends the flags, and kshaka-acceptor takes no other arguments; remove it", i)
+			continue
+		}
+		if name, _, ok := flagName(a); ok && slices.Contains(flags, name) {
+			bad("spec.extraArgs[%d]: %q sets --%s, which the operator sets itself (it may not be set: %s); remove it", i, a, name, "--"+strings.Join(flags, ", --"))
+		}
+	}
+	envs := OperatorEnvNames()
+	for i, e := range c.Spec.Env {
+		if slices.Contains(envs, e.Name) {
+			bad("spec.env[%d]: %s is set by the operator or sets a flag it sets (it may not be set: %s); remove it", i, e.Name, strings.Join(envs, ", "))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+func hasReservedPrefix(k string) bool {
+	for _, p := range reservedMetadataPrefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

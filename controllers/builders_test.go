@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -193,6 +194,54 @@ func TestStatefulSet(t *testing.T) {
 			}
 		},
 	}, {
+		name: "pod metadata, extra arguments and variables are added after the operator's",
+		modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.PodMetadata = &kshakav1alpha1.PodMetadata{
+				Labels:      map[string]string{"team": "storage", "app.kubernetes.io/part-of": "payments"},
+				Annotations: map[string]string{"sidecar.istio.io/inject": "false"},
+			}
+			c.Spec.ExtraArgs = []string{"--cache-size=268435456", "--max-value-size", "2097152"}
+			c.Spec.Env = []corev1.EnvVar{{Name: "GOMAXPROCS", Value: "2"}, {Name: "KSHAKA_LOG_LEVEL", Value: "debug"}}
+		},
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			meta := s.Spec.Template.ObjectMeta
+			if meta.Labels["team"] != "storage" || meta.Labels["app.kubernetes.io/part-of"] != "payments" || meta.Labels[LabelInstance] != "kc" || meta.Labels[LabelClusterUID] != "uid-1" {
+				t.Fatalf("labels %v", meta.Labels)
+			}
+			if meta.Annotations["sidecar.istio.io/inject"] != "false" {
+				t.Fatalf("annotations %v", meta.Annotations)
+			}
+			ctr := s.Spec.Template.Spec.Containers[0]
+			if n := len(ctr.Args); n < 3 || !slices.Equal(ctr.Args[n-3:], []string{"--cache-size=268435456", "--max-value-size", "2097152"}) || ctr.Args[0] != "--data-dir=/var/lib/kshaka" {
+				t.Fatalf("args %v: the user's come last", ctr.Args)
+			}
+			if n := len(ctr.Env); n != 5 || ctr.Env[0].Name != "POD_NAME" || ctr.Env[3].Name != "GOMAXPROCS" || ctr.Env[4].Value != "debug" {
+				t.Fatalf("env %v", ctr.Env)
+			}
+		},
+	}, {
+		name: "a WAL volume is a second claim template, mounted and passed as --wal-dir",
+		modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.Storage.WAL = &kshakav1alpha1.VolumeSpec{StorageClassName: ptr.To("nvme"), Size: ptr.To(resource.MustParse("2Gi"))}
+		},
+		check: func(t *testing.T, s *appsv1.StatefulSet) {
+			vcts := s.Spec.VolumeClaimTemplates
+			if len(vcts) != 2 || vcts[1].Name != "wal" || *vcts[1].Spec.StorageClassName != "nvme" || !vcts[1].Spec.Resources.Requests.Storage().Equal(resource.MustParse("2Gi")) ||
+				vcts[1].Labels[LabelClusterUID] != "uid-1" || vcts[0].Spec.StorageClassName != nil {
+				t.Fatalf("claim templates %+v", vcts)
+			}
+			ctr := s.Spec.Template.Spec.Containers[0]
+			if !slices.Contains(ctr.Args, "--wal-dir=/var/lib/kshaka-wal") {
+				t.Fatalf("args %v", ctr.Args)
+			}
+			if !slices.ContainsFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "wal" && m.MountPath == "/var/lib/kshaka-wal" }) {
+				t.Fatalf("mounts %+v", ctr.VolumeMounts)
+			}
+			if got := WALPVCName(newCluster(3), 2); got != "wal-kc-2" {
+				t.Fatalf("WALPVCName = %q", got)
+			}
+		},
+	}, {
 		name:   "PodIP mode changes nothing in the pods",
 		modify: func(c *kshakav1alpha1.KshakaCluster) { c.Spec.AddressMode = kshakav1alpha1.AddressModePodIP },
 		check: func(t *testing.T, s *appsv1.StatefulSet) {
@@ -207,6 +256,69 @@ func TestStatefulSet(t *testing.T) {
 				tc.modify(c)
 			}
 			tc.check(t, StatefulSet(c, 4))
+		})
+	}
+}
+
+func TestOperatorFlags(t *testing.T) {
+	want := []string{"data-dir", "listen", "metrics-listen", "health-listen", "wal-dir", "tls-cert-file", "tls-key-file", "tls-client-ca-file", "admin-token", "admin-token-file"}
+	if got := OperatorFlags(); !slices.Equal(got, want) {
+		t.Fatalf("OperatorFlags() = %v, want %v", got, want)
+	}
+	env := OperatorEnvNames()
+	for _, e := range []string{"POD_NAME", "POD_NAMESPACE", "POD_IP", "KSHAKA_DATA_DIR", "KSHAKA_WAL_DIR", "KSHAKA_TLS_CLIENT_CA_FILE", "KSHAKA_ADMIN_TOKEN_FILE"} {
+		if !slices.Contains(env, e) {
+			t.Errorf("OperatorEnvNames() = %v lacks %s", env, e)
+		}
+	}
+}
+
+func TestValidateSpec(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(c *kshakav1alpha1.KshakaCluster)
+		want   []string // substrings of the error; none: valid
+	}{
+		{name: "defaults", modify: func(*kshakav1alpha1.KshakaCluster) {}},
+		{name: "allowed knobs", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.PodMetadata = &kshakav1alpha1.PodMetadata{Labels: map[string]string{"app.kubernetes.io/part-of": "x", "team": "a"}, Annotations: map[string]string{"prometheus.io/scrape": "true"}}
+			c.Spec.ExtraArgs = []string{"--cache-size=1048576", "-log-level=debug", "--tls-wait", "1m"}
+			c.Spec.Env = []corev1.EnvVar{{Name: "KSHAKA_CACHE_SIZE", Value: "1"}, {Name: "GOMEMLIMIT", Value: "1GiB"}}
+		}},
+		{name: "reserved labels", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.PodMetadata = &kshakav1alpha1.PodMetadata{Labels: map[string]string{LabelInstance: "other", "kshaka.io/x": "y", "controller-revision-hash": "h"}}
+		}, want: []string{`labels: "app.kubernetes.io/instance" is set by the operator`, `"kshaka.io/x"`, `"controller-revision-hash"`}},
+		{name: "invalid label", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.PodMetadata = &kshakav1alpha1.PodMetadata{Labels: map[string]string{"a b": "c", "ok": "not valid!"}}
+		}, want: []string{`"a b" is not a valid label key`, `labels["ok"]: "not valid!" is not a valid label value`}},
+		{name: "reserved annotation", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.PodMetadata = &kshakav1alpha1.PodMetadata{Annotations: map[string]string{AnnotationSpecHash: "x"}}
+		}, want: []string{`annotations: "kshaka.io/spec-hash" uses the operator's prefix`}},
+		{name: "operator flags in every form", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.ExtraArgs = []string{"--listen=:1", "-data-dir", "/x", "--wal-dir=/w", "--tls-cert-file=a", "--admin-token=t", "--"}
+		}, want: []string{`spec.extraArgs[0]: "--listen=:1" sets --listen`, `spec.extraArgs[1]: "-data-dir" sets --data-dir`, "extraArgs[3]", "extraArgs[4]", "extraArgs[5]", `spec.extraArgs[6]: "--" ends the flags`}},
+		{name: "operator variables", modify: func(c *kshakav1alpha1.KshakaCluster) {
+			c.Spec.Env = []corev1.EnvVar{{Name: "POD_IP", Value: "1.2.3.4"}, {Name: "KSHAKA_LISTEN", Value: ":1"}, {Name: "KSHAKA_TLS_KEY_FILE", Value: "k"}}
+		}, want: []string{"spec.env[0]: POD_IP is set by the operator", "spec.env[1]: KSHAKA_LISTEN", "spec.env[2]: KSHAKA_TLS_KEY_FILE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(3)
+			tc.modify(c)
+			err := ValidateSpec(c)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("ValidateSpec: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ValidateSpec accepted %+v", c.Spec)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
 		})
 	}
 }

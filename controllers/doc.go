@@ -21,8 +21,14 @@
 //     status.go turns the recorded status into its intent and back (and
 //     sets the conditions), plan.go asks the machine and turns its action
 //     into the reconciler's, and rolling.go carries a changed pod template
-//     to the pods once the machine has nothing to do.
-//   - reconciler.go: observe → Decide → write status → act. The status (the
+//     to the pods once the machine has nothing to do. ValidateSpec
+//     (builders.go) refuses knobs that override the operator's; PlanVolumes
+//     (volumes.go) compares the volume claims and the StatefulSet's claim
+//     templates with spec.storage; ReadyCondition (status.go) is computed
+//     last, from the other conditions.
+//   - reconciler.go: observe → Decide → write status → act (and
+//     volumes.go's resize: grow claims, recreate the StatefulSet with its
+//     pods orphaned). The status (the
 //     intent) is written before the action, with optimistic concurrency, so a
 //     stale read cannot act and an operator restart resumes the recorded
 //     step. Every action checks live state and is harmless to repeat.
@@ -72,7 +78,8 @@
 //   - A member whose pod reports a different, empty incarnation lost its
 //     disk: it is retired (never admitted again), removed, and its pod joins
 //     again as a new member. An unreachable member is never retired.
-//   - Scale down: membership removal first, pod second, volume claim last.
+//   - Scale down: membership removal first, pod second, volume claims last
+//     (data and WAL together).
 //   - No certificate is signed by a CA that some trust bundle of the
 //     cluster does not hold yet, except a missing or expired one (a new
 //     pod's is issued at once); no CA leaves the bundles while a

@@ -715,8 +715,9 @@ func TestEnvtestValidation(t *testing.T) {
 		modify func(*kshakav1alpha1.KshakaCluster)
 		want   string
 	}{
-		{"storage", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Storage.Size = ptr.To(resource.MustParse("2Gi")) }, "storage is immutable"},
-		{"storage class", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Storage.StorageClassName = ptr.To("fast") }, "storage is immutable"},
+		{"storage shrinks", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Storage.Size = ptr.To(resource.MustParse("512Mi")) }, "storage.size cannot shrink"},
+		{"storage class", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Storage.StorageClassName = ptr.To("fast") }, "storage.storageClassName is immutable"},
+		{"WAL added", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Storage.WAL = &kshakav1alpha1.VolumeSpec{} }, "storage.wal cannot be added or removed"},
 		{"address mode", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.AddressMode = kshakav1alpha1.AddressModePodIP }, "addressMode is immutable"},
 		{"port", func(kc *kshakav1alpha1.KshakaCluster) { kc.Spec.Service.Port = 9000 }, "service.port is immutable"},
 	} {
@@ -729,18 +730,61 @@ func TestEnvtestValidation(t *testing.T) {
 			}
 		})
 	}
-	// The sample in config/samples is valid.
-	b, err := os.ReadFile(filepath.Join("..", "config", "samples", "kshaka_v1alpha1_kshakacluster.yaml"))
-	if err != nil {
+	// storage.size grows; a WAL volume's class is immutable and its size
+	// never shrinks either.
+	grown := kc.DeepCopy()
+	grown.Spec.Storage.Size = ptr.To(resource.MustParse("2Gi"))
+	if err := c.Update(ctx, grown); err != nil {
+		t.Fatalf("growing storage.size: %v", err)
+	}
+	kc = *grown
+	if err := create("wal", func(kc *kshakav1alpha1.KshakaCluster) {
+		kc.Spec.Storage.WAL = &kshakav1alpha1.VolumeSpec{Size: ptr.To(resource.MustParse("1Gi"))}
+	}); err != nil {
 		t.Fatal(err)
 	}
-	var sample kshakav1alpha1.KshakaCluster
-	if err := yaml.UnmarshalStrict(b, &sample); err != nil {
-		t.Fatalf("config/samples: %v", err)
+	var wal kshakav1alpha1.KshakaCluster
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "wal"}, &wal); err != nil {
+		t.Fatal(err)
 	}
-	sample.Namespace = ns
-	if err := c.Create(ctx, &sample); err != nil || sample.Spec.Replicas != 3 {
-		t.Fatalf("creating the sample (replicas %d): %v", sample.Spec.Replicas, err)
+	for _, tc := range []struct {
+		name   string
+		modify func(*kshakav1alpha1.VolumeSpec)
+		want   string
+	}{
+		{"shrinks", func(v *kshakav1alpha1.VolumeSpec) { v.Size = ptr.To(resource.MustParse("1Mi")) }, "size cannot shrink"},
+		{"class", func(v *kshakav1alpha1.VolumeSpec) { v.StorageClassName = ptr.To("fast") }, "storageClassName is immutable"},
+	} {
+		upd := wal.DeepCopy()
+		tc.modify(upd.Spec.Storage.WAL)
+		if err := c.Update(ctx, upd); err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("WAL %s: got %v, want an Invalid error containing %q", tc.name, err, tc.want)
+		}
+	}
+	upd := wal.DeepCopy()
+	upd.Spec.Storage.WAL.Size = ptr.To(resource.MustParse("3Gi"))
+	if err := c.Update(ctx, upd); err != nil {
+		t.Fatalf("growing storage.wal.size: %v", err)
+	}
+
+	// The samples in config/samples are valid, to the API server and to
+	// ValidateSpec.
+	for _, file := range []string{"kshaka_v1alpha1_kshakacluster.yaml", "kshaka_v1alpha1_kshakacluster_tuned.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sample kshakav1alpha1.KshakaCluster
+		if err := yaml.UnmarshalStrict(b, &sample); err != nil {
+			t.Fatalf("config/samples/%s: %v", file, err)
+		}
+		sample.Namespace = ns
+		if err := c.Create(ctx, &sample); err != nil || sample.Spec.Replicas != 3 {
+			t.Fatalf("creating the sample %s (replicas %d): %v", file, sample.Spec.Replicas, err)
+		}
+		if err := ValidateSpec(&sample); err != nil {
+			t.Fatalf("config/samples/%s: %v", file, err)
+		}
 	}
 
 	// The scale subresource (kubectl scale).

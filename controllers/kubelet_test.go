@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,12 +37,17 @@ import (
 )
 
 // kubelet plays, for envtest (which runs no controller manager and no
-// kubelet), the StatefulSet controller, the PVC protection controller and
-// the kubelet of one KshakaCluster: it creates the StatefulSet's pods and
-// volume claims, deletes pods above the StatefulSet's size, and "runs" each
-// pod as a real acceptor (acceptor.Open on a directory that belongs to the
-// volume claim, served on the pod's own loopback IP) whose readiness is its
-// admission, as the gRPC readiness probe would report it.
+// kubelet), the StatefulSet controller, the PVC protection controller, the
+// volume binder and resizer, the garbage collector's orphaning and the
+// kubelet of one KshakaCluster: it creates the StatefulSet's pods and
+// volume claims (one per claim template), binds each claim with the
+// capacity it requests (and grows the capacity when the request grows),
+// deletes pods above the StatefulSet's size, orphans the pods of a
+// StatefulSet deleted with propagation Orphan and adopts orphans into the
+// StatefulSet of that name, and "runs" each pod as a real acceptor
+// (acceptor.Open on a directory that belongs to the data volume claim,
+// served on the pod's own loopback IP) whose readiness is its admission, as
+// the gRPC readiness probe would report it.
 type kubelet struct {
 	t    *testing.T
 	c    client.Client
@@ -153,6 +159,9 @@ func (k *kubelet) sync(ctx context.Context) error {
 	if err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: k.name}, &sts); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	if !sts.DeletionTimestamp.IsZero() {
+		return k.orphan(ctx, &sts)
+	}
 	n := ptr.Deref(sts.Spec.Replicas, 1)
 	var sec corev1.Secret
 	switch err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: k.name + "-acceptor-tls"}, &sec); {
@@ -168,7 +177,17 @@ func (k *kubelet) sync(ctx context.Context) error {
 	have := map[string]*corev1.Pod{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
+		if metav1.GetControllerOf(p) == nil && p.DeletionTimestamp.IsZero() {
+			// Adopt an orphan, as the StatefulSet controller does.
+			p.OwnerReferences = append(p.OwnerReferences, *metav1.NewControllerRef(&sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet")))
+			if err := k.c.Update(ctx, p); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+		}
 		have[p.Name] = p
+	}
+	if err := k.bindClaims(ctx); err != nil {
+		return err
 	}
 	// Pods that went away (deleted by the operator or above the size).
 	k.mu.Lock()
@@ -222,8 +241,9 @@ func (k *kubelet) releaseClaims(ctx context.Context) error {
 		if pvc.DeletionTimestamp.IsZero() || len(pvc.Finalizers) == 0 {
 			continue
 		}
+		_, pod, _ := strings.Cut(pvc.Name, "-") // data-<pod>, wal-<pod>
 		k.mu.Lock()
-		_, inUse := k.mu.running[pvc.Name[len("data-"):]]
+		_, inUse := k.mu.running[pod]
 		k.mu.Unlock()
 		if inUse {
 			continue
@@ -236,28 +256,80 @@ func (k *kubelet) releaseClaims(ctx context.Context) error {
 	return nil
 }
 
+// bindClaims plays the volume binder and the resizer: every claim is bound
+// with the capacity it requests.
+func (k *kubelet) bindClaims(ctx context.Context) error {
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := k.c.List(ctx, &pvcs, client.InNamespace(k.ns)); err != nil {
+		return err
+	}
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		req := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+		capacity, ok := pvc.Status.Capacity[corev1.ResourceStorage]
+		if !pvc.DeletionTimestamp.IsZero() || (pvc.Status.Phase == corev1.ClaimBound && ok && capacity.Cmp(req) >= 0) {
+			continue
+		}
+		pvc.Status.Phase = corev1.ClaimBound
+		pvc.Status.AccessModes = pvc.Spec.AccessModes
+		pvc.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: req}
+		if err := k.c.Status().Update(ctx, pvc); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// orphan plays the garbage collector for a StatefulSet deleted with
+// propagation Orphan: its pods lose their owner reference, then it loses
+// the orphan finalizer and is gone.
+func (k *kubelet) orphan(ctx context.Context, sts *appsv1.StatefulSet) error {
+	if !slices.Contains(sts.Finalizers, metav1.FinalizerOrphanDependents) {
+		return nil
+	}
+	var pods corev1.PodList
+	if err := k.c.List(ctx, &pods, client.InNamespace(k.ns), client.MatchingLabels(sts.Spec.Selector.MatchLabels)); err != nil {
+		return err
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !metav1.IsControlledBy(p, sts) {
+			continue
+		}
+		p.OwnerReferences = slices.DeleteFunc(p.OwnerReferences, func(r metav1.OwnerReference) bool { return r.UID == sts.UID })
+		if err := k.c.Update(ctx, p); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	sts.Finalizers = slices.DeleteFunc(sts.Finalizers, func(f string) bool { return f == metav1.FinalizerOrphanDependents })
+	return client.IgnoreNotFound(k.c.Update(ctx, sts))
+}
+
 func (k *kubelet) createPod(ctx context.Context, sts *appsv1.StatefulSet, ord int32) (*corev1.Pod, error) {
 	name := fmt.Sprintf("%s-%d", k.name, ord)
-	tmpl := sts.Spec.VolumeClaimTemplates[0]
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: tmpl.Name + "-" + name, Namespace: k.ns, Labels: tmpl.Labels},
-		Spec:       tmpl.Spec,
-	}
-	if err := k.c.Create(ctx, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
+	for _, tmpl := range sts.Spec.VolumeClaimTemplates {
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: tmpl.Name + "-" + name, Namespace: k.ns, Labels: tmpl.Labels},
+			Spec:       tmpl.Spec,
+		}
+		if err := k.c.Create(ctx, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: k.ns, Labels: sts.Spec.Template.Labels,
+			Name: name, Namespace: k.ns, Labels: sts.Spec.Template.Labels, Annotations: sts.Spec.Template.Annotations,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))},
 		},
 		Spec: *sts.Spec.Template.Spec.DeepCopy(),
 	}
 	pod.Spec.Hostname, pod.Spec.Subdomain = name, sts.Spec.ServiceName
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
-		Name:         tmpl.Name,
-		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name}},
-	})
+	for _, tmpl := range sts.Spec.VolumeClaimTemplates {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+			Name:         tmpl.Name,
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: tmpl.Name + "-" + name}},
+		})
+	}
 	if err := k.c.Create(ctx, pod); err != nil {
 		return nil, err
 	}

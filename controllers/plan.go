@@ -3,6 +3,8 @@ package controllers
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,6 +34,9 @@ type PodInfo struct {
 	IP string
 	// TLS: the pod's acceptor was started with TLS (--tls-cert-file).
 	TLS bool
+	// Orphan: the pod has no controller: its StatefulSet was deleted with
+	// propagation Orphan (a resize) and the new one has not adopted it yet.
+	Orphan bool
 }
 
 // AcceptorInfo is one acceptor's answer to Admin.Status.
@@ -60,9 +65,14 @@ type Observed struct {
 	StatefulSet *appsv1.StatefulSet
 	// Pods are the StatefulSet's pods, by ordinal.
 	Pods map[int32]PodInfo
-	// PVCs are the ordinals whose volume claim exists and is not being
-	// deleted.
+	// PVCs are the ordinals with a volume claim (data, or the WAL's) that
+	// exists and is not being deleted.
 	PVCs map[int32]bool
+	// Claims are those volume claims, by name.
+	Claims map[string]ClaimInfo
+	// ResizeError is why the last attempt to grow a volume claim failed;
+	// "" when it did not.
+	ResizeError string
 	// Acceptors are the Admin.Status answers of the pods that have an
 	// address, by ordinal.
 	Acceptors map[int32]AcceptorInfo
@@ -152,6 +162,12 @@ type Plan struct {
 	Action              Action
 	Events              []Event
 	Pace                Pace
+	// Volumes is what to do about volume sizes (volumes.go).
+	Volumes VolumePlan
+	// SpecError, when set, says why the spec cannot be applied
+	// (ValidateSpec, or a WAL volume added or removed): the StatefulSet's
+	// pod template and claim templates are then left as they are.
+	SpecError string
 }
 
 // Condition reasons.
@@ -227,6 +243,17 @@ func Decide(o Observed) Plan {
 		d.rollOne(cfg)
 	}
 	d.p.StatefulSetReplicas = d.statefulSetReplicas()
+	d.p.Volumes = PlanVolumes(c, o.StatefulSet, sortedClaims(o.Claims))
+	for ord, pod := range o.Pods {
+		if pod.Orphan {
+			d.p.Volumes.Orphans = append(d.p.Volumes.Orphans, PodName(c, ord))
+		}
+	}
+	slices.Sort(d.p.Volumes.Orphans)
+	d.p.SpecError = specError(c, d.p.Volumes)
+	if d.p.SpecError != "" || d.p.Volumes.Pending() {
+		d.pace(PaceWait)
+	}
 	d.summarise()
 	return d.p
 }
@@ -248,6 +275,18 @@ func estimateKeys(tr *kshakav1alpha1.Transition, acceptors map[int32]AcceptorInf
 		}
 	}
 	tr.KeysEstimated = int64(min(n, math.MaxInt64))
+}
+
+// specError joins ValidateSpec's problems and a claim template mismatch.
+func specError(c *kshakav1alpha1.KshakaCluster, v VolumePlan) string {
+	var parts []string
+	if err := ValidateSpec(c); err != nil {
+		parts = append(parts, err.Error())
+	}
+	if v.Mismatch != "" {
+		parts = append(parts, v.Mismatch)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func kubeEvent(e change.Event) Event {

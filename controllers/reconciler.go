@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -81,15 +81,19 @@ type Reconciler struct {
 	// certManager records whether the Certificate kind was served when the
 	// controller was set up (and is therefore watched).
 	certManager bool
+
+	// resizeErrs are the clusters' last refused volume claim resizes,
+	// observed by the next reconcile (Observed.ResizeError).
+	resizeErrs sync.Map // types.NamespacedName → string
 }
 
 // +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/status,verbs=update
 // +kubebuilder:rbac:groups=kshaka.io,resources=kshakaclusters/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -194,6 +198,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// No client certificate exists before the restore has completed.
 		tp.Writes = withoutClientSecrets(&c, tp.Writes)
 	}
+	// Ready last: it reads every other condition and status.restore.
+	r.setCondition(&c, &plan.Status, ReadyCondition(&c, &plan.Status))
+	if plan.SpecError != "" {
+		if old := meta.FindStatusCondition(c.Status.Conditions, kshakav1alpha1.ConditionDegraded); old == nil || old.Reason != ReasonInvalidSpec {
+			plan.Events = append(plan.Events, Event{Type: corev1.EventTypeWarning, Reason: EventInvalidSpec,
+				Message: "The spec cannot be applied; the StatefulSet is left as it is: " + plan.SpecError})
+		}
+	}
 
 	// Intent first: the status carries the step about to be taken. The
 	// update is conditional on the resourceVersion observed, so a stale
@@ -222,9 +234,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.applyNetworkPolicy(ctx, &c, np, npCond); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.applyObjects(ctx, &c, plan.StatefulSetReplicas); err != nil {
+	if err := r.applyObjects(ctx, &c, plan); err != nil {
 		return ctrl.Result{}, err
 	}
+	// Volumes grow at any time; the StatefulSet is recreated for its new
+	// claim templates only while nothing else is going on.
+	recreate := plan.Status.Transition == nil && plan.Action.Kind == ActionNone && plan.SpecError == ""
+	events, err := r.resize(ctx, &c, plan.Volumes, recreate)
+	r.emit(&c, events)
+	if err != nil {
+		r.resizeErrs.Store(req.NamespacedName, err.Error())
+		logger.Info("growing a volume claim failed; will retry", "error", err.Error())
+		r.emit(&c, []Event{{Type: corev1.EventTypeWarning, Reason: EventVolumeExpansionFailed, Message: err.Error()}})
+		return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}, nil
+	}
+	r.resizeErrs.Delete(req.NamespacedName)
 	if rp.Job != nil {
 		if err := r.Create(ctx, rp.Job); err != nil && !apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{}, fmt.Errorf("while creating Job %s: %w", rp.Job.Name, err)
@@ -285,8 +309,12 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 		Cluster:   c,
 		Pods:      map[int32]PodInfo{},
 		PVCs:      map[int32]bool{},
+		Claims:    map[string]ClaimInfo{},
 		Acceptors: map[int32]AcceptorInfo{},
 		Now:       r.now(),
+	}
+	if e, ok := r.resizeErrs.Load(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}); ok {
+		o.ResizeError = e.(string)
 	}
 	sts := &appsv1.StatefulSet{}
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: StatefulSetName(c)}, sts); {
@@ -302,21 +330,20 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 	sel := client.MatchingLabels(SelectorLabels(c))
 	uid := client.MatchingLabels{LabelClusterUID: string(c.UID)}
 	var pods corev1.PodList
-	if sts != nil {
-		if err := r.List(ctx, &pods, client.InNamespace(c.Namespace), sel, uid); err != nil {
-			return o, nil, fmt.Errorf("while listing pods: %w", err)
-		}
+	if err := r.List(ctx, &pods, client.InNamespace(c.Namespace), sel, uid); err != nil {
+		return o, nil, fmt.Errorf("while listing pods: %w", err)
 	}
 	var addrs []string
 	var ords []int32
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		ord, ok := Ordinal(c, pod.Name)
-		if !ok || !metav1.IsControlledBy(pod, sts) {
+		if !ok || !ownedPod(pod, sts) {
 			continue
 		}
 		info := PodInfo{Name: pod.Name, Address: r.resolve(c, pod), Ready: podReady(pod), Terminating: !pod.DeletionTimestamp.IsZero(),
-			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey], IP: pod.Status.PodIP, TLS: PodServesTLS(pod)}
+			Revision: pod.Labels[appsv1.ControllerRevisionHashLabelKey], IP: pod.Status.PodIP, TLS: PodServesTLS(pod),
+			Orphan: metav1.GetControllerOf(pod) == nil}
 		o.Pods[ord] = info
 		if info.Address != "" && !info.Terminating {
 			addrs = append(addrs, info.Address)
@@ -338,16 +365,27 @@ func (r *Reconciler) observe(ctx context.Context, c *kshakav1alpha1.KshakaCluste
 	if err := r.List(ctx, &pvcs, client.InNamespace(c.Namespace), sel, uid); err != nil {
 		return o, nil, fmt.Errorf("while listing volume claims: %w", err)
 	}
-	for _, pvc := range pvcs.Items {
-		rest, ok := strings.CutPrefix(pvc.Name, volumeName+"-")
-		if !ok || !pvc.DeletionTimestamp.IsZero() {
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		if !pvc.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if ord, ok := Ordinal(c, rest); ok {
-			o.PVCs[ord] = true
+		if info, ok := claimInfo(c, pvc); ok {
+			o.PVCs[info.Ordinal] = true
+			o.Claims[info.Name] = info
 		}
 	}
 	return o, acc, nil
+}
+
+// ownedPod: pod (listed by the cluster's UID label) is controlled by sts,
+// or by nothing — orphaned by a StatefulSet recreated for new claim
+// templates (volumes.go), about to be adopted by the new one.
+func ownedPod(pod *corev1.Pod, sts *appsv1.StatefulSet) bool {
+	if metav1.GetControllerOf(pod) == nil {
+		return true
+	}
+	return sts != nil && metav1.IsControlledBy(pod, sts)
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -360,14 +398,14 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // applyObjects creates or updates the owned objects.
-func (r *Reconciler) applyObjects(ctx context.Context, c *kshakav1alpha1.KshakaCluster, replicas int32) error {
+func (r *Reconciler) applyObjects(ctx context.Context, c *kshakav1alpha1.KshakaCluster, plan Plan) error {
 	if err := apply(ctx, r.Client, c, PeerService(c), &corev1.Service{}, copyService); err != nil {
 		return err
 	}
 	if err := apply(ctx, r.Client, c, ClientService(c), &corev1.Service{}, copyService); err != nil {
 		return err
 	}
-	if err := apply(ctx, r.Client, c, StatefulSet(c, replicas), &appsv1.StatefulSet{}, copyStatefulSet); err != nil {
+	if err := r.applyStatefulSet(ctx, c, plan); err != nil {
 		return err
 	}
 	if pdb := PodDisruptionBudget(c); pdb != nil {
@@ -447,6 +485,41 @@ func copyService(want, have *corev1.Service) bool {
 	return true
 }
 
+// applyStatefulSet creates or updates the StatefulSet. With an invalid spec
+// (plan.SpecError) only its size follows the plan and none is created; one
+// being deleted (recreated for new claim templates) is left to go.
+func (r *Reconciler) applyStatefulSet(ctx context.Context, c *kshakav1alpha1.KshakaCluster, plan Plan) error {
+	want := StatefulSet(c, plan.StatefulSetReplicas)
+	have := &appsv1.StatefulSet{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(want), have)
+	switch {
+	case apierrors.IsNotFound(err) && plan.SpecError != "":
+		return nil
+	case apierrors.IsNotFound(err):
+		if err := r.Create(ctx, want); err != nil {
+			return fmt.Errorf("while creating StatefulSet %s: %w", want.Name, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("while reading StatefulSet %s: %w", want.Name, err)
+	case !metav1.IsControlledBy(have, c):
+		return reconcile.TerminalError(fmt.Errorf("StatefulSet %s/%s exists and is not controlled by this KshakaCluster", c.Namespace, want.Name))
+	case !have.DeletionTimestamp.IsZero():
+		return nil
+	case plan.SpecError != "":
+		if have.Spec.Replicas != nil && *have.Spec.Replicas == plan.StatefulSetReplicas {
+			return nil
+		}
+		have.Spec.Replicas = ptr.To(plan.StatefulSetReplicas)
+	case !copyStatefulSet(want, have):
+		return nil
+	}
+	if err := r.Update(ctx, have); err != nil {
+		return fmt.Errorf("while updating StatefulSet %s: %w", want.Name, err)
+	}
+	return nil
+}
+
 func copyStatefulSet(want, have *appsv1.StatefulSet) bool {
 	same := sameHash(want, have) && have.Spec.Replicas != nil && *have.Spec.Replicas == *want.Spec.Replicas
 	if same {
@@ -498,14 +571,26 @@ func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a
 		r.emit(c, events)
 		return nil
 	case ActionRecycle:
-		if err := r.deletePVC(ctx, c, a.PVCName); err != nil {
+		if err := r.deleteClaims(ctx, c, a.Ordinal); err != nil {
 			return err
 		}
 		return r.deletePod(ctx, c, a.PodName)
 	case ActionDeletePVC:
-		return r.deletePVC(ctx, c, a.PVCName)
+		return r.deleteClaims(ctx, c, a.Ordinal)
 	case ActionRollPod:
 		return r.deletePod(ctx, c, a.PodName)
+	}
+	return nil
+}
+
+// deleteClaims deletes every volume claim of the member with the given
+// ordinal: the data volume's and the write-ahead log's are one storage,
+// and a log left behind could be replayed into the next, empty, data volume.
+func (r *Reconciler) deleteClaims(ctx context.Context, c *kshakav1alpha1.KshakaCluster, ord int32) error {
+	for _, name := range claimNames(c, ord) {
+		if err := r.deletePVC(ctx, c, name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *sim) observe() Observed {
 	s.syncPods()
 	o := Observed{Cluster: s.c.DeepCopy(), Pods: map[int32]PodInfo{}, PVCs: map[int32]bool{}, Acceptors: map[int32]AcceptorInfo{}, Now: s.now}
 	if s.sts != nil {
-		o.StatefulSet = &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(*s.sts)},
+		o.StatefulSet = &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(*s.sts), VolumeClaimTemplates: claimTemplates(s.c)},
 			Status: appsv1.StatefulSetStatus{UpdateRevision: s.revision, ReadyReplicas: s.readyPods()}}
 	}
 	for ord := range s.pvcs {

@@ -235,6 +235,32 @@ func (d *decider) summarise() {
 		set(kshakav1alpha1.ConditionMembershipChanging, metav1.ConditionFalse, ReasonStable, "no membership change in progress")
 	}
 
+	degraded := func(reason, msg string) {
+		if d.p.SpecError != "" && reason == ReasonVolumeRolledBack {
+			msg += "; the spec cannot be applied: " + d.p.SpecError
+		} else if d.p.SpecError != "" {
+			other := ""
+			if reason != ReasonAsExpected {
+				other = "; " + msg
+			}
+			set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonInvalidSpec,
+				"the spec cannot be applied, the StatefulSet is left as it is: "+d.p.SpecError+other)
+			return
+		}
+		if d.o.ResizeError != "" && len(d.p.Volumes.Grow) > 0 {
+			other := ""
+			if reason != ReasonAsExpected {
+				other = "; " + msg
+			}
+			set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonVolumeExpansionFailed, d.o.ResizeError+other)
+			return
+		}
+		status := metav1.ConditionTrue
+		if reason == ReasonAsExpected {
+			status = metav1.ConditionFalse
+		}
+		set(kshakav1alpha1.ConditionDegraded, status, reason, msg)
+	}
 	kept := d.dec.Kept
 	switch {
 	case len(d.dec.RolledBack) > 0:
@@ -244,19 +270,19 @@ func (d *decider) summarise() {
 				msg += "; " + more
 			}
 		}
-		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonVolumeRolledBack, msg)
+		degraded(ReasonVolumeRolledBack, msg)
 	case kept != "":
 		msg := kept
 		if d.blocked != "" {
 			msg += "; " + d.blocked
 		}
-		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonBlocked, msg)
+		degraded(ReasonBlocked, msg)
 	case d.blocked != "":
-		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, d.blockedReason, d.blocked)
+		degraded(d.blockedReason, d.blocked)
 	case len(notServing) > 0:
-		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonMemberNotServing, strings.Join(notServing, "; "))
+		degraded(ReasonMemberNotServing, strings.Join(notServing, "; "))
 	default:
-		set(kshakav1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected, "every member is serving")
+		degraded(ReasonAsExpected, "every member is serving")
 	}
 
 	switch {
@@ -273,7 +299,87 @@ func (d *decider) summarise() {
 	case haveCfg && int32(len(cfg.Members)) != c.Spec.Replicas:
 		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonScaling,
 			fmt.Sprintf("%d members, %d wanted", len(cfg.Members), c.Spec.Replicas))
+	case d.p.Volumes.InProgress():
+		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonResizing, resizeMessage(d.p.Volumes))
 	default:
 		set(kshakav1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonStable, "the cluster matches its spec")
 	}
+}
+
+// Reasons of the Ready condition: ReasonReady when it is True, otherwise
+// the first unmet requirement (ConditionReady's documentation lists them).
+const (
+	ReasonReady             = "Ready"
+	ReasonNotAvailable      = "NotAvailable"
+	ReasonMembersNotServing = "MembersNotServing"
+	ReasonDegraded          = "Degraded"
+	ReasonProgressing       = "Progressing"
+	ReasonTLSNotReady       = "TLSNotReady"
+	ReasonNetworkPolicy     = "NetworkPolicyNotReady"
+	ReasonNotRestored       = "NotRestored"
+)
+
+// ReadyCondition computes the Ready condition from the rest of st (the
+// other conditions must be set first) and c's spec. It is pure.
+func ReadyCondition(c *kshakav1alpha1.KshakaCluster, st *kshakav1alpha1.KshakaClusterStatus) metav1.Condition {
+	var reasons, msgs []string
+	unmet := func(reason, msg string) {
+		reasons = append(reasons, reason)
+		msgs = append(msgs, msg)
+	}
+	cond := func(typ string) metav1.Condition {
+		if x := meta.FindStatusCondition(st.Conditions, typ); x != nil {
+			return *x
+		}
+		return metav1.Condition{Type: typ, Status: metav1.ConditionUnknown, Reason: "NotReported", Message: "not reported yet"}
+	}
+	describe := func(x metav1.Condition) string {
+		return fmt.Sprintf("%s is %s (%s: %s)", x.Type, x.Status, x.Reason, x.Message)
+	}
+	deg := cond(kshakav1alpha1.ConditionDegraded)
+	if deg.Reason == ReasonInvalidSpec {
+		unmet(ReasonInvalidSpec, describe(deg))
+	}
+	if c.Spec.Paused {
+		unmet(ReasonPaused, "spec.paused is set: the operator makes no changes")
+	}
+	if av := cond(kshakav1alpha1.ConditionAvailable); av.Status != metav1.ConditionTrue {
+		unmet(ReasonNotAvailable, describe(av))
+	} else if st.Quorum != kshakav1alpha1.QuorumHealthy || st.ReadyReplicas < st.Replicas {
+		unmet(ReasonMembersNotServing, fmt.Sprintf("%d of %d members ready, quorum %s", st.ReadyReplicas, st.Replicas, st.Quorum))
+	}
+	if deg.Status == metav1.ConditionTrue && deg.Reason != ReasonInvalidSpec {
+		unmet(ReasonDegraded, describe(deg))
+	}
+	if pr := cond(kshakav1alpha1.ConditionProgressing); pr.Status == metav1.ConditionTrue {
+		unmet(ReasonProgressing, describe(pr))
+	} else if st.Transition != nil {
+		unmet(ReasonProgressing, fmt.Sprintf("a membership change is in progress: %s at step %s", st.Transition.Kind, st.Transition.Step))
+	}
+	if t := cond(kshakav1alpha1.ConditionTLSReady); t.Status != metav1.ConditionTrue && t.Reason != ReasonTLSDisabled {
+		unmet(ReasonTLSNotReady, describe(t))
+	}
+	if np := cond(kshakav1alpha1.ConditionNetworkPolicyReady); np.Status != metav1.ConditionTrue && np.Reason != ReasonNetworkPolicyDisabled {
+		unmet(ReasonNetworkPolicy, describe(np))
+	}
+	if b := c.Spec.Bootstrap; b != nil && b.FromBackup != nil {
+		switch rs := st.Restore; {
+		case rs == nil || rs.Phase == "":
+			unmet(ReasonNotRestored, "spec.bootstrap.fromBackup: the restore has not started")
+		case rs.Phase != kshakav1alpha1.BackupCompleted:
+			msg := fmt.Sprintf("spec.bootstrap.fromBackup: the restore is %s", rs.Phase)
+			if rs.Message != "" {
+				msg += ": " + rs.Message
+			}
+			unmet(ReasonNotRestored, msg)
+		}
+	}
+	out := metav1.Condition{Type: kshakav1alpha1.ConditionReady, ObservedGeneration: c.Generation}
+	if len(reasons) == 0 {
+		out.Status, out.Reason = metav1.ConditionTrue, ReasonReady
+		out.Message = fmt.Sprintf("%d of %d members serving, nothing in progress", st.ReadyReplicas, st.Replicas)
+		return out
+	}
+	out.Status, out.Reason, out.Message = metav1.ConditionFalse, reasons[0], strings.Join(msgs, "; ")
+	return out
 }

@@ -70,8 +70,13 @@ type KshakaClusterSpec struct {
 	// +optional
 	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
 
-	// Storage is each acceptor's persistent volume. It cannot be changed
-	// after creation.
+	// Storage is each acceptor's persistent volume (and, with storage.wal,
+	// a second one for the write-ahead log). The storage classes cannot be
+	// changed after creation, nor the WAL volume added or removed; the
+	// sizes may grow, never shrink: the operator then requests the new size
+	// on every existing volume claim (the StorageClass must have
+	// allowVolumeExpansion: true) and recreates the StatefulSet, leaving its
+	// pods running, so that new claims get it too.
 	// +kubebuilder:default={size: "1Gi"}
 	// +optional
 	Storage StorageSpec `json:"storage,omitempty"`
@@ -143,21 +148,32 @@ type KshakaClusterSpec struct {
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
 	// PodMetadata adds labels and annotations to the acceptor pods (for
-	// example a service mesh's or a backup tool's). The operator's own
-	// labels (app.kubernetes.io/*, kshaka.io/*) cannot be overridden.
+	// example a service mesh's or a backup tool's). Keys the operator or
+	// the StatefulSet controller set (app.kubernetes.io/name, instance,
+	// component, managed-by; controller-revision-hash,
+	// statefulset.kubernetes.io/pod-name, apps.kubernetes.io/pod-index) and
+	// the kshaka.io/ prefix are refused (Degraded, InvalidSpec). Changing
+	// them restarts the acceptors one at a time.
 	// +optional
 	PodMetadata *PodMetadata `json:"podMetadata,omitempty"`
 
 	// ExtraArgs are appended to the acceptor's command line, e.g.
-	// "--cache-size=256MiB" or "--max-value-size=2MiB" (kshaka-acceptor
-	// --help lists them). Flags the operator sets itself (listen
-	// addresses, data and WAL directories, TLS) are refused.
+	// "--cache-size=268435456" or "--max-value-size=2097152" (bytes;
+	// kshaka-acceptor --help lists the flags). Flags the operator sets
+	// itself (--data-dir, --wal-dir, --listen, --metrics-listen,
+	// --health-listen, --tls-*-file) and --admin-token(-file) are refused:
+	// the cluster is then Degraded with reason InvalidSpec and its
+	// StatefulSet is left as it is. Changing them restarts the acceptors
+	// one at a time.
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	ExtraArgs []string `json:"extraArgs,omitempty"`
 
 	// Env adds environment variables to the acceptor container (the
-	// acceptor reads KSHAKA_* variables as flags).
+	// acceptor reads KSHAKA_* variables as flags; a flag on the command
+	// line wins). POD_NAME, POD_NAMESPACE, POD_IP and the KSHAKA_* variable
+	// of every flag ExtraArgs may not set are refused (Degraded,
+	// InvalidSpec).
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
@@ -320,27 +336,36 @@ type PeerSelector struct {
 }
 
 // StorageSpec is the persistent volume of each acceptor.
-// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage is immutable: storageClassName and size cannot change after the cluster is created"
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storage.storageClassName is immutable: existing volume claims cannot move to another class"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || (has(self.size) && quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0)",message="storage.size cannot shrink: a volume claim can only grow"
+// +kubebuilder:validation:XValidation:rule="has(self.wal) == has(oldSelf.wal)",message="storage.wal cannot be added or removed after creation: a StatefulSet's volume claim templates are fixed, and the acceptors' logs live where they were created"
 type StorageSpec struct {
 	// StorageClassName of the volume claims; unset: the cluster default.
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
-	// Size of each acceptor's volume.
+	// Size of each acceptor's volume. It may grow (see storage), never
+	// shrink.
 	// +kubebuilder:default="1Gi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.size must be positive"
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
 
 	// WAL puts the acceptor's write-ahead log on a volume of its own (a
-	// faster disk, or to keep the log's fsyncs off the data volume). It
-	// cannot be added or removed after creation.
+	// faster disk, or to keep the log's fsyncs off the data volume): a
+	// claim wal-<pod> mounted at /var/lib/kshaka-wal and passed as
+	// --wal-dir. It cannot be added or removed after creation; its size
+	// may grow like storage.size. The two claims are one member's storage:
+	// losing either is losing the disk, and the operator deletes both
+	// together.
 	// +optional
 	WAL *VolumeSpec `json:"wal,omitempty"`
 }
 
 // VolumeSpec is a persistent volume of each acceptor besides its data
 // volume.
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: existing volume claims cannot move to another class"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || (has(self.size) && quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0)",message="size cannot shrink: a volume claim can only grow"
 type VolumeSpec struct {
 	// StorageClassName of the volume claims; unset: the cluster default.
 	// +optional
@@ -393,9 +418,16 @@ const (
 	// disabled by spec.networkPolicy.enabled).
 	ConditionNetworkPolicyReady = "NetworkPolicyReady"
 	// ConditionReady: the cluster is what the spec asks for and serves
-	// clients: Available, no membership change or restore in progress,
-	// every member serving, certificates issued. GitOps tools (Argo CD,
-	// Flux, kubectl wait) wait for it.
+	// clients. True when all of these hold: the spec is valid (no
+	// InvalidSpec); the cluster is not paused; Available is True and every
+	// member of the configuration is serving (quorum Healthy) with
+	// spec.replicas members; no membership change, rolling update or
+	// volume resize is in progress (Progressing is False); TLSReady is True
+	// (or TLS is Disabled); NetworkPolicyReady is True (or disabled); and,
+	// with spec.bootstrap.fromBackup, the restore is Completed. The reason
+	// names the first unmet requirement, the message all of them. GitOps
+	// tools (Argo CD, Flux) and `kubectl wait --for=condition=Ready` wait
+	// for it.
 	ConditionReady = "Ready"
 	// ConditionRestored: spec.bootstrap.fromBackup has been restored
 	// (absent when the cluster was not bootstrapped from a backup).
@@ -596,7 +628,8 @@ type KshakaClusterStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Available, Progressing, Degraded, MembershipChanging.
+	// Conditions: Ready, Available, Progressing, Degraded,
+	// MembershipChanging, TLSReady, NetworkPolicyReady, Restored.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

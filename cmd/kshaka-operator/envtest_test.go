@@ -384,7 +384,7 @@ func TestChartRBACRunsTheOperator(t *testing.T) {
 				checkAccess(t, c, u, ns, []grant{
 					{"", "configmaps", []string{"get", "list"}, ""},
 					{"kshaka.io", "kshakaclusters", []string{"create", "update", "patch", "delete"}, ""},
-					{"apps", "statefulsets", []string{"patch", "delete"}, ""},
+					{"apps", "statefulsets", []string{"patch"}, ""},
 					{"", "services", []string{"patch", "delete"}, ""},
 				}, false)
 			}
