@@ -2,14 +2,20 @@ package controllers
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kshaka-io/kshaka/acceptor"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -175,5 +181,75 @@ func TestClusterMetrics(t *testing.T) {
 	}
 	if probs, err := testutil.CollectAndLint(newClusterCollector(time.Now)); err != nil || len(probs) > 0 {
 		t.Errorf("lint: %v %v", probs, err)
+	}
+}
+
+// descRecorder is a prometheus.Registerer that records the names of the
+// metrics its collectors describe.
+type descRecorder map[string]bool
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (r descRecorder) describe(c prometheus.Collector) {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			r[m[1]] = true
+		}
+	}
+}
+
+func (r descRecorder) Register(c prometheus.Collector) error { r.describe(c); return nil }
+func (r descRecorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		r.describe(c)
+	}
+}
+func (r descRecorder) Unregister(prometheus.Collector) bool { return true }
+
+// TestAlertsAndDashboardUseRealMetrics: every kshaka_* and grpc_server_*
+// metric the alerts (charts/kshaka-operator/files/prometheus-rules.yaml)
+// and the dashboard (charts/kshaka-operator/dashboards/kshaka.json) query
+// is one the acceptor or the operator exports, so a renamed metric cannot
+// leave an alert that never fires.
+func TestAlertsAndDashboardUseRealMetrics(t *testing.T) {
+	known := descRecorder{}
+	acc, err := acceptor.Open(acceptor.Options{Dir: t.TempDir(), CacheSize: 1 << 20, MemTableSize: 1 << 20, Registerer: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	known.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal, newClusterCollector(time.Now))
+	if !known["grpc_server_handled_total"] || !known["kshaka_acceptor_wal_fsync_duration_seconds"] || !known["kshaka_cluster_failures_tolerated"] {
+		t.Fatalf("the recorder missed metrics: %v", known)
+	}
+	name := regexp.MustCompile(`\b(kshaka_[a-z0-9_]+|grpc_server_[a-z0-9_]+)\b`)
+	for _, f := range []string{"files/prometheus-rules.yaml", "dashboards/kshaka.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "charts", "kshaka-operator", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := map[string]bool{}
+		for _, m := range name.FindAllString(string(b), -1) {
+			used[m] = true
+		}
+		if len(used) < 5 {
+			t.Fatalf("%s names only %v", f, used)
+		}
+		for m := range used {
+			base := m
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if s, ok := strings.CutSuffix(m, suffix); ok && known[s] {
+					base = s
+				}
+			}
+			// kshaka_cluster_* in prose ("the kshaka_cluster_* alerts").
+			if !known[base] && !strings.HasSuffix(m, "_") {
+				t.Errorf("%s uses %s, which nothing exports", f, m)
+			}
+		}
 	}
 }
