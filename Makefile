@@ -83,7 +83,7 @@ generate: tools ## Generate protobuf/gRPC code and deepcopy functions.
 .PHONY: manifests
 manifests: tools ## Generate the CRD and RBAC manifests under config/.
 	$(BIN)/controller-gen rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd/bases
-	cp config/crd/bases/kshaka.io_kshakaclusters.yaml charts/kshaka-operator/files/crds/
+	cp config/crd/bases/kshaka.io_*.yaml charts/kshaka-operator/files/crds/
 	cp config/rbac/role.yaml charts/kshaka-operator/files/manager-role.yaml
 	hack/gen-prometheus-rules.sh > config/prometheus/rules.yaml
 

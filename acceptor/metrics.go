@@ -11,7 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// metrics are the acceptor's Prometheus metrics (docs/design.md §12 lists
+// metrics are the acceptor's Prometheus metrics (docs/design.md §13 lists
 // them). They exist even without a Registerer, so that the code never checks
 // for nil.
 //

@@ -12,8 +12,10 @@ import (
 // them).
 func TestChartFilesMatchManifests(t *testing.T) {
 	for gen, chart := range map[string]string{
-		"config/crd/bases/kshaka.io_kshakaclusters.yaml": "charts/kshaka-operator/files/crds/kshaka.io_kshakaclusters.yaml",
-		"config/rbac/role.yaml":                          "charts/kshaka-operator/files/manager-role.yaml",
+		"config/crd/bases/kshaka.io_kshakaclusters.yaml":         "charts/kshaka-operator/files/crds/kshaka.io_kshakaclusters.yaml",
+		"config/crd/bases/kshaka.io_kshakabackups.yaml":          "charts/kshaka-operator/files/crds/kshaka.io_kshakabackups.yaml",
+		"config/crd/bases/kshaka.io_kshakascheduledbackups.yaml": "charts/kshaka-operator/files/crds/kshaka.io_kshakascheduledbackups.yaml",
+		"config/rbac/role.yaml":                                  "charts/kshaka-operator/files/manager-role.yaml",
 	} {
 		a, err := os.ReadFile(filepath.Join("..", gen))
 		if err != nil {

@@ -56,6 +56,16 @@
 // reused, even across a delete. CompareAndSwap compares versions, and
 // version 0 means "the key does not exist". Delete leaves a tombstone.
 //
+// # Backup and restore
+//
+// For backup and restore tools (kshaka backup, kshaka restore), Export
+// returns a key's raw register value linearizably, tombstones and their
+// versions included (a Record), and Restore writes a Record, with its
+// version, into a key that is empty; restoring the same Record again is a
+// no-op, and any other current value is a *RestoreConflictError
+// (errors.Is ErrRestoreConflict) that changes nothing. Restore is a normal
+// round, like Put's.
+//
 // # Engine
 //
 //   - Ballots: one clock per client, (counter, ID), with an ID picked anew

@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package v1alpha1 contains the KshakaCluster API (group kshaka.io,
-// version v1alpha1).
+// Package v1alpha1 contains the KshakaCluster, KshakaBackup and
+// KshakaScheduledBackup API (group kshaka.io, version v1alpha1).
 //
 // A KshakaCluster describes a set of CASPaxos acceptors run as a StatefulSet.
 // The spec says what the user wants (size, image, storage, scheduling); the
@@ -47,7 +47,10 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &KshakaCluster{}, &KshakaClusterList{})
+	s.AddKnownTypes(GroupVersion,
+		&KshakaCluster{}, &KshakaClusterList{},
+		&KshakaBackup{}, &KshakaBackupList{},
+		&KshakaScheduledBackup{}, &KshakaScheduledBackupList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

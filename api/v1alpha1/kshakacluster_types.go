@@ -141,6 +141,41 @@ type KshakaClusterSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// PodMetadata adds labels and annotations to the acceptor pods (for
+	// example a service mesh's or a backup tool's). The operator's own
+	// labels (app.kubernetes.io/*, kshaka.io/*) cannot be overridden.
+	// +optional
+	PodMetadata *PodMetadata `json:"podMetadata,omitempty"`
+
+	// ExtraArgs are appended to the acceptor's command line, e.g.
+	// "--cache-size=256MiB" or "--max-value-size=2MiB" (kshaka-acceptor
+	// --help lists them). Flags the operator sets itself (listen
+	// addresses, data and WAL directories, TLS) are refused.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	ExtraArgs []string `json:"extraArgs,omitempty"`
+
+	// Env adds environment variables to the acceptor container (the
+	// acceptor reads KSHAKA_* variables as flags).
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// Bootstrap says how a new cluster gets its first data: empty, or
+	// restored from a backup. It only applies at creation.
+	// +optional
+	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
+}
+
+// PodMetadata is extra metadata of the acceptor pods.
+type PodMetadata struct {
+	// Labels added to the acceptor pods.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations added to the acceptor pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // TLSMode says who issues the acceptors' and clients' certificates.
@@ -296,6 +331,26 @@ type StorageSpec struct {
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.size must be positive"
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
+
+	// WAL puts the acceptor's write-ahead log on a volume of its own (a
+	// faster disk, or to keep the log's fsyncs off the data volume). It
+	// cannot be added or removed after creation.
+	// +optional
+	WAL *VolumeSpec `json:"wal,omitempty"`
+}
+
+// VolumeSpec is a persistent volume of each acceptor besides its data
+// volume.
+type VolumeSpec struct {
+	// StorageClassName of the volume claims; unset: the cluster default.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Size of each volume.
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="size must be positive"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // ServiceSpec is the client Service.
@@ -337,6 +392,14 @@ const (
 	// ConditionNetworkPolicyReady: the NetworkPolicy is in place (or
 	// disabled by spec.networkPolicy.enabled).
 	ConditionNetworkPolicyReady = "NetworkPolicyReady"
+	// ConditionReady: the cluster is what the spec asks for and serves
+	// clients: Available, no membership change or restore in progress,
+	// every member serving, certificates issued. GitOps tools (Argo CD,
+	// Flux, kubectl wait) wait for it.
+	ConditionReady = "Ready"
+	// ConditionRestored: spec.bootstrap.fromBackup has been restored
+	// (absent when the cluster was not bootstrapped from a backup).
+	ConditionRestored = "Restored"
 )
 
 // Quorum health, shown as a printer column.
@@ -517,6 +580,10 @@ type Transition struct {
 	// was touched (an identity change).
 	// +optional
 	KeysRescanned int64 `json:"keysRescanned,omitempty"`
+	// KeysEstimated is the acceptors' estimate of the number of keys when
+	// the rescan started, for a progress percentage.
+	// +optional
+	KeysEstimated int64 `json:"keysEstimated,omitempty"`
 	// StartedAt is when the change was started.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
@@ -569,6 +636,10 @@ type KshakaClusterStatus struct {
 	// TLS is what the operator observed of the cluster's certificates.
 	// +optional
 	TLS *TLSStatus `json:"tls,omitempty"`
+
+	// Restore is the progress of spec.bootstrap.fromBackup.
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
 }
 
 // TLSStatus is what the operator observed of the cluster's certificates.

@@ -66,8 +66,8 @@ func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kshaka",
 		Short: "Command-line client of Kshaka, a CASPaxos key-value store",
-		Long: `kshaka reads and writes keys of a Kshaka cluster, reports its health, and runs a
-local cluster for development.
+		Long: `kshaka reads and writes keys of a Kshaka cluster, reports its health, backs it
+up and restores it, and runs a local cluster for development.
 
 Every key is an independent CASPaxos register with a version that counts its
 changes; 'kshaka cas' writes only if the key is still at the version you read.
@@ -101,6 +101,8 @@ also be set through the environment variables named in their help.
 		newCasCmd(g),
 		newDeleteCmd(g),
 		newStatusCmd(g),
+		newBackupCmd(g),
+		newRestoreCmd(g),
 		newLocalCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(g),

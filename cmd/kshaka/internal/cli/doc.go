@@ -1,11 +1,12 @@
 // Package cli implements kshaka, the command-line client of a Kshaka cluster:
 // reads and writes through the proposer library (get, put, cas, delete), a
-// health report from every acceptor of the configuration (status), and a
-// local cluster of acceptor processes for development (local).
+// health report from every acceptor of the configuration (status), backups
+// and restores through the protocol (backup, restore; internal/backup), and
+// a local cluster of acceptor processes for development (local).
 //
 // Run is the whole program; cmd/kshaka only turns its result into the
 // process's exit code. Every failure maps to one of the documented exit codes
-// (ExitOK … ExitAccess), so scripts can tell "not found" from "version
+// (ExitOK … ExitCorrupt), so scripts can tell "not found" from "version
 // mismatch" from "the write may or may not have happened".
 //
 // kshaka local plays the operator's part on one machine for one thing only:

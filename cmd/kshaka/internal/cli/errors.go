@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/backup"
 	"github.com/kshaka-io/kshaka/proposer"
 )
 
@@ -32,6 +33,9 @@ const (
 	// ExitAccess: the TLS handshake with the acceptors failed, or they
 	// refused the client certificate or its role.
 	ExitAccess = 7
+	// ExitCorrupt: a backup file is corrupt, truncated or not a backup;
+	// restore wrote nothing.
+	ExitCorrupt = 8
 )
 
 const exitCodesHelp = `Exit codes:
@@ -39,11 +43,13 @@ const exitCodesHelp = `Exit codes:
   1  error not covered below
   2  usage error (unknown command or flag, wrong arguments)
   3  key not found
-  4  version mismatch: cas found another version (the current one is printed)
+  4  version mismatch: cas found another version (the current one is printed);
+     restore found a key that already holds another value
   5  unknown outcome: the write may or may not have happened; re-read the key
   6  acceptors unreachable or no quorum (status: no healthy quorum)
   7  access refused: the TLS handshake failed, or the acceptors refused the
-     client certificate or its role`
+     client certificate or its role
+  8  backup file corrupt, truncated or not a backup (restore wrote nothing)`
 
 // exitError carries an exit code and, optionally, advice printed after the
 // error message.
@@ -87,6 +93,10 @@ func classify(err error) *exitError {
 		}
 		return &exitError{code: ExitVersionMismatch, err: err, advice: advice}
 	case errors.Is(err, proposer.ErrVersionMismatch):
+		return &exitError{code: ExitVersionMismatch, err: err}
+	case errors.Is(err, backup.ErrCorrupt):
+		return &exitError{code: ExitCorrupt, err: err}
+	case errors.Is(err, proposer.ErrRestoreConflict):
 		return &exitError{code: ExitVersionMismatch, err: err}
 	case errors.Is(err, proposer.ErrInvalidArgument):
 		return &exitError{code: ExitUsage, err: err}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/backup"
 	"github.com/kshaka-io/kshaka/proposer"
 )
 
@@ -35,6 +36,8 @@ func TestClassify(t *testing.T) {
 		{proposer.ErrClosed, ExitError, ""},
 		{errors.New("disk on fire"), ExitError, ""},
 		{usageErrorf("bad"), ExitUsage, ""},
+		{fmt.Errorf("restore: %w", &backup.CorruptError{Offset: 9, Reason: "truncated"}), ExitCorrupt, ""},
+		{fmt.Errorf("restore: %w", &proposer.RestoreConflictError{Key: []byte("k")}), ExitVersionMismatch, ""},
 	}
 	for _, tt := range tests {
 		got := classify(tt.err)
