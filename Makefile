@@ -96,6 +96,7 @@ manifests: tools ## Generate the CRD and RBAC manifests under config/.
 	$(BIN)/controller-gen rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/kshaka.io_*.yaml charts/kshaka-operator/files/crds/
 	cp config/rbac/role.yaml charts/kshaka-operator/files/manager-role.yaml
+	hack/gen-prometheus-rules.sh > config/prometheus/rules.yaml
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if generated files are out of date.
@@ -123,8 +124,17 @@ helm-lint: ## Lint and render the Helm chart (builds the pinned helm if missing)
 
 ##@ Test
 
+# The alerting rules: the chart's file is the one source (config/prometheus/rules.yaml is generated from it).
+PROMETHEUS_RULES := charts/kshaka-operator/files/prometheus-rules.yaml
+
+.PHONY: promtool-check
+promtool-check: ## Check the alerting rules and run their unit tests (config/prometheus/rules_test.yaml) with the pinned promtool.
+	hack/install-tools.sh promtool
+	$(BIN)/promtool check rules $(PROMETHEUS_RULES)
+	$(BIN)/promtool test rules config/prometheus/rules_test.yaml
+
 .PHONY: test
-test: kube-binaries helm-lint ## Run every test: unit, integration, simulation, envtest, localkube, chart lint.
+test: kube-binaries helm-lint promtool-check ## Run every test: unit, integration, simulation, envtest, localkube, chart lint, alert rules.
 	$(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
 	$(if $(LOCALKUBE_PKGS),cd localkube && $(GOTEST) -count=1 -timeout 30m $(TESTFLAGS) $(LOCALKUBE_PKGS))
 

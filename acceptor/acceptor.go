@@ -37,7 +37,18 @@ type Acceptor struct {
 	incarnation uint64
 	syncs       atomic.Uint64
 	keyCount    atomic.Int64
-	failure     atomic.Pointer[error]
+	// tombstones counts the stored keys whose accepted value is a
+	// tombstone: counted at Open, kept by write.
+	tombstones atomic.Int64
+	failure    atomic.Pointer[error]
+
+	// scrape hands the open store to the metrics collector, which reads
+	// Pebble's metrics on scrape: db is set once Open succeeded and cleared
+	// by Close before the store closes.
+	scrape struct {
+		sync.RWMutex
+		db *pebble.DB
+	}
 
 	// floor holds the promise floors the core decides on (see doc.go,
 	// "Promises and the floor"). restart is the core's restart floor for
@@ -87,7 +98,7 @@ func Open(opts Options) (*Acceptor, error) {
 		locks:  newStripes(opts.LockStripes),
 		health: health.NewServer(),
 	}
-	m, err := newMetrics(opts.Registerer, func() float64 { return float64(a.keyCount.Load()) })
+	m, err := newMetrics(opts.Registerer, a.storeStats())
 	if err != nil {
 		return nil, fmt.Errorf("while registering metrics: %w", err)
 	}
@@ -102,6 +113,9 @@ func Open(opts Options) (*Acceptor, error) {
 		return nil, err
 	}
 	a.metrics.healthy.Set(1)
+	a.scrape.Lock()
+	a.scrape.db = a.store.db
+	a.scrape.Unlock()
 	a.publish()
 	a.log.Info("acceptor opened", "dir", opts.Dir, "incarnation", fmt.Sprintf("%x", a.incarnation),
 		"epoch", a.gate.config.Epoch, "keys", a.keyCount.Load())
@@ -119,6 +133,7 @@ func (a *Acceptor) open() (err error) {
 			a.log.Warn("slow disk operation", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 		},
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			a.metrics.writeStalls.Inc()
 			a.log.Warn("write stall", "reason", info.Reason)
 		},
 	}
@@ -139,9 +154,13 @@ func (a *Acceptor) loadOrCreateMeta() error {
 	if err != nil {
 		return err
 	}
-	n, err := a.store.countKeys()
+	n, tombs, corrupt, err := a.store.countRecords()
 	if err != nil {
 		return err
+	}
+	if corrupt > 0 {
+		a.log.Error("records that cannot be decoded: a request that reads one takes the acceptor out of service",
+			"records", corrupt, "dir", a.opts.Dir)
 	}
 	if inc == 0 {
 		if n > 0 {
@@ -171,7 +190,31 @@ func (a *Acceptor) loadOrCreateMeta() error {
 	a.incarnation = inc
 	a.setConfigLocked(cfg)
 	a.keyCount.Store(n)
+	a.tombstones.Store(tombs)
 	return nil
+}
+
+// storeStats are the metrics' sources that are read on scrape.
+func (a *Acceptor) storeStats() storeStats {
+	st := storeStats{
+		keys:       func() float64 { return float64(a.keyCount.Load()) },
+		tombstones: func() float64 { return float64(a.tombstones.Load()) },
+		withDB: func(fn func(db *pebble.DB)) bool {
+			a.scrape.RLock()
+			defer a.scrape.RUnlock()
+			if a.scrape.db == nil {
+				return false
+			}
+			fn(a.scrape.db)
+			return true
+		},
+		fs:      a.opts.FS,
+		volumes: []volume{{name: "data", dir: a.opts.Dir}},
+	}
+	if a.opts.WALDir != "" && a.opts.WALDir != a.opts.Dir {
+		st.volumes = append(st.volumes, volume{name: "wal", dir: a.opts.WALDir})
+	}
+	return st
 }
 
 func newIncarnation() (uint64, error) {
@@ -213,13 +256,15 @@ func (a *Acceptor) SyncCount() uint64 { return a.syncs.Load() }
 // server passed to Register: Options.ServerOptions (message size limits,
 // handshake and stream bounds, keepalive) and the authorization of every
 // call (docs/design.md §9.1), as a tap handle that refuses an unauthorized
-// call before its request is read and as unary and stream interceptors.
-// Further interceptors may be chained; a server takes only one tap handle.
+// call before its request is read and as unary and stream interceptors, and
+// after them the standard gRPC server metrics (grpc_server_*; a refused call
+// is counted in kshaka_acceptor_refused_calls_total instead). Further
+// interceptors may be chained; a server takes only one tap handle.
 func (a *Acceptor) ServerOptions() []grpc.ServerOption {
 	return append(a.opts.ServerOptions(),
 		grpc.InTapHandle(a.tapAuth),
-		grpc.ChainUnaryInterceptor(a.unaryAuth),
-		grpc.ChainStreamInterceptor(a.streamAuth),
+		grpc.ChainUnaryInterceptor(a.unaryAuth, a.metrics.grpc.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(a.streamAuth, a.metrics.grpc.StreamServerInterceptor()),
 	)
 }
 
@@ -236,6 +281,9 @@ func (a *Acceptor) Close() error {
 	a.publish()
 	a.health.Shutdown()
 	a.metrics.unregister()
+	a.scrape.Lock()
+	a.scrape.db = nil
+	a.scrape.Unlock()
 	err := a.closeDB()
 	a.log.Info("acceptor closed", "incarnation", fmt.Sprintf("%x", a.incarnation))
 	return err
@@ -349,7 +397,7 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte,
 	}
 	ready := step(a.floor.restart, states)
 	if len(ready.Write) > 0 {
-		if err := a.write(keys, found, ready); err != nil {
+		if err := a.write(keys, found, states, ready); err != nil {
 			return err
 		}
 	}
@@ -358,18 +406,26 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte,
 	return a.Err()
 }
 
-// write commits the states ready changed as one batch.
-func (a *Acceptor) write(keys [][]byte, found []bool, ready acceptcore.Ready) error {
+// write commits the states ready changed as one batch; old are the states
+// the records had (found: they existed).
+func (a *Acceptor) write(keys [][]byte, found []bool, old []register.State, ready acceptcore.Ready) error {
 	b := a.store.db.NewBatch()
 	defer b.Close()
 	var (
 		skey    []byte
 		rec     []byte
 		created int64
+		tombs   int64
 	)
 	for _, i := range ready.Write {
 		if !found[i] {
 			created++
+		}
+		switch was, is := found[i] && old[i].Value.Tombstone, ready.States[i].Value.Tombstone; {
+		case is && !was:
+			tombs++
+		case was && !is:
+			tombs--
 		}
 		skey = storageKey(skey, keys[i])
 		rec = register.AppendState(rec[:0], ready.States[i])
@@ -384,6 +440,7 @@ func (a *Acceptor) write(keys [][]byte, found []bool, ready acceptcore.Ready) er
 		return a.storageErr(err)
 	}
 	a.keyCount.Add(created)
+	a.tombstones.Add(tombs)
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -38,6 +40,54 @@ func BenchmarkRPC(tb *testing.B) {
 			if _, err := n.data.Prepare(ctx, req); err != nil {
 				tb.Fatal(err)
 			}
+		}
+	})
+}
+
+// BenchmarkOpenCount compares Open's pass over the records (keys and, from
+// each record's header, tombstones) with a pass over the keys alone, and
+// measures one scrape of the store collector, on 100,000 records of 256
+// bytes, flushed to sstables.
+//
+//	go test -run '^$' -bench BenchmarkOpenCount ./acceptor
+func BenchmarkOpenCount(tb *testing.B) {
+	n := startAdmitted(tb, testOptions(tb))
+	ctx := context.Background()
+	value := val(1, string(make([]byte, 256)))
+	const keys, batch = 100_000, 500
+	for i := 0; i < keys; i += batch {
+		req := &kshakav1.AcceptRequest{Epoch: 1}
+		for j := i; j < i+batch; j++ {
+			req.Items = append(req.Items, acc(fmt.Sprintf("key/%07d", j), b(1, 1), value, nil))
+		}
+		if _, err := n.data.Accept(ctx, req); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := n.acc.store.db.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Run("records", func(tb *testing.B) {
+		for tb.Loop() {
+			if k, _, _, err := n.acc.store.countRecords(); err != nil || k != keys {
+				tb.Fatalf("countRecords = %d, %v", k, err)
+			}
+		}
+	})
+	tb.Run("keys", func(tb *testing.B) {
+		for tb.Loop() {
+			k := 0
+			if err := n.acc.store.scan(nil, func([]byte) bool { k++; return true }); err != nil || k != keys {
+				tb.Fatalf("scan = %d, %v", k, err)
+			}
+		}
+	})
+	tb.Run("scrape", func(tb *testing.B) {
+		c := newStoreCollector(n.acc.storeStats())
+		for tb.Loop() {
+			ch := make(chan prometheus.Metric, 64)
+			c.Collect(ch)
+			close(ch)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package acceptor
 import (
 	"context"
 	"errors"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -25,6 +24,8 @@ func (a *Acceptor) Register(s *grpc.Server) {
 	kshakav1.RegisterAcceptorServer(s, acceptorServer{a: a})
 	kshakav1.RegisterAdminServer(s, adminServer{a: a})
 	healthgrpc.RegisterHealthServer(s, a.health)
+	// Zero series for every method and code, so rates start at 0.
+	a.metrics.grpc.InitializeMetrics(s)
 }
 
 // RegisterHealth registers only the gRPC health service on s, for a
@@ -56,21 +57,12 @@ func statusErr(err error) error {
 	return st.Err()
 }
 
-// result names an RPC outcome for metrics: "ok", "stale" or a code name.
-func result(err error, stale bool) string {
-	switch {
-	case err != nil:
-		return status.Code(err).String()
-	case stale:
-		return "stale"
+// countStale counts a data-path reply that carries a newer configuration
+// (the request's epoch was stale).
+func (a *Acceptor) countStale(rpc string, cfg *kshakav1.Config) {
+	if cfg != nil {
+		a.metrics.staleReplies.WithLabelValues(rpc).Inc()
 	}
-	return "ok"
-}
-
-// track records an RPC's outcome and latency; use as
-// `defer a.track("Prepare", time.Now(), &err, &stale)`.
-func (a *Acceptor) track(rpc string, start time.Time, err *error, stale *bool) {
-	a.metrics.observe(rpc, result(*err, *stale), time.Since(start))
 }
 
 // staleConfig splits a StaleEpochError off err.
@@ -88,8 +80,6 @@ type acceptorServer struct {
 }
 
 func (s acceptorServer) Prepare(ctx context.Context, req *kshakav1.PrepareRequest) (resp *kshakav1.PrepareResponse, err error) {
-	var stale bool
-	defer s.a.track("Prepare", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -102,7 +92,7 @@ func (s acceptorServer) Prepare(ctx context.Context, req *kshakav1.PrepareReques
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
 	}
-	stale = resp.StaleConfig != nil
+	s.a.countStale("Prepare", resp.StaleConfig)
 	for _, o := range out {
 		r := &kshakav1.PrepareResult{Ok: o.OK, Accepted: wire.BallotToProto(o.Accepted), Value: wire.ValueToProto(o.Value)}
 		if !o.OK {
@@ -114,8 +104,6 @@ func (s acceptorServer) Prepare(ctx context.Context, req *kshakav1.PrepareReques
 }
 
 func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest) (resp *kshakav1.AcceptResponse, err error) {
-	var stale bool
-	defer s.a.track("Accept", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -128,7 +116,7 @@ func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest)
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
 	}
-	stale = resp.StaleConfig != nil
+	s.a.countStale("Accept", resp.StaleConfig)
 	for _, o := range out {
 		r := &kshakav1.AcceptResult{Ok: o.OK}
 		if !o.OK {
@@ -140,8 +128,6 @@ func (s acceptorServer) Accept(ctx context.Context, req *kshakav1.AcceptRequest)
 }
 
 func (s acceptorServer) Read(ctx context.Context, req *kshakav1.ReadRequest) (resp *kshakav1.ReadResponse, err error) {
-	var stale bool
-	defer s.a.track("Read", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -154,7 +140,7 @@ func (s acceptorServer) Read(ctx context.Context, req *kshakav1.ReadRequest) (re
 	if resp.StaleConfig, err = staleConfig(err); err != nil {
 		return nil, statusErr(err)
 	}
-	stale = resp.StaleConfig != nil
+	s.a.countStale("Read", resp.StaleConfig)
 	for _, o := range out {
 		resp.Results = append(resp.Results, &kshakav1.ReadResult{Accepted: wire.BallotToProto(o.Accepted), Value: wire.ValueToProto(o.Value)})
 	}
@@ -167,8 +153,6 @@ type adminServer struct {
 }
 
 func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest) (resp *kshakav1.GetConfigResponse, err error) {
-	var stale bool
-	defer s.a.track("GetConfig", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -176,8 +160,6 @@ func (s adminServer) GetConfig(ctx context.Context, _ *kshakav1.GetConfigRequest
 }
 
 func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigRequest) (resp *kshakav1.SetConfigResponse, err error) {
-	var stale bool
-	defer s.a.track("SetConfig", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -192,8 +174,6 @@ func (s adminServer) SetConfig(ctx context.Context, req *kshakav1.SetConfigReque
 }
 
 func (s adminServer) Status(ctx context.Context, _ *kshakav1.StatusRequest) (resp *kshakav1.StatusResponse, err error) {
-	var stale bool
-	defer s.a.track("Status", time.Now(), &err, &stale)
 	if err := authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -216,8 +196,6 @@ const (
 )
 
 func (s adminServer) ListKeys(req *kshakav1.ListKeysRequest, stream grpc.ServerStreamingServer[kshakav1.ListKeysResponse]) (err error) {
-	var stale bool
-	defer s.a.track("ListKeys", time.Now(), &err, &stale)
 	if err := authorized(stream.Context()); err != nil {
 		return err
 	}

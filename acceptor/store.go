@@ -230,10 +230,34 @@ func (s *store) putMeta(key, value []byte) error {
 	return s.commit(b)
 }
 
-// countKeys counts the user keys (one pass over the key space, at Open).
-func (s *store) countKeys() (n int64, err error) {
-	err = s.scan(nil, func(key []byte) bool { n++; return true })
-	return n, err
+// countRecords counts the user keys and, of those, the tombstones (one pass
+// over the records, at Open; only each record's header is decoded). A record
+// that does not decode is counted as a key and in corrupt, not refused here:
+// it fails like any storage error when a request reads it.
+func (s *store) countRecords() (keys, tombstones, corrupt int64, err error) {
+	defer recoverFatal(&err)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: userLower, UpperBound: userUpper})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("while counting keys: %w", err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			err = fmt.Errorf("while reading key %s: %w", quoteKey(it.Key()[1:]), verr)
+			break
+		}
+		keys++
+		switch st, derr := register.DecodeStateHeader(v); {
+		case derr != nil:
+			corrupt++
+		case st.Value.Tombstone:
+			tombstones++
+		}
+	}
+	if cerr := errors.Join(it.Error(), it.Close()); err == nil && cerr != nil {
+		err = fmt.Errorf("while counting keys: %w", cerr)
+	}
+	return keys, tombstones, corrupt, err
 }
 
 // scan calls fn for each user key greater than after, in ascending order,

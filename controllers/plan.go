@@ -168,6 +168,29 @@ type Plan struct {
 	// (ValidateSpec, or a WAL volume added or removed): the StatefulSet's
 	// pod template and claim templates are then left as they are.
 	SpecError string
+	// Quorum is the quorum arithmetic behind Status.Quorum, for the
+	// cluster gauges (metrics.go).
+	Quorum QuorumHealth
+}
+
+// QuorumHealth is the quorum arithmetic of the configuration in status: how
+// many members of the prepare set P and of the accept set S serve it, and
+// how many each quorum needs.
+type QuorumHealth struct {
+	// Configured: a configuration is installed (else the rest is zero).
+	Configured                    bool
+	PrepareServing, AcceptServing int
+	PrepareQuorum, AcceptQuorum   int
+}
+
+// FailuresTolerated is how many more serving members may fail before no
+// quorum of P or of S is left: min(|P serving| - qp, |S serving| - qa),
+// and -1 once the quorum is lost (or with no configuration).
+func (q QuorumHealth) FailuresTolerated() int {
+	if !q.Configured {
+		return -1
+	}
+	return max(min(q.PrepareServing-q.PrepareQuorum, q.AcceptServing-q.AcceptQuorum), -1)
 }
 
 // Condition reasons.

@@ -163,10 +163,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	logger := log.FromContext(ctx)
 	var c kshakav1alpha1.KshakaCluster
 	if err := r.Get(ctx, req.NamespacedName, &c); err != nil {
+		if apierrors.IsNotFound(err) {
+			clusterMetrics.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		// Owned objects go with it (owner references); volume claims stay.
+		clusterMetrics.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -219,6 +223,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("while recording status: %w", err)
 		}
 	}
+	clusterMetrics.record(&c, plan.Quorum)
 	r.emit(&c, plan.Events)
 	if c.Spec.Paused {
 		return r.after(plan.Pace), nil
@@ -568,6 +573,7 @@ func (r *Reconciler) act(ctx context.Context, c *kshakav1alpha1.KshakaCluster, a
 			// harmless to repeat.
 			return fmt.Errorf("while recording rescan progress: %w", err)
 		}
+		clusterMetrics.recordTransition(c)
 		r.emit(c, events)
 		return nil
 	case ActionRecycle:

@@ -197,6 +197,8 @@ func (d *decider) summarise() {
 			}
 		}
 		st.ReadyReplicas = int32(ready)
+		d.p.Quorum = QuorumHealth{Configured: true, PrepareServing: inP, AcceptServing: inS,
+			PrepareQuorum: cfg.PrepareQuorum, AcceptQuorum: cfg.AcceptQuorum}
 		available := inP >= cfg.PrepareQuorum && inS >= cfg.AcceptQuorum
 		msg := fmt.Sprintf("%d of %d members serving epoch %d (prepare quorum %d, accept quorum %d)",
 			len(cfg.Members)-len(notServing), len(cfg.Members), cfg.Epoch, cfg.PrepareQuorum, cfg.AcceptQuorum)

@@ -40,12 +40,33 @@ func AppendState(dst []byte, s State) []byte {
 // does not share memory with buf. Any malformed input, including trailing
 // bytes, returns an error wrapping ErrCorrupt.
 func DecodeState(buf []byte) (State, error) {
+	s, data, err := decodeHeader(buf)
+	if err != nil {
+		return State{}, err
+	}
+	if len(data) > 0 {
+		s.Value.Data = append([]byte(nil), data...)
+	}
+	return s, nil
+}
+
+// DecodeStateHeader decodes and checks a record like DecodeState, but leaves
+// Value.Data nil: it copies nothing, for callers that need only the ballots,
+// the version and the tombstone flag (the acceptor's tombstone count at Open).
+func DecodeStateHeader(buf []byte) (State, error) {
+	s, _, err := decodeHeader(buf)
+	return s, err
+}
+
+// decodeHeader decodes everything but the data, which it returns as the
+// tail of buf after checking its length.
+func decodeHeader(buf []byte) (State, []byte, error) {
 	d := decoder{buf: buf}
 	if f := d.byte(); f != recordFormat {
 		if d.err != nil {
-			return State{}, d.err
+			return State{}, nil, d.err
 		}
-		return State{}, fmt.Errorf("%w: unknown format %d", ErrCorrupt, f)
+		return State{}, nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, f)
 	}
 	var s State
 	s.Promise.Counter = d.uvarint()
@@ -56,19 +77,16 @@ func DecodeState(buf []byte) (State, error) {
 	flags := d.byte()
 	n := d.uvarint()
 	if d.err != nil {
-		return State{}, d.err
+		return State{}, nil, d.err
 	}
 	if flags&^flagTombstone != 0 {
-		return State{}, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+		return State{}, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
 	}
 	if n != uint64(len(d.buf)) {
-		return State{}, fmt.Errorf("%w: data length %d, %d bytes left", ErrCorrupt, n, len(d.buf))
+		return State{}, nil, fmt.Errorf("%w: data length %d, %d bytes left", ErrCorrupt, n, len(d.buf))
 	}
 	s.Value.Tombstone = flags&flagTombstone != 0
-	if n > 0 {
-		s.Value.Data = append([]byte(nil), d.buf...)
-	}
-	return s, nil
+	return s, d.buf, nil
 }
 
 type decoder struct {

@@ -56,6 +56,12 @@ func TestEncodingRoundTrip(t *testing.T) {
 		if !sameState(got, s) || got.Value.Tombstone != s.Value.Tombstone {
 			t.Fatalf("round trip: %+v -> %+v", s, got)
 		}
+		h, err := DecodeStateHeader(buf[len(prefix):])
+		if want := (State{Promise: s.Promise, Accepted: s.Accepted, Value: Value{Version: s.Value.Version, Tombstone: s.Value.Tombstone}}); err != nil ||
+			h.Promise != want.Promise || h.Accepted != want.Accepted || h.Value.Version != want.Value.Version ||
+			h.Value.Tombstone != want.Value.Tombstone || h.Value.Data != nil {
+			t.Fatalf("DecodeStateHeader(AppendState(%+v)) = %+v, %v", s, h, err)
+		}
 	}
 	roundTrip := func(pc, pp, ac, ap, ver uint64, data []byte, tomb bool) bool {
 		s := State{Promise: Ballot{pc, pp}, Accepted: Ballot{ac, ap}, Value: Value{Version: ver, Data: data, Tombstone: tomb}}
@@ -98,6 +104,9 @@ func TestDecodeGarbage(t *testing.T) {
 	for name, buf := range cases {
 		if _, err := DecodeState(buf); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: DecodeState(%x) error = %v, want ErrCorrupt", name, buf, err)
+		}
+		if _, err := DecodeStateHeader(buf); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: DecodeStateHeader(%x) error = %v, want ErrCorrupt", name, buf, err)
 		}
 	}
 	// The layout documented on AppendState, spelled out.

@@ -222,7 +222,11 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`kshaka_acceptor_requests_total{result="ok",rpc="GetConfig"} 1`, "kshaka_acceptor_healthy 1", "go_goroutines"} {
+	for _, m := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="GetConfig",grpc_service="kshaka.v1.Admin",grpc_type="unary"} 1`,
+		"kshaka_acceptor_healthy 1", "kshaka_acceptor_disk_usage_bytes ", `kshaka_acceptor_filesystem_avail_bytes{volume="data"} `,
+		"go_goroutines",
+	} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("/metrics lacks %q", m)
 		}

@@ -32,3 +32,23 @@ control-plane: controller-manager
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+Whether to render the Prometheus operator's objects: monitoring.enabled true,
+or "auto" (the default) and the cluster serves monitoring.coreos.com/v1.
+Prints "true" or nothing.
+*/}}
+{{- define "kshaka-operator.monitoring" -}}
+{{- $m := toString .Values.monitoring.enabled -}}
+{{- if or (eq $m "true") (and (eq $m "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PodMonitor")) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* Labels of the monitoring objects: the chart's and monitoring.labels. */}}
+{{- define "kshaka-operator.monitoringLabels" -}}
+{{ include "kshaka-operator.labels" . }}
+{{- with .Values.monitoring.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
