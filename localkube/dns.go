@@ -16,13 +16,11 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -31,25 +29,27 @@ import (
 const DNSTTL = 5 * time.Second
 
 // dnsRecords answers questions about the cluster domain from the
-// apiserver's Services and EndpointSlices, the way the Kubernetes DNS
-// specification (and CoreDNS) does for A records:
+// apiserver's Services and Pods, the way the Kubernetes DNS specification
+// (and CoreDNS) does for A records:
 //
-//	<service>.<ns>.svc.<domain>        a headless Service: the addresses of
-//	                                   its ready endpoints (all of them with
-//	                                   publishNotReadyAddresses); another
-//	                                   Service: its ClusterIP
+//	<service>.<ns>.svc.<domain>        a headless Service: the IPs of the
+//	                                   pods it selects that are ready (all
+//	                                   of them with publishNotReadyAddresses);
+//	                                   another Service: its ClusterIP
 //	<hostname>.<service>.<ns>.svc.<domain>
-//	                                   the endpoint of a headless Service
-//	                                   with that hostname (a pod with
-//	                                   spec.hostname and spec.subdomain, as
-//	                                   a StatefulSet's pods)
+//	                                   such a pod with that spec.hostname
+//	                                   and spec.subdomain <service> (a
+//	                                   StatefulSet's pods)
 //
 // Anything else under the domain does not exist (NXDOMAIN); a name that
-// exists has no records of other types (IPv4 only).
+// exists has no records of other types (IPv4 only). A real cluster's DNS
+// reads EndpointSlices, which the EndpointSlice controller fills from the
+// same pods with the same rules; localkube cannot use them because pod
+// IPs are loopback addresses, which EndpointSlice validation refuses.
 type dnsRecords struct {
-	domain    string // "cluster.local", lower case, no dots at either end
-	services  corev1listers.ServiceLister
-	endpoints discoverylisters.EndpointSliceLister
+	domain   string // "cluster.local", lower case, no dots at either end
+	services corev1listers.ServiceLister
+	pods     corev1listers.PodLister
 }
 
 // dnsAnswer is what a name resolves to.
@@ -116,32 +116,38 @@ func (r *dnsRecords) lookup(name string) (dnsAnswer, error) {
 	return a, nil
 }
 
-// endpointAddrs lists the IPv4 addresses of svc's endpoints that DNS
-// publishes (ready, or any with publishNotReadyAddresses), only those with
-// the given hostname unless it is empty; sorted, without repeats.
+// endpointAddrs lists the IPv4 addresses of the pods svc selects that DNS
+// publishes, as the EndpointSlice controller would: with a pod IP, not
+// finished, and ready and not terminating unless the Service publishes
+// not-ready addresses; only those with the given hostname (and subdomain
+// svc) unless it is empty. Sorted, without repeats.
 func (r *dnsRecords) endpointAddrs(svc *corev1.Service, hostname string) ([]netip.Addr, error) {
-	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
-	eps, err := r.endpoints.EndpointSlices(svc.Namespace).List(sel)
+	if len(svc.Spec.Selector) == 0 {
+		return nil, nil // endpoints managed by hand: none can hold a pod IP here
+	}
+	pods, err := r.pods.Pods(svc.Namespace).List(labels.SelectorFromSet(svc.Spec.Selector))
 	if err != nil {
 		return nil, err
 	}
 	var addrs []netip.Addr
-	for _, s := range eps {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		for _, ep := range s.Endpoints {
-			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready // nil: unknown, read as ready
-			if !ready && !svc.Spec.PublishNotReadyAddresses {
-				continue
+		if !svc.Spec.PublishNotReadyAddresses && (p.DeletionTimestamp != nil || !PodReady(p)) {
+			continue
+		}
+		if hostname != "" && (strings.ToLower(p.Spec.Hostname) != hostname || p.Spec.Subdomain != svc.Name) {
+			continue
+		}
+		for _, ip := range p.Status.PodIPs {
+			if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is4() {
+				addrs = append(addrs, a)
 			}
-			if hostname != "" && (ep.Hostname == nil || strings.ToLower(*ep.Hostname) != hostname) {
-				continue
-			}
-			for _, s := range ep.Addresses {
-				if ip, err := netip.ParseAddr(s); err == nil {
-					addrs = append(addrs, ip)
-				}
+		}
+		if len(p.Status.PodIPs) == 0 {
+			if a, err := netip.ParseAddr(p.Status.PodIP); err == nil && a.Is4() {
+				addrs = append(addrs, a)
 			}
 		}
 	}
@@ -229,7 +235,7 @@ type dnsServer struct {
 }
 
 // startDNS listens on addr:53 (which needs root or CAP_NET_BIND_SERVICE),
-// starts informers on Services and EndpointSlices and serves once they
+// starts informers on Services and Pods and serves once they
 // have synced, which it waits for until startCtx ends. It stops when ctx
 // ends.
 func startDNS(ctx, startCtx context.Context, cl kubernetes.Interface, addr netip.Addr, domain string) (*dnsServer, error) {
@@ -247,9 +253,9 @@ func startDNS(ctx, startCtx context.Context, cl kubernetes.Interface, addr netip
 	f := informers.NewSharedInformerFactory(cl, 0)
 	s := &dnsServer{
 		rec: &dnsRecords{
-			domain:    strings.Trim(strings.ToLower(domain), "."),
-			services:  f.Core().V1().Services().Lister(),
-			endpoints: f.Discovery().V1().EndpointSlices().Lister(),
+			domain:   strings.Trim(strings.ToLower(domain), "."),
+			services: f.Core().V1().Services().Lister(),
+			pods:     f.Core().V1().Pods().Lister(),
 		},
 		addr: addr, upstreams: hostNameServers("/etc/resolv.conf", addr), udp: udp, tcp: tcp,
 	}
@@ -459,11 +465,12 @@ func podResolvConf(pod *corev1.Pod, server netip.Addr, domain string) string {
 	return b.String()
 }
 
-// informer cache types, so that the unit tests can fill listers directly.
-func newDNSRecordsFromIndexers(domain string, services, slices cache.Indexer) *dnsRecords {
+// newDNSRecordsFromIndexers serves the objects of two caches (the unit
+// tests fill them directly).
+func newDNSRecordsFromIndexers(domain string, services, pods cache.Indexer) *dnsRecords {
 	return &dnsRecords{
-		domain:    domain,
-		services:  corev1listers.NewServiceLister(services),
-		endpoints: discoverylisters.NewEndpointSliceLister(slices),
+		domain:   domain,
+		services: corev1listers.NewServiceLister(services),
+		pods:     corev1listers.NewPodLister(pods),
 	}
 }

@@ -17,49 +17,60 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
 
 // testRecords: in namespace e2e, a headless Service kc-peers publishing
-// not-ready addresses (a KshakaCluster's peer Service), a headless Service
-// web that does not, and a ClusterIP Service kc.
+// not-ready addresses (a KshakaCluster's peer Service) over pods kc-0..3, a
+// headless Service web that does not over web-0..2, and a ClusterIP
+// Service kc.
 func testRecords(t *testing.T, serverIP string) *dnsRecords {
 	t.Helper()
-	svcs := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	eps := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	svc := func(name, clusterIP string, notReady bool) {
+	idx := func() cache.Indexer {
+		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	}
+	svcs, pods := idx(), idx()
+	svc := func(name, clusterIP string, notReady bool, app string) {
 		must(t, svcs.Add(&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "e2e", Name: name},
-			Spec:       corev1.ServiceSpec{ClusterIP: clusterIP, PublishNotReadyAddresses: notReady},
+			Spec: corev1.ServiceSpec{ClusterIP: clusterIP, PublishNotReadyAddresses: notReady,
+				Selector: map[string]string{"app": app}},
 		}))
 	}
-	svc("kc-peers", corev1.ClusterIPNone, true)
-	svc("web", corev1.ClusterIPNone, false)
-	svc("kc", "10.0.0.5", false)
-	ep := func(ip, host string, ready *bool) discoveryv1.Endpoint {
-		e := discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
-		if host != "" {
-			e.Hostname = &host
+	svc("kc-peers", corev1.ClusterIPNone, true, "kc")
+	svc("web", corev1.ClusterIPNone, false, "web")
+	svc("kc", "10.0.0.5", false, "kc")
+	pod := func(name, app, subdomain, ip string, ready bool, mutate ...func(*corev1.Pod)) {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "e2e", Name: name, Labels: map[string]string{"app": app}},
+			Spec:       corev1.PodSpec{Hostname: name, Subdomain: subdomain},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}},
 		}
-		return e
+		if ip != "" {
+			p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+		}
+		if ready {
+			p.Status.Conditions[0].Status = corev1.ConditionTrue
+		}
+		for _, m := range mutate {
+			m(p)
+		}
+		must(t, pods.Add(p))
 	}
-	slice := func(name, svc string, typ discoveryv1.AddressType, e ...discoveryv1.Endpoint) {
-		must(t, eps.Add(&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "e2e", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
-			AddressType: typ, Endpoints: e,
-		}))
-	}
-	slice("kc-peers-a", "kc-peers", discoveryv1.AddressTypeIPv4,
-		ep("127.0.0.12", "kc-1", ptr.To(true)), ep("127.0.0.11", "kc-0", ptr.To(false)))
-	slice("kc-peers-b", "kc-peers", discoveryv1.AddressTypeIPv4, ep(serverIP, "kc-2", nil))
-	slice("kc-peers-c", "kc-peers", discoveryv1.AddressTypeIPv6, ep("::1", "kc-3", nil))
-	slice("web-a", "web", discoveryv1.AddressTypeIPv4,
-		ep("127.0.0.21", "web-0", ptr.To(true)), ep("127.0.0.22", "web-1", ptr.To(false)))
-	slice("kc-a", "kc", discoveryv1.AddressTypeIPv4, ep("127.0.0.12", "", ptr.To(true)))
-	return newDNSRecordsFromIndexers("cluster.local", svcs, eps)
+	pod("kc-0", "kc", "kc-peers", "127.0.0.11", false)
+	pod("kc-1", "kc", "kc-peers", "127.0.0.12", true)
+	pod("kc-2", "kc", "kc-peers", serverIP, true)
+	pod("kc-3", "kc", "kc-peers", "", false) // no IP yet
+	pod("kc-4", "kc", "kc-peers", "127.0.0.14", true, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+	pod("web-0", "web", "web", "127.0.0.21", true)
+	pod("web-1", "web", "web", "127.0.0.22", false)
+	pod("web-2", "web", "web", "127.0.0.23", true, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Now()} })
+	pod("other-0", "web", "elsewhere", "127.0.0.24", true)
+	pod("x-0", "x", "web", "127.0.0.25", true) // not selected by web
+	return newDNSRecordsFromIndexers("cluster.local", svcs, pods)
 }
 
 func TestDNSRecords(t *testing.T) {
@@ -72,12 +83,17 @@ func TestDNSRecords(t *testing.T) {
 	}{
 		{"kc-0.kc-peers.e2e.svc.cluster.local", true, true, "127.0.0.11"}, // not ready, published
 		{"KC-1.kc-peers.e2e.svc.cluster.local.", true, true, "127.0.0.12"},
-		{"kc-2.kc-peers.e2e.svc.cluster.local", true, true, "127.0.0.13"}, // readiness unknown: ready
-		{"kc-3.kc-peers.e2e.svc.cluster.local", true, false, ""},          // IPv6 only
+		{"kc-2.kc-peers.e2e.svc.cluster.local", true, true, "127.0.0.13"},
+		{"kc-3.kc-peers.e2e.svc.cluster.local", true, false, ""}, // no IP yet
+		{"kc-4.kc-peers.e2e.svc.cluster.local", true, false, ""}, // failed
 		{"kc-9.kc-peers.e2e.svc.cluster.local", true, false, ""},
 		{"kc-peers.e2e.svc.cluster.local", true, true, "127.0.0.11 127.0.0.12 127.0.0.13"},
-		{"web.e2e.svc.cluster.local", true, true, "127.0.0.21"},
-		{"web-1.web.e2e.svc.cluster.local", true, false, ""}, // not ready, not published
+		{"web.e2e.svc.cluster.local", true, true, "127.0.0.21 127.0.0.24"},
+		{"web-0.web.e2e.svc.cluster.local", true, true, "127.0.0.21"},
+		{"web-1.web.e2e.svc.cluster.local", true, false, ""},   // not ready, not published
+		{"web-2.web.e2e.svc.cluster.local", true, false, ""},   // terminating
+		{"other-0.web.e2e.svc.cluster.local", true, false, ""}, // another subdomain
+		{"x-0.web.e2e.svc.cluster.local", true, false, ""},     // not selected
 		{"kc.e2e.svc.cluster.local", true, true, "10.0.0.5"},
 		{"kc-0.kc.e2e.svc.cluster.local", true, false, ""}, // not headless
 		{"nope.e2e.svc.cluster.local", true, false, ""},

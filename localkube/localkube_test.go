@@ -378,12 +378,28 @@ func testDNS(ctx context.Context, t *testing.T, c *Cluster) []int {
 		}
 		return string(b), nil
 	}
-	var last string
-	waitFor(ctx, t, "dns-0 resolves dns-1.dns.default.svc to dns-1's IP", func() bool {
-		got, err := resolveIn("dns-1.dns.default.svc")
-		last = fmt.Sprint(got, err)
-		return got == dns1.Status.PodIP
-	})
+	// waitResolves polls until dns-0 resolves name to want.
+	waitResolves := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			got, err := resolveIn(name)
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				slices, _ := c.Kubectl(ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name=dns", "-o", "yaml").CombinedOutput()
+				t.Fatalf("dns-0 resolves %s to %q (%v), want %q; the Service's EndpointSlices:\n%s", name, got, err, want, slices)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	out, err := c.Kubectl(ctx, "exec", "dns-0", "--", "cat", "/etc/resolv.conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nameserver "+c.DNSServer().Addr().String()+"\n") ||
+		!strings.Contains(string(out), "search default.svc.cluster.local svc.cluster.local cluster.local\n") {
+		t.Errorf("kubectl exec cat /etc/resolv.conf: %v\n%s", err, out)
+	}
+	waitResolves("dns-1.dns.default.svc", dns1.Status.PodIP)
 	want := []string{dns0.Status.PodIP, dns1.Status.PodIP}
 	slices.Sort(want)
 	if got, err := resolveIn("dns"); err != nil || got != strings.Join(want, " ") {
@@ -391,11 +407,6 @@ func testDNS(ctx context.Context, t *testing.T, c *Cluster) []int {
 	}
 	if got, err := resolveIn("nope.default.svc.cluster.local"); err == nil {
 		t.Errorf("dns-0 resolves a missing name to %q", got)
-	}
-	out, err := c.Kubectl(ctx, "exec", "dns-0", "--", "cat", "/etc/resolv.conf").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "nameserver "+c.DNSServer().Addr().String()+"\n") ||
-		!strings.Contains(string(out), "search default.svc.cluster.local svc.cluster.local cluster.local\n") {
-		t.Errorf("kubectl exec cat /etc/resolv.conf: %v\n%s", err, out)
 	}
 	if now, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(now) != string(hostConf) {
 		t.Errorf("the host's /etc/resolv.conf changed: %v\n%s", err, now)
@@ -420,12 +431,8 @@ func testDNS(ctx context.Context, t *testing.T, c *Cluster) []int {
 		t.Fatalf("the replacement of dns-1 has the same address %s; the test needs a new one", again.Status.PodIP)
 	}
 	ready := time.Now()
-	waitFor(ctx, t, "dns-0 resolves dns-1 to its new IP "+again.Status.PodIP, func() bool {
-		got, err := resolveIn("dns-1.dns.default.svc")
-		last = fmt.Sprint(got, err)
-		return got == again.Status.PodIP
-	})
-	t.Logf("dns-1's new address resolved %v after its pod was ready (last answer %s)", time.Since(ready).Round(10*time.Millisecond), last)
+	waitResolves("dns-1.dns.default.svc", again.Status.PodIP)
+	t.Logf("dns-1's new address resolved %v after its pod was ready", time.Since(ready).Round(10*time.Millisecond))
 	pids = append(pids, containerPID(t, again))
 
 	bg := metav1.DeletePropagationBackground
