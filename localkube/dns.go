@@ -324,7 +324,7 @@ func (s *dnsServer) serveTCP() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			for {
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 				var n uint16
@@ -367,7 +367,7 @@ func exchangeUDP(server string, query []byte, timeout time.Duration) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(query); err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func (r *ClusterResolver) LookupHost(ctx context.Context, host string) ([]netip.
 			return addrs, nil
 		}
 		var de *net.DNSError
-		if err != nil && !(errors.As(err, &de) && de.IsNotFound) {
+		if err != nil && (!errors.As(err, &de) || !de.IsNotFound) {
 			lastErr = err // the cluster DNS did not answer: say so
 		}
 	}
