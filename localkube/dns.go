@@ -312,7 +312,16 @@ func (s *dnsServer) serveUDP() {
 
 func (s *dnsServer) serveTCP() {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	defer func() {
+		mu.Lock()
+		for c := range open { // idle clients must not hold up Stop
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
 	for {
 		conn, err := s.tcp.Accept()
 		if err != nil {
@@ -321,10 +330,18 @@ func (s *dnsServer) serveTCP() {
 			}
 			continue
 		}
+		mu.Lock()
+		open[conn] = true
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { _ = conn.Close() }()
+			defer func() {
+				mu.Lock()
+				delete(open, conn)
+				mu.Unlock()
+				_ = conn.Close()
+			}()
 			for {
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 				var n uint16

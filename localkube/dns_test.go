@@ -2,6 +2,8 @@ package localkube
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -246,6 +248,27 @@ func TestClusterResolverGRPC(t *testing.T) {
 	go func() { defer s.wg.Done(); s.serveUDP() }()
 	go func() { defer s.wg.Done(); s.serveTCP() }()
 	defer func() { _ = udp.Close(); _ = tcp.Close(); s.wait() }()
+
+	// Over TCP, as a client asks after a truncated answer.
+	tc, err := net.Dial("tcp4", tcp.Addr().String())
+	must(t, err)
+	defer func() { _ = tc.Close() }()
+	q := query(t, "kc-peers.e2e.svc.cluster.local.", dnsmessage.TypeA)
+	_, err = tc.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...))
+	must(t, err)
+	var n uint16
+	must(t, binary.Read(tc, binary.BigEndian, &n))
+	resp := make([]byte, n)
+	_, err = io.ReadFull(tc, resp)
+	must(t, err)
+	var p dnsmessage.Parser
+	must(t, func() error { _, err := p.Start(resp); return err }())
+	must(t, p.SkipAllQuestions())
+	answers, err := p.AllAnswers()
+	if err != nil || len(answers) != 3 {
+		t.Errorf("over TCP: %d answers (%v), want 3", len(answers), err)
+	}
+	// The connection stays open: stopping the server must close it.
 
 	r := NewClusterResolver(netip.MustParseAddrPort(udp.LocalAddr().String()), "cluster.local")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
