@@ -3,7 +3,8 @@
 #
 # Builds what is missing, starts localkube (pods run as local processes on
 # 127.0.0.x), installs the operator with Helm, creates a three-acceptor
-# cluster (addressMode PodIP: localkube has no DNS) with mutual TLS on, shows
+# cluster (addressMode PodIP: the kshaka CLI on the host cannot resolve the
+# cluster's DNS names; `make e2e` runs the default DNS mode) with mutual TLS on, shows
 # that a client without a certificate is refused, runs a client that uses
 # the issued client Secret and the proposer library while the cluster
 # scales 3 → 5 → 3, and leaves

@@ -33,6 +33,9 @@ var (
 	ErrMissingBinaries = errors.New("kubernetes binaries are missing; run `make kube-binaries` (hack/build-kube-binaries.sh)")
 	// ErrBusy: another environment is using Dir.
 	ErrBusy = errors.New("localkube directory in use")
+	// ErrNoDNS: the cluster DNS (on unless Config.DisableDNS) cannot run:
+	// the process lacks the privileges it needs.
+	ErrNoDNS = errors.New("cannot run the cluster DNS")
 )
 
 // Cluster is a running local control plane with one node that runs pods as
@@ -53,6 +56,7 @@ type Cluster struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	provider    *provider
+	dns         *dnsServer // nil when Config.DisableDNS
 	node        interface{ Done() <-chan struct{} }
 	cancel      context.CancelFunc // in-process controllers
 	wg          sync.WaitGroup
@@ -80,6 +84,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if missing := cfg.MissingBinaries(); len(missing) > 0 {
 		return nil, fmt.Errorf("%w: missing %s", ErrMissingBinaries, strings.Join(missing, ", "))
+	}
+	if !cfg.DisableDNS {
+		if err := checkDNSCapabilities(); err != nil {
+			return nil, fmt.Errorf("%w: %w; run as root, or set DisableDNS (kshaka-localkube up --dns=false) and use pod IPs", ErrNoDNS, err)
+		}
 	}
 	for _, d := range []string{"", "logs", "run", "pods", "volumes", "pki"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
@@ -157,6 +166,17 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.provider = newProvider(&c.cfg, c.client, c.recorder, pool, c.pki, c.Server(), c.nodeLogf)
+	if !cfg.DisableDNS {
+		addr := pool.last
+		pool.reserve(addr)
+		c.progress("starting the cluster DNS on %s:53 (domain %s)", addr, cfg.ClusterDomain)
+		if c.dns, err = startDNS(bgctx, ctx, c.client, addr, cfg.ClusterDomain); err != nil {
+			return nil, err
+		}
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.dns.wait() }()
+		c.provider.dns = addr
+	}
 	startNode := make(chan error, 1)
 	go func() { startNode <- c.startNode(bgctx) }()
 	select {

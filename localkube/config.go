@@ -36,6 +36,18 @@ type Config struct {
 	// ranges: pods listen on their own address and ports would collide.
 	PodAddresses string
 
+	// DisableDNS turns the cluster DNS off. By default localkube serves DNS
+	// for the cluster domain on the last address of PodAddresses, port 53
+	// (so pods get one address fewer), and runs every container process in
+	// a mount namespace of its own with the pod's resolv.conf over
+	// /etc/resolv.conf. Both need root (CAP_SYS_ADMIN and
+	// CAP_NET_BIND_SERVICE): without them Start fails and says to set this.
+	// With DNS off, pods use the host's resolv.conf and clients use pod IPs.
+	DisableDNS bool
+	// ClusterDomain is the DNS domain of the cluster. Default
+	// "cluster.local".
+	ClusterDomain string
+
 	// Ports on 127.0.0.1; 0 picks a free port at first start. The chosen
 	// ports are saved in Dir and reused when the cluster is started again.
 	EtcdPort, EtcdPeerPort, APIServerPort, ControllerManagerPort, KubeletPort int
@@ -122,6 +134,9 @@ func (c *Config) EnsureDefaults() {
 	if c.PodAddresses == "" {
 		c.PodAddresses = DefaultPodAddresses
 	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
+	}
 	if c.RestartBackoff == 0 {
 		c.RestartBackoff = time.Second
 	}
@@ -145,8 +160,13 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		errs = append(errs, errors.New("dir is required"))
 	}
-	if _, _, err := parseAddressRange(c.PodAddresses); err != nil {
+	if first, last, err := parseAddressRange(c.PodAddresses); err != nil {
 		errs = append(errs, fmt.Errorf("PodAddresses: %w", err))
+	} else if !c.DisableDNS && first == last {
+		errs = append(errs, fmt.Errorf("PodAddresses %q: the cluster DNS takes the last address, so the range needs two or more (or set DisableDNS)", c.PodAddresses))
+	}
+	if !validDomain(c.ClusterDomain) {
+		errs = append(errs, fmt.Errorf("ClusterDomain %q: want a DNS domain such as cluster.local (lower-case labels of letters, digits and '-', separated by dots)", c.ClusterDomain))
 	}
 	for _, p := range []int{c.EtcdPort, c.EtcdPeerPort, c.APIServerPort, c.ControllerManagerPort, c.KubeletPort} {
 		if p < 0 || p > 65535 {
@@ -235,6 +255,32 @@ func RepoRoot() (string, error) {
 		}
 	}
 	return "", errors.New("not inside the github.com/kshaka-io/kshaka module")
+}
+
+// validDomain reports whether d is a lower-case DNS domain without dots at
+// either end.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// DNSAddress is the address of the cluster DNS for a pod address range: its
+// last address.
+func DNSAddress(podAddresses string) (netip.Addr, error) {
+	_, last, err := parseAddressRange(podAddresses)
+	return last, err
 }
 
 // parseAddressRange parses "FIRST-LAST" of IPv4 loopback addresses.

@@ -23,6 +23,10 @@ type State struct {
 	Server       string    `json:"server"`
 	Node         string    `json:"node"`
 	PodAddresses string    `json:"podAddresses"`
+	// DNSServer is the cluster DNS, "IP:53", or "" when it is off; clients
+	// on the host use it through NewClusterResolver.
+	DNSServer     string `json:"dnsServer,omitempty"`
+	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
 func supervisorPidFile(dir string) string { return filepath.Join(dir, "localkube.pid") }
@@ -30,11 +34,15 @@ func stateFile(dir string) string         { return filepath.Join(dir, "state.jso
 
 // State returns what a supervisor records for this cluster.
 func (c *Cluster) State(started time.Time) State {
-	return State{
+	s := State{
 		PID: os.Getpid(), Started: started, Ready: time.Now(),
 		Kubeconfig: c.KubeconfigPath(), Server: c.Server(),
 		Node: c.cfg.NodeName, PodAddresses: c.cfg.PodAddresses,
 	}
+	if c.dns != nil {
+		s.DNSServer, s.ClusterDomain = c.DNSServer().String(), c.cfg.ClusterDomain
+	}
+	return s
 }
 
 // WriteSupervisorPID records the calling process as dir's supervisor.

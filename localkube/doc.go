@@ -23,15 +23,35 @@
 //     `kubectl exec` (runs on the host with the container's environment)
 //     and `kubectl port-forward`;
 //   - deleting a pod sends SIGTERM, then SIGKILL after the grace period, and
-//     removes the pod object once every process has exited.
+//     removes the pod object once every process has exited;
+//   - cluster DNS (unless Config.DisableDNS): localkube answers A queries
+//     for the cluster domain on the last address of PodAddresses, port 53,
+//     from Services and Pods (a headless Service's ready pods, all of them
+//     with publishNotReadyAddresses, as the EndpointSlice controller picks
+//     them; its pods' <hostname>.<subdomain>.<ns>.svc.<domain>; another
+//     Service's
+//     ClusterIP, which nothing routes), TTL DNSTTL, NXDOMAIN for the rest of
+//     the domain, other names forwarded to the host's name servers. Every
+//     process of a pod (containers, exec probes, kubectl exec) runs in a
+//     mount namespace of its own with the pod's resolv.conf (search
+//     <ns>.svc.<domain> svc.<domain> <domain>, ndots:5, as dnsPolicy
+//     ClusterFirst; Default and None are honoured) bind-mounted over
+//     /etc/resolv.conf by internal/podinit, a re-exec of localkube's own
+//     binary that then executes the container's. This needs root
+//     (CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE): Start fails with ErrNoDNS
+//     otherwise. Processes on the host resolve cluster names through
+//     ClusterResolver (Cluster.Resolver, or State.DNSServer of a running
+//     environment), whose GRPCDialOptions keep the DNS name as the gRPC
+//     authority and TLS server name.
 //
 // Persistent volumes: a default StorageClass "standard" whose claims are
 // bound by a small provisioner to directories Dir/volumes/pvc-UID. The
 // directories outlive pods; deleting the claim deletes the directory.
 //
-// Not there: Service networking (no kube-proxy: clients use pod IPs; the
-// apiserver reaches webhooks through endpoints), cluster DNS, resource
-// limits, kube-scheduler (a stand-in binds every pod to the one node).
+// Not there: Service networking (no kube-proxy: clients use pod IPs or the
+// DNS names of headless Services; the apiserver reaches webhooks through
+// endpoints), SRV and PTR records, resource limits, kube-scheduler (a
+// stand-in binds every pod to the one node).
 //
 // Lifecycle: Start returns once the node is Ready; Stop kills every process
 // it started and waits for them. Every child process also dies with the

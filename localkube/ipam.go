@@ -73,6 +73,13 @@ func (a *ipam) after(addr netip.Addr) netip.Addr {
 	return addr.Next()
 }
 
+// reserve takes addr out of the pool for good (the cluster DNS's address).
+func (a *ipam) reserve(addr netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mu.used[addr] = "\x00reserved"
+}
+
 // release frees addr if owner holds it.
 func (a *ipam) release(addr netip.Addr, owner string) {
 	a.mu.Lock()

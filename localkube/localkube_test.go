@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +34,7 @@ func buildTestServer(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "testserver")
 	cmd := exec.Command("go", "build", "-o", out, "./testdata/testserver")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // Go's own resolver, as the project's images
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("while building the test server: %v\n%s", err, b)
 	}
@@ -64,6 +67,7 @@ func TestLocalkube(t *testing.T) {
 	t.Run("RestartsAndExitCodes", func(t *testing.T) { seen = append(seen, testRestarts(ctx, t, c)...) })
 	t.Run("PersistentVolume", func(t *testing.T) { seen = append(seen, testVolume(ctx, t, c)...) })
 	t.Run("StatefulSet", func(t *testing.T) { seen = append(seen, testStatefulSet(ctx, t, c)...) })
+	t.Run("ClusterDNS", func(t *testing.T) { seen = append(seen, testDNS(ctx, t, c)...) })
 
 	all := append(c.PIDs(), seen...)
 	if err := c.Stop(ctx); err != nil {
@@ -313,6 +317,129 @@ func testStatefulSet(ctx context.Context, t *testing.T, c *Cluster) []int {
 			t.Errorf("process %d of a deleted replica is still running", pid)
 		}
 	}
+	return pids
+}
+
+// testDNS: a StatefulSet's pods under a headless Service resolve each
+// other's names from inside (Go's resolver reading the pod's resolv.conf,
+// bind-mounted over /etc/resolv.conf without touching the host's), the host
+// resolves them through Cluster.Resolver, and a deleted pod's new address
+// is what its name resolves to soon after.
+func testDNS(ctx context.Context, t *testing.T, c *Cluster) []int {
+	cl := c.Client()
+	hostConf, err := os.ReadFile("/etc/resolv.conf")
+	must(t, err)
+	labels := map[string]string{"app": "dns"}
+	_, err = cl.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: labels,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	tmpl := testPodSpec("", "--listen=$(POD_IP):8080")
+	tmpl.Labels = labels
+	replicas := int32(2)
+	_, err = cl.AppsV1().StatefulSets("default").Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas, ServiceName: "dns", PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
+		},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	waitFor(ctx, t, "statefulset dns to have 2 ready replicas", func() bool {
+		s, err := cl.AppsV1().StatefulSets("default").Get(ctx, "dns", metav1.GetOptions{})
+		return err == nil && s.Status.ReadyReplicas == 2
+	})
+	pod := func(name string) *corev1.Pod {
+		p, err := cl.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		must(t, err)
+		return p
+	}
+	dns0, dns1 := pod("dns-0"), pod("dns-1")
+	pids := []int{containerPID(t, dns0), containerPID(t, dns1)}
+	// resolveIn asks dns-0's process to resolve name.
+	resolveIn := func(name string) (string, error) {
+		u := "http://" + dns0.Status.PodIP + ":8080/resolve?name=" + name
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", err
+		}
+		req.Close = true // no idle connection left for goleak to find
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		return string(b), nil
+	}
+	// waitResolves polls until dns-0 resolves name to want.
+	waitResolves := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			got, err := resolveIn(name)
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				slices, _ := c.Kubectl(ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name=dns", "-o", "yaml").CombinedOutput()
+				t.Fatalf("dns-0 resolves %s to %q (%v), want %q; the Service's EndpointSlices:\n%s", name, got, err, want, slices)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	out, err := c.Kubectl(ctx, "exec", "dns-0", "--", "cat", "/etc/resolv.conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nameserver "+c.DNSServer().Addr().String()+"\n") ||
+		!strings.Contains(string(out), "search default.svc.cluster.local svc.cluster.local cluster.local\n") {
+		t.Errorf("kubectl exec cat /etc/resolv.conf: %v\n%s", err, out)
+	}
+	waitResolves("dns-1.dns.default.svc", dns1.Status.PodIP)
+	want := []string{dns0.Status.PodIP, dns1.Status.PodIP}
+	slices.Sort(want)
+	if got, err := resolveIn("dns"); err != nil || got != strings.Join(want, " ") {
+		t.Errorf("dns-0 resolves the Service dns (through the search path) to %q (%v), want %q", got, err, want)
+	}
+	if got, err := resolveIn("nope.default.svc.cluster.local"); err == nil {
+		t.Errorf("dns-0 resolves a missing name to %q", got)
+	}
+	if now, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(now) != string(hostConf) {
+		t.Errorf("the host's /etc/resolv.conf changed: %v\n%s", err, now)
+	}
+	r := c.Resolver()
+	if addrs, err := r.LookupHost(ctx, "dns-1.dns.default.svc"); err != nil || len(addrs) != 1 || addrs[0].String() != dns1.Status.PodIP {
+		t.Errorf("Resolver().LookupHost(dns-1.dns.default.svc) = %v, %v; want %s", addrs, err, dns1.Status.PodIP)
+	}
+
+	// Delete dns-1: its replacement has a new address, which its name
+	// resolves to once the EndpointSlice has it.
+	must(t, cl.CoreV1().Pods("default").Delete(ctx, "dns-1", metav1.DeleteOptions{}))
+	var again *corev1.Pod
+	waitFor(ctx, t, "dns-1 to be replaced and ready", func() bool {
+		p, err := cl.CoreV1().Pods("default").Get(ctx, "dns-1", metav1.GetOptions{})
+		if err == nil && p.UID != dns1.UID && PodReady(p) {
+			again = p
+		}
+		return again != nil
+	})
+	if again.Status.PodIP == dns1.Status.PodIP {
+		t.Fatalf("the replacement of dns-1 has the same address %s; the test needs a new one", again.Status.PodIP)
+	}
+	ready := time.Now()
+	waitResolves("dns-1.dns.default.svc", again.Status.PodIP)
+	t.Logf("dns-1's new address resolved %v after its pod was ready", time.Since(ready).Round(10*time.Millisecond))
+	pids = append(pids, containerPID(t, again))
+
+	bg := metav1.DeletePropagationBackground
+	must(t, cl.AppsV1().StatefulSets("default").Delete(ctx, "dns", metav1.DeleteOptions{PropagationPolicy: &bg}))
+	must(t, cl.CoreV1().Services("default").Delete(ctx, "dns", metav1.DeleteOptions{}))
+	waitGone(ctx, t, cl, "default", "dns-0")
+	waitGone(ctx, t, cl, "default", "dns-1")
 	return pids
 }
 

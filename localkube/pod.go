@@ -46,6 +46,7 @@ type podRuntime struct {
 		terminating bool
 		grace       time.Duration
 		conds       map[corev1.PodConditionType]corev1.PodCondition
+		resolvConf  string // the pod's resolv.conf (podns.go), or "" for the host's
 	}
 }
 
@@ -209,8 +210,13 @@ func (rt *podRuntime) prepare() (map[string]string, bool) {
 		if err == nil {
 			err = rt.writeKubeconfig(pod)
 		}
+		var resolvConf string
+		if err == nil {
+			resolvConf, err = rt.writeResolvConf(pod)
+		}
 		if err == nil {
 			rt.mu.Lock()
+			rt.mu.resolvConf = resolvConf
 			rt.mu.prepared = true
 			rt.mu.Unlock()
 			rt.changed()
@@ -382,6 +388,7 @@ func (rt *podRuntime) runOnce(c *ctr, vols map[string]string) runResult {
 	pod := rt.mu.pod.DeepCopy()
 	restarts := c.status.RestartCount
 	grace := terminationGrace(pod)
+	resolvConf := rt.mu.resolvConf
 	select { // a restart requested before this start is moot
 	case <-c.restart:
 	default:
@@ -414,6 +421,8 @@ func (rt *podRuntime) runOnce(c *ctr, vols map[string]string) runResult {
 	stdout := &streamWriter{log: lf, stream: "stdout"}
 	stderr := &streamWriter{log: lf, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	exe := cmd.Path
+	inPodNamespace(cmd, resolvConf)
 	pidFile := filepath.Join(rt.p.cfg.Dir, "run", "pods", string(rt.uid)+"-"+spec.Name+".pid")
 	pr, err := startProc(rt.key+"/"+spec.Name, cmd, pidFile)
 	if err != nil {
@@ -433,16 +442,16 @@ func (rt *podRuntime) runOnce(c *ctr, vols map[string]string) runResult {
 	}
 	st.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
 	st.ContainerID = fmt.Sprintf("localkube://%d", pr.pid())
-	st.Image, st.ImageID = spec.Image, "localkube://"+cmd.Path
+	st.Image, st.ImageID = spec.Image, "localkube://"+exe
 	st.Ready = false
 	started := spec.StartupProbe == nil
 	st.Started = &started
 	rt.mu.Unlock()
-	rt.event(corev1.EventTypeNormal, "Started", "Started container %s (pid %d, %s)", spec.Name, pr.pid(), cmd.Path)
+	rt.event(corev1.EventTypeNormal, "Started", "Started container %s (pid %d, %s)", spec.Name, pr.pid(), exe)
 	rt.changed()
 
 	runCtx, cancelRun := context.WithCancel(rt.ctx)
-	probes := rt.startProbes(runCtx, c, &spec, cmd, mounts)
+	probes := rt.startProbes(runCtx, c, &spec, cmd, mounts, resolvConf)
 
 	restartNow := false
 	select {
@@ -636,10 +645,10 @@ func hostPath() string {
 }
 
 // startProbes starts c's startup, liveness and readiness probes for one run.
-func (rt *podRuntime) startProbes(ctx context.Context, c *ctr, spec *corev1.Container, cmd *exec.Cmd, mounts []mount) *sync.WaitGroup {
+func (rt *podRuntime) startProbes(ctx context.Context, c *ctr, spec *corev1.Container, cmd *exec.Cmd, mounts []mount, resolvConf string) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	mk := func(pr *corev1.Probe) *prober {
-		return &prober{probe: pr, container: spec, podIP: rt.ip.String(), env: cmd.Env, dir: cmd.Dir, path: envValue(cmd.Env, "PATH"), mounts: mounts}
+		return &prober{probe: pr, container: spec, podIP: rt.ip.String(), env: cmd.Env, dir: cmd.Dir, path: envValue(cmd.Env, "PATH"), mounts: mounts, resolvConf: resolvConf}
 	}
 	kill := func(why string) {
 		select {

@@ -30,6 +30,8 @@ type prober struct {
 	dir       string
 	path      string  // PATH for exec probes
 	mounts    []mount // exec probes' arguments are rewritten like the container's
+	// resolvConf is the pod's resolv.conf for exec probes (podns.go).
+	resolvConf string
 }
 
 func (p *prober) timeout() time.Duration {
@@ -138,6 +140,7 @@ func (p *prober) once(ctx context.Context) error {
 		cmd := exec.CommandContext(ctx, h.Exec.Command[0], rewriteArgs(h.Exec.Command[1:], p.mounts)...)
 		cmd.Env, cmd.Dir = p.env, p.dir
 		cmd.Path = lookPath(h.Exec.Command[0], p.path)
+		inPodNamespace(cmd, p.resolvConf)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("exec probe failed: %v: %s", err, truncate(string(out), 200))

@@ -40,7 +40,11 @@ func startLocked(cmd *exec.Cmd) error {
 			}
 		}()
 	})
-	cmd.SysProcAttr = childSysProcAttr()
+	attr := childSysProcAttr()
+	if cmd.SysProcAttr != nil {
+		attr.Unshareflags = cmd.SysProcAttr.Unshareflags // podSysProcAttr
+	}
+	cmd.SysProcAttr = attr
 	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
 	spawner.reqs <- r
 	return <-r.done

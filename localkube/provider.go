@@ -37,7 +37,8 @@ type provider struct {
 	recorder record.EventRecorder
 	ipam     *ipam
 	pki      *pki
-	server   string // the apiserver URL written into pods' kubeconfigs
+	server   string     // the apiserver URL written into pods' kubeconfigs
+	dns      netip.Addr // the cluster DNS server, or invalid when it is off
 	podsDir  string
 	logf     func(format string, args ...any)
 
@@ -388,6 +389,7 @@ func (p *provider) RunInContainer(ctx context.Context, ns, name, container strin
 	if c != nil {
 		pr, mounts = c.running, c.mounts
 	}
+	resolvConf := rt.mu.resolvConf
 	rt.mu.Unlock()
 	if pr == nil {
 		return errdefs.InvalidInputf("container %q in pod %s/%s is not running", container, ns, name)
@@ -399,6 +401,7 @@ func (p *provider) RunInContainer(ctx context.Context, ns, name, container strin
 	x := exec.CommandContext(ctx, lookPath(cmd[0], envValue(env, "PATH")), rewriteArgs(cmd[1:], mounts)...)
 	x.Args[0] = cmd[0]
 	x.Env, x.Dir = env, pr.cmd.Dir
+	inPodNamespace(x, resolvConf)
 	if attach.Stdin() != nil {
 		x.Stdin = attach.Stdin()
 	}

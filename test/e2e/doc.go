@@ -10,6 +10,12 @@
 // that was never written, or a version that breaks the rules fails the
 // test.
 //
+// TestHelm runs the default address mode, DNS, with TLS on: the operator
+// (a pod) resolves the acceptors' names through localkube's cluster DNS,
+// and the tests' clients, on the host, through localkube.ClusterResolver
+// (clientDialOptions), which keeps the DNS name as the TLS server name.
+// TestInstaller keeps PodIP mode covered.
+//
 // The tests carry the build tag e2e: `make e2e`, or, from this directory,
 //
 //	go test -tags e2e -count=1 -v .

@@ -69,8 +69,13 @@ func TestInstaller(t *testing.T) {
 	e := newEnv(t)
 	e.run(t, "kubectl", "apply", "--server-side", "-f", filepath.Join(e.repo, "dist", "install.yaml"))
 	e.waitOperator(t)
-	e.createCluster(t, ns, name, 3)
+	// TestHelm runs the default address mode (DNS); this shorter scenario
+	// keeps PodIP covered.
+	e.createCluster(t, ns, name, 3, kshakav1alpha1.AddressModePodIP)
 	kc := e.waitStable(t, ns, name, 3, settle)
+	if a := endpoints(kc)[0]; !strings.HasPrefix(a, "127.") {
+		t.Errorf("PodIP mode: member address %s, want a pod IP", a)
+	}
 	w := startWorkload(t, endpoints(kc), 3, "installer")
 	time.Sleep(10 * time.Second)
 	w.stop(endpoints(kc), 20)
@@ -84,9 +89,18 @@ func testInstallHelm(t *testing.T, e *env) {
 	}
 }
 
+// testCreate creates the cluster in the default address mode, DNS: every
+// member's address is its pod's name under the peer Service, which the
+// operator (in a pod) and the tests' clients (on the host, through
+// localkube's DNS) resolve, with TLS checking those names.
 func testCreate(t *testing.T, e *env) {
-	e.createCluster(t, ns, name, 3)
+	e.createCluster(t, ns, name, 3, "")
 	kc := e.waitStable(t, ns, name, 3, settle)
+	for _, a := range endpoints(kc) {
+		if suffix := fmt.Sprintf(".%s-peers.%s.svc", name, ns); !strings.HasPrefix(a, name+"-") || !strings.Contains(a, suffix+":") {
+			t.Errorf("member address %s, want %s-N%s:PORT (the default DNS mode)", a, name, suffix)
+		}
+	}
 	if kc.Status.Quorum != kshakav1alpha1.QuorumHealthy {
 		t.Errorf("quorum %q, want %q", kc.Status.Quorum, kshakav1alpha1.QuorumHealthy)
 	}
@@ -160,9 +174,10 @@ func testDeletePod(t *testing.T, e *env) {
 	if !mapsEqual(members(before), members(after)) {
 		t.Errorf("members changed: before %v, after %v", members(before), members(after))
 	}
-	// In PodIP mode a recreated pod has a new IP, so the operator installs
-	// the same membership with the new address (Readdress, one epoch).
-	// Anything else is a membership change.
+	// In the DNS mode of this scenario the address of a recreated pod is
+	// its unchanged DNS name, so nothing needs to change; in PodIP mode the
+	// operator would install the same membership with the new IP
+	// (Readdress, one epoch). Anything else is a membership change.
 	for _, k := range kinds(steps) {
 		if k != string(kshakav1alpha1.TransitionReaddress) {
 			t.Errorf("transition %s after a pod restart; want none or Readdress", k)

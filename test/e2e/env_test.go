@@ -51,6 +51,10 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	kube := localkube.StartT(t, localkube.Config{})
+	// The tests' clients run on the host, outside pods: they reach the
+	// acceptors' DNS names through localkube's DNS, keeping the names as
+	// TLS server names.
+	clientDialOptions = kube.Resolver().GRPCDialOptions()
 	scheme := runtime.NewScheme()
 	must(t, clientgoscheme.AddToScheme(scheme))
 	must(t, kshakav1alpha1.AddToScheme(scheme))
@@ -143,8 +147,9 @@ func (e *env) eventually(t *testing.T, d time.Duration, what string, cond func(c
 	}
 }
 
-// createCluster creates a KshakaCluster in PodIP mode (localkube has no DNS).
-func (e *env) createCluster(t *testing.T, ns, name string, replicas int32) {
+// createCluster creates a KshakaCluster in the given address mode ("" for
+// the default, DNS).
+func (e *env) createCluster(t *testing.T, ns, name string, replicas int32, mode kshakav1alpha1.AddressMode) {
 	t.Helper()
 	ctx := ctxT(t, time.Minute)
 	if err := e.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -155,7 +160,7 @@ func (e *env) createCluster(t *testing.T, ns, name string, replicas int32) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: kshakav1alpha1.KshakaClusterSpec{
 			Replicas: replicas, Image: "ghcr.io/kshaka-io/kshaka-acceptor", Version: "v0.1.0",
-			AddressMode: kshakav1alpha1.AddressMode("PodIP"),
+			AddressMode: mode,
 			Storage:     kshakav1alpha1.StorageSpec{Size: &size},
 		},
 	}

@@ -34,10 +34,14 @@ import (
 // keeps up to date, as a kubelet keeps a mounted Secret.
 var clientTLSDir string
 
+// clientDialOptions make the tests' clients resolve cluster names through
+// localkube's DNS (newEnv).
+var clientDialOptions []grpc.DialOption
+
 // clientConfig is the proposer configuration of the tests' clients: the
 // cluster's client certificate, as an application mounts it.
 func clientConfig(eps []string) proposer.Config {
-	return proposer.Config{Endpoints: eps, TLSDir: clientTLSDir}
+	return proposer.Config{Endpoints: eps, TLSDir: clientTLSDir, DialOptions: clientDialOptions}
 }
 
 // mountSecret copies the Secret ns/name into a directory and keeps the copy
@@ -144,7 +148,7 @@ func (e *env) secretTLS(t *testing.T, ns, name string, withoutCert bool) *tls.Co
 // conn dials one acceptor with cfg.
 func conn(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	cc, err := grpc.NewClient("passthrough:///"+addr, append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg))}, clientDialOptions...)...)
 	must(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
@@ -182,7 +186,7 @@ func testTLSRoles(t *testing.T, e *env) {
 	// the acceptor answers UNAUTHENTICATED.
 	noCert := e.secretTLS(t, ns, name+"-client-tls", true)
 	ctx := ctxT(t, 30*time.Second)
-	if c, err := proposer.New(ctx, proposer.Config{Endpoints: eps, TLS: noCert}); err == nil {
+	if c, err := proposer.New(ctx, proposer.Config{Endpoints: eps, TLS: noCert, DialOptions: clientDialOptions}); err == nil {
 		_ = c.Close()
 		t.Error("a client without a certificate connected")
 	} else if !errors.Is(err, proposer.ErrAccess) {

@@ -134,6 +134,8 @@ interrupted (Ctrl-C stops everything).`, stderr)
 	kubeBinDir := fs.String("kube-bin-dir", "", "where etcd, kube-apiserver, kube-controller-manager, kubectl are (default <repo>/bin/k8s)")
 	podAddrs := fs.String("pod-addresses", localkube.DefaultPodAddresses, "loopback address range for pods, FIRST-LAST")
 	nodeName := fs.String("node-name", "localkube", "name of the node")
+	dns := fs.Bool("dns", true, "serve cluster DNS on the last pod address, port 53, and give every pod a resolv.conf naming it (needs root; --dns=false: pods use the host's resolv.conf, clients use pod IPs)")
+	domain := fs.String("cluster-domain", "cluster.local", "DNS domain of the cluster")
 	apiPort := fs.Int("apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0: a free port, kept across restarts)")
 	backoff := fs.Duration("restart-backoff", time.Second, "first delay before restarting a crashed container (doubles each time)")
 	maxBackoff := fs.Duration("max-restart-backoff", 30*time.Second, "longest delay before restarting a crashed container")
@@ -145,6 +147,7 @@ interrupted (Ctrl-C stops everything).`, stderr)
 		Dir: *dir, ImageBinDir: *binDir, KubeBinDir: *kubeBinDir, PodAddresses: *podAddrs,
 		NodeName: *nodeName, APIServerPort: *apiPort, RestartBackoff: *backoff,
 		MaxRestartBackoff: *maxBackoff, StartTimeout: *timeout,
+		DisableDNS: !*dns, ClusterDomain: *domain,
 	}
 	if *imagesFile != "" {
 		rules, err := localkube.ReadImageRules(*imagesFile)
@@ -327,8 +330,16 @@ func printReady(w io.Writer, s localkube.State) {
   apiserver:     %s
   kubeconfig:    %s
   node:          %s (pod addresses %s)
+  cluster DNS:   %s
   use it with:   export KUBECONFIG=%s
-`, s.Server, s.Kubeconfig, s.Node, s.PodAddresses, s.Kubeconfig)
+`, s.Server, s.Kubeconfig, s.Node, s.PodAddresses, dnsLine(s), s.Kubeconfig)
+}
+
+func dnsLine(s localkube.State) string {
+	if s.DNSServer == "" {
+		return "off (pods use the host's resolv.conf)"
+	}
+	return s.DNSServer + " (domain " + s.ClusterDomain + ")"
 }
 
 func cmdDown(args []string, stdout, stderr io.Writer) int {
@@ -382,7 +393,7 @@ Exit code 0: running and ready; 3: not running; 1: starting, or not answering.`,
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "localkube is running (supervisor pid %d, up %s)\n", s.PID, time.Since(s.Ready).Round(time.Second))
-	fmt.Fprintf(stdout, "  apiserver:  %s\n  kubeconfig: %s\n", s.Server, s.Kubeconfig)
+	fmt.Fprintf(stdout, "  apiserver:  %s\n  kubeconfig: %s\n  dns:        %s\n", s.Server, s.Kubeconfig, dnsLine(s))
 	rc, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
 		fmt.Fprintf(stderr, "kshaka-localkube: %v\n", err)

@@ -1,6 +1,7 @@
 // Command testserver is the process the localkube tests run in pods: an
 // HTTP server with /healthz, optionally a gRPC health server, that can
-// write a file into a data directory and exit with a chosen code.
+// write a file into a data directory, resolve names, and exit with a chosen
+// code.
 package main
 
 import (
@@ -11,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	"google.golang.org/grpc"
@@ -46,6 +49,17 @@ func main() {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		// /resolve?name=NAME answers NAME's addresses as this process's
+		// resolver finds them (through the pod's /etc/resolv.conf).
+		mux.HandleFunc("/resolve", func(w http.ResponseWriter, r *http.Request) {
+			addrs, err := net.DefaultResolver.LookupHost(r.Context(), r.URL.Query().Get("name"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			sort.Strings(addrs)
+			fmt.Fprint(w, strings.Join(addrs, " "))
+		})
 		go func() { _ = http.Serve(l, mux) }()
 		fmt.Printf("listening on %s\n", l.Addr())
 	}
