@@ -65,7 +65,7 @@ func testBackupRestore(t *testing.T, e *env) {
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("256Mi")}},
 		},
 	}))
-	e.createCluster(t, backupNS, cl, 3)
+	e.createCluster(t, backupNS, cl, 3, "")
 	kc := e.waitStable(t, backupNS, cl, 3, settle)
 	nseed := backupSeed(t)
 	seed(t, endpoints(kc), "bk-seed", nseed)
