@@ -2,47 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kshaka-io/kshaka/internal/version"
 )
 
-// Version is the release, set at build time with
-// -ldflags "-X github.com/kshaka-io/kshaka/cmd/kshaka/internal/cli.Version=v0.1.0".
-// Without it, the module version from the build information is used.
-var Version = ""
-
-func versionString() string {
-	v, rev, dirty := Version, "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				dirty = s.Value == "true"
-			}
-		}
-	}
-	if v == "" {
-		v = "dev"
-	}
-	out := "kshaka " + v
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if dirty {
-			rev += "-dirty"
-		}
-		out += " (commit " + rev + ")"
-	}
-	return fmt.Sprintf("%s %s %s/%s", out, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
+func versionString() string { return version.String("kshaka") }
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
