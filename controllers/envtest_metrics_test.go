@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,19 +48,12 @@ func gaugeValue(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
 func TestEnvtestClusterMetrics(t *testing.T) {
 	f := newFixture(t, 3)
 	cfg := f.waitConverged()
-	deadline := time.Now().Add(30 * time.Second)
 	var got map[string]float64
-	for {
+	poll(t, 30*time.Second, fmt.Sprintf("the cluster gauges of a converged 3-member cluster at epoch %d", cfg.Epoch), func() (bool, string) {
 		got = clusterSeries(t, f.ns)
-		if got["kshaka_cluster_failures_tolerated"] == 1 && got["kshaka_cluster_members_ready"] == 3 &&
-			got["kshaka_cluster_config_epoch"] == float64(cfg.Epoch) && got["kshaka_cluster_quorum_state/Healthy"] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster gauges of a converged 3-member cluster at epoch %d: %v", cfg.Epoch, got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return got["kshaka_cluster_failures_tolerated"] == 1 && got["kshaka_cluster_members_ready"] == 3 &&
+			got["kshaka_cluster_config_epoch"] == float64(cfg.Epoch) && got["kshaka_cluster_quorum_state/Healthy"] == 1, fmt.Sprint(got)
+	})
 	for _, k := range []string{"kshaka_cluster_quorum_size/prepare", "kshaka_cluster_quorum_size/accept"} {
 		if got[k] != 2 {
 			t.Errorf("%s = %v, want 2", k, got[k])
@@ -79,11 +73,8 @@ func TestEnvtestClusterMetrics(t *testing.T) {
 	if err := f.c.Delete(context.Background(), kc); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for len(clusterSeries(t, f.ns)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the deleted cluster's gauges remain: %v", clusterSeries(t, f.ns))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll(t, 30*time.Second, "the deleted cluster's gauges to go", func() (bool, string) {
+		got := clusterSeries(t, f.ns)
+		return len(got) == 0, fmt.Sprint(got)
+	})
 }
