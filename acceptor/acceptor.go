@@ -137,13 +137,26 @@ func (a *Acceptor) open() (err error) {
 			a.log.Warn("write stall", "reason", info.Reason)
 		},
 	}
+	wal, separate, err := readWALState(&a.opts)
+	if err != nil {
+		return err
+	}
+	if separate {
+		if err := wal.checkBeforeOpen(); err != nil {
+			return err
+		}
+	}
 	logger := pebbleLogger{log: a.log, fail: a.fail}
 	db, err := pebble.Open(a.opts.Dir, a.opts.pebbleOptions(logger, listener))
 	if err != nil {
 		return fmt.Errorf("while opening the store in %s: %w", a.opts.Dir, err)
 	}
 	a.store.db = db
-	if err := a.loadOrCreateMeta(); err != nil {
+	err = a.loadOrCreateMeta()
+	if err == nil && separate {
+		err = wal.checkAfterOpen(a.opts.FS, a.incarnation)
+	}
+	if err != nil {
 		return errors.Join(err, a.closeDB())
 	}
 	return nil
