@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/proposer"
 
 	kshakav1alpha1 "github.com/kshaka-io/kshaka/api/v1alpha1"
 )
@@ -205,6 +208,7 @@ func TestEnvtestTLSRotateCA(t *testing.T) {
 		t.Errorf("%d CARotation events, want one per step (4)", n)
 	}
 	cfg = f.waitConverged()
+	f.waitServesTrusted(cfg)
 	f.checkAll(cfg, keys)
 	f.write(cfg, "after", 5, keys)
 	f.checkAll(cfg, keys)
@@ -453,4 +457,25 @@ func TestEnvtestTLSValidation(t *testing.T) {
 	if err := create("certmanager", func(s *kshakav1alpha1.TLSSpec) { s.Mode, s.IssuerRef = kshakav1alpha1.TLSModeCertManager, issuer }); err != nil {
 		t.Fatalf("a valid CertManager cluster: %v", err)
 	}
+}
+
+// waitServesTrusted waits until every member completes a handshake with a
+// client that trusts only the client Secret's bundle. The fixture's
+// TrustPropagation is a millisecond, so a CA rotation does not wait for the
+// acceptors to reload their files (they poll every two seconds); this is
+// the wait the real propagation delay stands for.
+func (f *fixture) waitServesTrusted(cfg membership.Config) {
+	f.t.Helper()
+	poll(f.t, 30*time.Second, "every acceptor to serve a certificate the client bundle trusts", func() (bool, string) {
+		for _, m := range cfg.Members {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			p, err := proposer.New(ctx, proposer.Config{Endpoints: []string{m.Addr}, TLS: f.clientTLS()})
+			cancel()
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", m.ID, err)
+			}
+			p.Close()
+		}
+		return true, ""
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -234,21 +235,17 @@ func expect(t *testing.T, env []string, code int, want string, args ...string) s
 	return stderr
 }
 
-// freeBasePort finds n consecutive free loopback ports.
+// freeBasePort finds n consecutive free loopback ports below the kernel's
+// ephemeral range (32768 and up on Linux): the tests stop and restart
+// acceptors on the same ports, and a port in the ephemeral range can be
+// taken in between by any process that binds port 0 or connects out.
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
+	const lo, hi = 20000, 32000
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65535 {
-			continue
-		}
+		base := lo + rand.IntN(hi-lo-n)
 		ok := true
-		for i := 1; i < n && ok; i++ {
+		for i := 0; i < n && ok; i++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
 			if err != nil {
 				ok = false
@@ -260,7 +257,7 @@ func freeBasePort(t *testing.T, n int) int {
 			return base
 		}
 	}
-	t.Fatal("no free ports")
+	t.Fatalf("no %d consecutive free ports in [%d, %d)", n, lo, hi)
 	return 0
 }
 
