@@ -38,7 +38,14 @@ make --no-print-directory build
 echo "bin/: kshaka kubectl-kshaka kshaka-acceptor kshaka-operator kshaka-localkube democlient helm k8s/*"
 
 say "starting localkube in $DIR"
-"$BIN/kshaka-localkube" up --dir "$DIR"
+# Cluster DNS needs root (a mount namespace per pod, port 53); the demo's
+# cluster uses addressMode PodIP, so it runs without DNS otherwise.
+DNS_FLAG=()
+if [[ $EUID -ne 0 ]]; then
+	say "not root: starting localkube without cluster DNS (the demo's cluster uses pod IPs)"
+	DNS_FLAG=(--dns=false)
+fi
+"$BIN/kshaka-localkube" up --dir "$DIR" "${DNS_FLAG[@]}"
 export KUBECONFIG
 KUBECONFIG=$("$BIN/kshaka-localkube" kubeconfig --dir "$DIR")
 kubectl() { "$BIN/k8s/kubectl" "$@"; }
