@@ -53,6 +53,13 @@ func helmBin(t *testing.T) string {
 // values and returns its output and error.
 func helmTemplate(t *testing.T, release, namespace string, set ...string) ([]byte, error) {
 	t.Helper()
+	return helmTemplateArgs(t, release, namespace, nil, set...)
+}
+
+// helmTemplateArgs is helmTemplate with extra arguments (e.g.
+// --api-versions) before the --set values.
+func helmTemplateArgs(t *testing.T, release, namespace string, extra []string, set ...string) ([]byte, error) {
+	t.Helper()
 	chart := filepath.Join("..", "..", "charts", "kshaka-operator")
 	// helm reads the chart in another process; reading it here too puts
 	// its files in `go test`'s cache key, so a chart change reruns the tests.
@@ -65,7 +72,7 @@ func helmTemplate(t *testing.T, release, namespace string, set ...string) ([]byt
 	}); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"template", release, chart, "--namespace", namespace}
+	args := append([]string{"template", release, chart, "--namespace", namespace}, extra...)
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}

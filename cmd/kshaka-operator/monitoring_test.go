@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -46,32 +45,13 @@ func strict[T any](t *testing.T, u *unstructured.Unstructured) *T {
 	return out
 }
 
-// helmTemplateWith runs `helm template` with extra arguments (e.g.
-// --api-versions) before the --set values.
+// helmTemplateWith renders the chart with extra arguments (e.g.
+// --api-versions) and decodes every object in it.
 func helmTemplateWith(t *testing.T, extra []string, set ...string) []*unstructured.Unstructured {
 	t.Helper()
-	chart := filepath.Join("..", "..", "charts", "kshaka-operator")
-	// Read the chart here too, as helmTemplate does, so that a chart change
-	// is in go test's cache key.
-	if err := filepath.WalkDir(chart, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		_, err = os.ReadFile(path)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"template", testRelease, chart, "--namespace", testNamespace}, extra...)
-	for _, s := range set {
-		args = append(args, "--set", s)
-	}
-	cmd := exec.Command(helmBin(t), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := helmTemplateArgs(t, testRelease, testNamespace, extra, set...)
 	if err != nil {
-		t.Fatalf("helm %v: %v", args, errors.New(stderr.String()))
+		t.Fatalf("helm template %v %v: %v", extra, set, err)
 	}
 	return decodeObjects(t, out)
 }
