@@ -135,6 +135,10 @@ type WorkerReport struct {
 	GiveUps   int64 `json:"give_ups"`
 	NoQuorum  int64 `json:"no_quorum"`
 	Conflicts int64 `json:"conflicts,omitempty"`
+	// CASUnknown and CASGiveUps are the unknown outcomes and give-ups of
+	// the CAS operations (their read included); the rest are Change's.
+	CASUnknown int64 `json:"cas_unknown"`
+	CASGiveUps int64 `json:"cas_give_ups"`
 	// FirstError describes the first give-up, and FirstUnknown the first
 	// unknown outcome, of any phase.
 	FirstError   string `json:"first_error,omitempty"`
@@ -287,11 +291,17 @@ func (w *contentionWorker) op(c Contender, o ContentionOptions, measured bool) {
 		r.Mismatches++
 	case outUnknown:
 		r.Unknown++
-	case outNoQuorum:
-		r.NoQuorum++
-		r.GiveUps++
+		if cas {
+			r.CASUnknown++
+		}
 	default:
 		r.GiveUps++
+		if out == outNoQuorum {
+			r.NoQuorum++
+		}
+		if cas {
+			r.CASGiveUps++
+		}
 	}
 }
 
@@ -306,6 +316,8 @@ func (r *WorkerReport) merge(o WorkerReport) {
 	r.GiveUps += o.GiveUps
 	r.NoQuorum += o.NoQuorum
 	r.Conflicts += o.Conflicts
+	r.CASUnknown += o.CASUnknown
+	r.CASGiveUps += o.CASGiveUps
 	if r.FirstError == "" {
 		r.FirstError = o.FirstError
 	}
@@ -341,6 +353,10 @@ type ContentionStats struct {
 	Unknown    int64 `json:"unknown"`
 	GiveUps    int64 `json:"give_ups"`
 	NoQuorum   int64 `json:"no_quorum"`
+	// CASUnknown and CASGiveUps are those of the CAS operations; the rest
+	// are Change's.
+	CASUnknown int64 `json:"cas_unknown"`
+	CASGiveUps int64 `json:"cas_give_ups"`
 	// Per 10,000 operations of the measured phase.
 	MismatchesPer10k float64 `json:"mismatches_per_10k"`
 	UnknownPer10k    float64 `json:"unknown_per_10k"`
@@ -408,6 +424,7 @@ func SummarizeContention(cr ContentionRun) Result {
 		Procs: cr.Procs, Goroutines: o.Goroutines, HotKeys: o.HotKeys, CASPercent: o.CASPercent,
 		CASOps: all.CASOps, ChangeOps: all.ChangeOps, Successes: all.Successes, Mismatches: all.Mismatches,
 		Unknown: all.Unknown, GiveUps: all.GiveUps, NoQuorum: all.NoQuorum, FirstUnknown: all.FirstUnknown,
+		CASUnknown: all.CASUnknown, CASGiveUps: all.CASGiveUps,
 		Verified: true,
 	}
 	if all.Ops > 0 {

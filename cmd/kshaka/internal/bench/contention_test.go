@@ -113,6 +113,9 @@ func checkSums(t *testing.T, r Result) {
 	if s.CASOps+s.ChangeOps != r.Ops || int64(len(r.Latencies)) != r.Ops {
 		t.Errorf("ops %d, CAS %d + Change %d, latencies %d", r.Ops, s.CASOps, s.ChangeOps, len(r.Latencies))
 	}
+	if s.CASUnknown > s.Unknown || s.CASGiveUps > s.GiveUps {
+		t.Errorf("more CAS unknowns or give-ups than in all: %+v", s)
+	}
 	if r.Errors != s.GiveUps || r.Unknown != s.Unknown || s.NoQuorum > s.GiveUps {
 		t.Errorf("Result and ContentionStats disagree: %+v / %+v", r, s)
 	}

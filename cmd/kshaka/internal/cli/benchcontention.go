@@ -363,7 +363,11 @@ func printContentionCheck(w io.Writer, label string, r bench.Result) {
 		}
 		fmt.Fprintf(w, "  %s: %s: %s\n", label, verdict, k)
 	}
-	if s := r.Contention.FirstUnknown; s != "" {
-		fmt.Fprintf(w, "  %s: %d unknown outcomes, first: %s\n", label, r.Contention.Unknown, s)
+	c := r.Contention
+	fmt.Fprintf(w, "  %s: %d ops (%d CAS, %d Change): %d unknown (%d CAS, %d Change), %d give-ups (%d CAS, %d Change; %d no quorum)\n",
+		label, r.Ops, c.CASOps, c.ChangeOps, c.Unknown, c.CASUnknown, c.Unknown-c.CASUnknown,
+		c.GiveUps, c.CASGiveUps, c.GiveUps-c.CASGiveUps, c.NoQuorum)
+	if s := c.FirstUnknown; s != "" {
+		fmt.Fprintf(w, "  %s: first unknown outcome: %s\n", label, s)
 	}
 }
