@@ -517,8 +517,13 @@ func writeRatios(w io.Writer, rs []bench.Result, a, b string) {
 			fmt.Fprintf(w, "\n%s/%s ratios:\n", a, b)
 			header = true
 		}
-		fmt.Fprintf(w, "  %-8s clients=%-3d  throughput %.2fx   p50 %.2fx   p99 %.2fx\n", k.workload, k.clients,
-			ks.OpsPerSec/es.OpsPerSec, ks.P50us/es.P50us, ks.P99us/es.P99us)
+		what, ratio := "throughput", ks.OpsPerSec/es.OpsPerSec
+		if ks.Contention != nil && es.Contention != nil && es.Contention.IncrementsPerSec > 0 {
+			// Of acknowledged increments: a mismatch is an operation, not work done.
+			what, ratio = "increments/s", ks.Contention.IncrementsPerSec/es.Contention.IncrementsPerSec
+		}
+		fmt.Fprintf(w, "  %-8s clients=%-3d  %s %.2fx   p50 %.2fx   p99 %.2fx\n", k.workload, k.clients,
+			what, ratio, ks.P50us/es.P50us, ks.P99us/es.P99us)
 	}
 }
 

@@ -152,3 +152,19 @@ func TestBenchContentionUsage(t *testing.T) {
 		t.Errorf("a non-counter hot key: %v", r)
 	}
 }
+
+// For contention, the ratio compares acknowledged increments, not
+// operations (a mismatch is an operation, not work done).
+func TestBenchRatiosOfContentionAreIncrements(t *testing.T) {
+	rs := []bench.Result{
+		{Target: "kshaka", Workload: bench.WorkloadContention, Clients: 3, OpsPerSec: 1000, P50us: 1, P99us: 2,
+			Contention: &bench.ContentionStats{IncrementsPerSec: 600}},
+		{Target: "etcd", Workload: bench.WorkloadContention, Clients: 3, OpsPerSec: 250, P50us: 1, P99us: 2,
+			Contention: &bench.ContentionStats{IncrementsPerSec: 150}},
+	}
+	var b strings.Builder
+	writeRatios(&b, rs, "kshaka", "etcd")
+	if !strings.Contains(b.String(), "increments/s 4.00x") {
+		t.Errorf("ratios:\n%s", b.String())
+	}
+}
