@@ -255,7 +255,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 			} else if base.TLS, err = g.client.tlsConfig(); err != nil {
 				return err
 			}
-			t.kind, t.endpoints, t.tlsDir = targetKshaka, eps, base.TLSDir
+			t.kind, t.endpoints, t.tlsDir, t.clientTLS = targetKshaka, eps, base.TLSDir, len(o.kshakaEPs) > 0
 			if t.Target, err = bench.NewKshaka(ctx, name, eps, o.connections, base); err != nil {
 				return err
 			}
@@ -391,10 +391,12 @@ type benchTarget struct {
 	// preloaded is set once the keyspace is known to be written.
 	preloaded bool
 	// kind ("kshaka" or "etcd"), endpoints and tlsDir (of a Kshaka
-	// cluster bench started) are what the contention workers dial.
+	// cluster bench started) are what the contention workers dial;
+	// clientTLS says they use the global TLS flags (a running cluster).
 	kind      string
 	endpoints []string
 	tlsDir    string
+	clientTLS bool
 }
 
 // preloadMarker is the file, in the data directory of a cluster bench

@@ -116,7 +116,7 @@ func dialContender(ctx context.Context, spec benchWorkerSpec) (bench.Contender, 
 	case "kshaka":
 		// ID marks the worker's ballots (the other 48 bits stay random).
 		base := proposer.Config{TLSDir: spec.TLSDir, ID: uint64(spec.Index + 1)}
-		if spec.TLSDir == "" {
+		if spec.TLSDir == "" { // the TLS flags; all unset: plaintext
 			co := clientOptions{tls: spec.TLS, caCert: spec.CACert, cert: spec.Cert, key: spec.Key,
 				serverName: spec.ServerName, insecureSkipVerify: spec.InsecureSkipVerify}
 			var err error
@@ -136,7 +136,7 @@ func dialContender(ctx context.Context, spec benchWorkerSpec) (bench.Contender, 
 // workerSpec is the spec of t's workers (Index and Options left to fill).
 func (t *benchTarget) workerSpec(g *globals) benchWorkerSpec {
 	s := benchWorkerSpec{Target: t.kind, Name: t.Name(), Endpoints: t.endpoints, TLSDir: t.tlsDir}
-	if t.kind == targetKshaka && t.tlsDir == "" {
+	if t.clientTLS {
 		co := g.client
 		s.TLS, s.CACert, s.Cert, s.Key = co.tls, co.caCert, co.cert, co.key
 		s.ServerName, s.InsecureSkipVerify = co.serverName, co.insecureSkipVerify
