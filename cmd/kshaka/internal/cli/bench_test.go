@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kshaka-io/kshaka/acceptor/acceptortest"
 	"github.com/kshaka-io/kshaka/cmd/kshaka/internal/bench"
 	"github.com/kshaka-io/kshaka/internal/pki"
+	"github.com/kshaka-io/kshaka/proposer"
 )
 
 func TestBenchReportShowsServerMemory(t *testing.T) {
@@ -166,5 +170,62 @@ func TestBenchRatiosOfContentionAreIncrements(t *testing.T) {
 	writeRatios(&b, rs, "kshaka", "etcd")
 	if !strings.Contains(b.String(), "increments/s 4.00x") {
 		t.Errorf("ratios:\n%s", b.String())
+	}
+}
+
+// The negative control of the final check, end to end: a writer outside
+// the workload adds 1000 to a hot key while the workers run, so the
+// counter grows beyond what they acknowledged, and bench must fail.
+func TestBenchContentionFailsOnForeignIncrements(t *testing.T) {
+	useTestBenchWorkers(t)
+	c := acceptortest.StartCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pc, err := proposer.New(ctx, proposer.Config{Endpoints: c.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	key := bench.ContentionKey(0)
+	interfered := make(chan error, 1)
+	go func() {
+		// Poll until the workers write (a counter that is not a multiple
+		// of 1000 is theirs, so bench has read the initial value), then
+		// add 1000, retrying until it is acknowledged: an attempt that
+		// ended unknown may have added it too, which fails the check all
+		// the same.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				interfered <- ctx.Err()
+				return
+			case <-tick.C:
+			}
+			v, err := pc.Get(ctx, key)
+			if n, _ := strconv.Atoi(string(v.Data)); err != nil || n%1000 == 0 {
+				continue
+			}
+			for ctx.Err() == nil {
+				if _, err := pc.Change(ctx, key, func(cur proposer.Value, _ bool) ([]byte, error) {
+					n, err := strconv.Atoi(string(cur.Data))
+					return []byte(strconv.Itoa(n + 1000)), err
+				}); err == nil {
+					interfered <- nil
+					return
+				}
+			}
+		}
+	}()
+	r := run("", "bench", "--targets", "kshaka", "--kshaka-endpoints", strings.Join(c.Addrs(), ","),
+		"--runs", "contention:2", "--goroutines", "2", "--hot-keys", "1", "--duration", "2s", "--warmup", "0s")
+	cancel()
+	if err := <-interfered; err != nil {
+		t.Fatalf("the foreign write failed: %v", err)
+	}
+	if r.code == ExitOK || !strings.Contains(r.stdout, "FAILED") ||
+		!strings.Contains(r.stderr, "the final counters do not match the acknowledged increments") {
+		t.Errorf("bench passed a counter that grew by 1000 it did not make:\n%v", r)
 	}
 }
