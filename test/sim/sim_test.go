@@ -248,4 +248,7 @@ func addStats(t *Stats, s Stats) {
 	t.Settled += s.Settled
 	t.SettledOwn += s.SettledOwn
 	t.SettleAmbiguous += s.SettleAmbiguous
+	t.GC += s.GC
+	t.GCCollected += s.GCCollected
+	t.GCRemoved += s.GCRemoved
 }
