@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"math/rand/v2"
 	"slices"
 
 	"github.com/kshaka-io/kshaka/internal/keyproc"
 	"github.com/kshaka-io/kshaka/internal/round"
 	"github.com/kshaka-io/kshaka/membership/gc"
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // The operator's tombstone GC (docs/design.md §10): the GC machine of
@@ -168,5 +170,79 @@ func GCOptions(seed uint64, f Faults) Options {
 	o := NewOptions(seed, f)
 	o.GCEvery = 40 + int64(seed%5)*40
 	o.Versions = true
+	return o
+}
+
+// CollectPromisedScenario returns the options of a scripted run shaped
+// after the counterexample to removing a tombstone while a promise above
+// the GC's ballot is outstanding (docs/design.md §10): acceptors a1..a3,
+// one key, three proposers.
+//
+//   - p3 writes x to k0 and deletes it: a tombstone.
+//   - The operator's GC writes the tombstone at ballot bg to a1..a3.
+//   - p1, whose clock runs ahead, compare-and-swaps k0 from absent to y: its
+//     prepare at b2 > bg reaches a1 and a2 (its link to a3 is slow), which
+//     promise b2 and show the tombstone; its accepts are slow everywhere.
+//   - The GC installs the floor epoch (R = bg) and collects. Correctly, a1
+//     and a2 keep the record: they promised b2, above bg. With
+//     Faults.CollectPromised they remove it, and with it the promise.
+//   - p2, whose clock is behind, writes z: its first prepare is refused at
+//     R, the next one, just above R, is promised by a1..a3, and z is
+//     acknowledged. (Correctly a1 and a2 refuse it up to b2, and p2 goes
+//     above b2.)
+//   - p1's accepts at b2 land: with the control they are taken above p2's
+//     promise, y is chosen over the acknowledged z, and p1's CAS from
+//     absent succeeded although z was there. Correctly they are refused.
+//   - p3 reads k0.
+//
+// The seed draws the delays.
+func CollectPromisedScenario(seed uint64, f Faults) Options {
+	r := rand.New(rand.NewPCG(seed, 0x67636f6c))
+	o := Options{
+		Seed: seed, Acceptors: 3, MinMembers: 3, MaxMembers: 3,
+		Proposers: 3, Clients: 1, Keys: 1,
+		Duration: 1500, Drain: 2500,
+		Timeout: 1200, Backoff: 10, OperatorTick: 1, OperatorTimeout: 40,
+		MaxTries: 4, CacheSize: 16,
+		GCEvery: 1 << 40, Versions: true,
+		Net:    NetFaults{MaxDelay: int64(1 + r.IntN(3))},
+		Faults: f,
+	}
+	acceptDelay := int64(300 + r.IntN(100))
+	lead := uint64(100 + r.IntN(100))
+	o.Scenario = func(w *world) {
+		p1, p2, p3 := w.proposers[0], w.proposers[1], w.proposers[2]
+		w.op.nextGC = 1 << 40 // not before the script says
+		w.scriptOp(p3, opPut, "k0", "x")
+		w.after(30, func() { w.scriptOp(p3, opDelete, "k0", "") })
+		w.after(60, func() { w.op.nextGC = w.now })
+		step := func(s gc.Step) bool { return w.op.gc != nil && w.op.gc.m.Next().Step == s }
+		var casP1, writeP2 func()
+		casP1 = func() {
+			if !step(gc.StepInstall) {
+				w.after(1, casP1)
+				return
+			}
+			// The GC write is done; hold the floor epoch back so that p1's
+			// prepare lands first.
+			w.slow = append(w.slow, slowLink{from: opName, kind: mInstall, delay: 20, until: w.now + 5})
+			for _, a := range []string{"a1", "a2", "a3"} {
+				w.slow = append(w.slow, slowLink{from: p1.name, to: a, kind: mAccept, delay: acceptDelay, until: w.now + 2000})
+			}
+			w.slow = append(w.slow, slowLink{from: p1.name, to: "a3", kind: mPrepare, delay: 3000, until: w.now + 2000})
+			_ = p1.env.Clock.Observe(register.Ballot{Counter: 1000 + lead, Proposer: 1})
+			w.scriptCAS(p1, "k0", "", "y")
+			w.after(1, writeP2)
+		}
+		writeP2 = func() {
+			if w.op.gc != nil {
+				w.after(1, writeP2)
+				return
+			}
+			w.scriptOp(p2, opPut, "k0", "z")
+			w.after(acceptDelay+600, func() { w.scriptOp(p3, opGet, "k0", "") })
+		}
+		w.after(61, casP1)
+	}
 	return o
 }
