@@ -16,7 +16,9 @@ import (
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
-func tombstone(version uint64) *kshakav1.Value { return &kshakav1.Value{Version: version, Tombstone: true} }
+func tombstone(version uint64) *kshakav1.Value {
+	return &kshakav1.Value{Version: version, Tombstone: true}
+}
 
 // write prepares and accepts v at ballot on key, as the GC's write does.
 func (n *node) write(key string, ballot *kshakav1.Ballot, v *kshakav1.Value, epoch uint64) {
