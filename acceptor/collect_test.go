@@ -148,11 +148,11 @@ func TestListTombstones(t *testing.T) {
 	var want []string
 	for i := range 40 {
 		k := string(rune('a'+i/26)) + string(rune('a'+i%26))
-		switch {
-		case i%7 == 0:
+		switch i % 7 {
+		case 0:
 			n.write(k, b(uint64(10+i), 1), tombstone(2), 1)
 			want = append(want, k)
-		case i%7 == 1:
+		case 1:
 			n.write(k, b(5000, 1), tombstone(2), 1) // too recent
 		default:
 			n.write(k, b(uint64(10+i), 1), val(1, "x"), 1)
