@@ -112,6 +112,13 @@ func (c *Client) CollectTombstones(ctx context.Context, opts GCOptions) (GCStats
 	defer c.wg.Done()
 	g := &gcRun{c: c, opts: opts, before: register.ClockCounter(opts.Now().Add(-opts.Retention))}
 	if opts.AdminToken != "" {
+		if c.sec.creds == nil {
+			for _, m := range c.config().Members {
+				if !adminclient.IsLoopback(m.Addr) {
+					return GCStats{}, invalidf("refusing to send the admin token in plaintext to %s (%s): use TLS, or loopback addresses", m.ID, m.Addr)
+				}
+			}
+		}
 		g.call = []grpc.CallOption{grpc.PerRPCCredentials(adminclient.Bearer(opts.AdminToken, c.sec.creds != nil))}
 	}
 	var after []byte
