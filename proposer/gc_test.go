@@ -3,6 +3,7 @@ package proposer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +89,31 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	if _, err := c.CollectTombstones(ctx, proposer.GCOptions{}); !errors.Is(err, proposer.ErrInvalidArgument) {
 		t.Fatalf("GC without Install: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestCollectTombstonesNeedsEveryMember: with a member down the GC stops
+// before it changes anything, and says which member it could not reach.
+func TestCollectTombstonesNeedsEveryMember(t *testing.T) {
+	cl := acceptortest.StartCluster(t, 3)
+	c := newClient(t, cl.Addrs()[:1], nil)
+	ctx := ctxT(t)
+	mustPut(t, c, "k", "a")
+	if err := c.Delete(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	cl.Stop(2)
+	install := func(context.Context, membership.Config) error {
+		t.Fatal("the GC installed a configuration with a member down")
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := c.CollectTombstones(sctx, proposer.GCOptions{Retention: time.Microsecond, Install: install})
+	if err == nil || !strings.Contains(err.Error(), "a2") {
+		t.Fatalf("GC with a2 down: %v, want an error naming a2", err)
+	}
+	if n := cl.Acceptor(0).Status().KeyCount; n != 1 {
+		t.Fatalf("acceptor a0 holds %d keys, want the tombstone still", n)
 	}
 }
