@@ -37,6 +37,13 @@ type Acceptors interface {
 	// fresh ballot above every ballot its prepare shows. It reports how
 	// many keys were touched.
 	Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error)
+	// CollectTombstones runs one tombstone collection pass (docs/design.md
+	// §10) over the members of cfg, the installed stable configuration:
+	// old tombstones are written to every member, install installs the
+	// next epoch with raised floors and returns once it is fenced, then the
+	// records are removed from every member. It reports what it did, also
+	// when it fails part way.
+	CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error)
 }
 
 // GRPCAcceptors talks to acceptors over gRPC. Connections are cached per
@@ -164,6 +171,16 @@ func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte,
 // Rescan implements Acceptors, in plaintext.
 func (g *GRPCAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
 	return g.plain().Rescan(ctx, endpoints, keys)
+}
+
+// CollectTombstones implements Acceptors, in plaintext.
+func (g *GRPCAcceptors) CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error) {
+	return g.plain().CollectTombstones(ctx, cfg, opts, install)
+}
+
+// CollectTombstones implements Acceptors.
+func (a *clusterAcceptors) CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error) {
+	return GCPassResult{}, errors.New("tombstone collection is not available yet")
 }
 
 // Status implements Acceptors.
