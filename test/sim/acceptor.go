@@ -189,6 +189,12 @@ func (a *acceptor) cfgCopy() *membership.Config {
 	return &c
 }
 
+// floors are the core's floors: this life's restart floor and the installed
+// configuration's GC floors (admit passed, so a configuration is there).
+func (a *acceptor) floors() acceptcore.Floors {
+	return acceptcore.Floors{Restart: a.restartFloor, Removed: a.cfg.RemovedBallot, Version: a.cfg.VersionFloor}
+}
+
 // serve runs a data request as package acceptor does: the core's
 // validation, the admission and epoch gate, the core's rule on the key's
 // state, and the commit the core asks for.
@@ -201,7 +207,7 @@ func (a *acceptor) serve(m, r *message) {
 		if !a.admit(m, r, a.core.CheckPrepare(items, time.Time{})) {
 			return
 		}
-		out, ready := a.core.Prepare(a.restartFloor, items, states)
+		out, ready := a.core.Prepare(a.floors(), items, states)
 		a.commit(m.key, ready)
 		o := out[0]
 		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
@@ -213,7 +219,7 @@ func (a *acceptor) serve(m, r *message) {
 		if !a.admit(m, r, a.core.CheckAccept(items, time.Time{})) {
 			return
 		}
-		out, ready := a.core.Accept(a.restartFloor, items, states)
+		out, ready := a.core.Accept(a.floors(), items, states)
 		a.commit(m.key, ready)
 		o := out[0]
 		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
