@@ -178,9 +178,38 @@ func (g *GRPCAcceptors) CollectTombstones(ctx context.Context, cfg membership.Co
 	return g.plain().CollectTombstones(ctx, cfg, opts, install)
 }
 
-// CollectTombstones implements Acceptors.
+// CollectTombstones implements Acceptors with the library's procedure
+// (proposer.Client.CollectTombstones) on a proposer that lives for one
+// pass, dialled with the cluster's credentials: the operator's certificate
+// has the admin role that ListKeys and Collect need. The proposer must see
+// cfg's epoch, so that the floor epoch it asks for follows the recorded
+// configuration.
 func (a *clusterAcceptors) CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error) {
-	return GCPassResult{}, errors.New("tombstone collection is not available yet")
+	var endpoints []string
+	for _, m := range cfg.Members {
+		endpoints = append(endpoints, m.Addr)
+	}
+	dial := append([]grpc.DialOption{a.creds()}, a.g.DialOptions...)
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, DialOptions: dial})
+	if err != nil {
+		return GCPassResult{}, fmt.Errorf("while starting the tombstone collection's proposer: %w", err)
+	}
+	defer func() { _ = p.Close() }()
+	if got := p.Config().Epoch; got != cfg.Epoch {
+		return GCPassResult{}, fmt.Errorf("the acceptors serve epoch %d, the recorded configuration is epoch %d: no pass until they agree", got, cfg.Epoch)
+	}
+	st, err := p.CollectTombstones(ctx, proposer.GCOptions{
+		Retention:  opts.Retention,
+		BatchSize:  opts.Batch,
+		Install:    install,
+		AdminToken: a.g.AdminToken,
+		Now:        opts.Now,
+	})
+	res := GCPassResult{Scanned: int64(st.Scanned), Collected: int64(st.Collected), Skipped: int64(st.Skipped), Live: int64(st.Live), FloorEpochs: st.Epochs}
+	if err != nil {
+		return res, fmt.Errorf("while collecting tombstones (%d collected so far): %w", st.Collected, err)
+	}
+	return res, nil
 }
 
 // Status implements Acceptors.

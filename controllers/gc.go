@@ -148,14 +148,17 @@ func PlanGC(c *kshakav1alpha1.KshakaCluster, p Plan, now time.Time) GCPlan {
 }
 
 // gcDue is when the next pass is due: interval after the last one
-// started, or, after failures, sooner: a minute after the first failure
-// ended, doubling with each further failure, never later than interval
-// after the start. ok is false when no pass ran yet (due now).
+// started, or sooner: a minute after one cut short by its timeout ended,
+// and after failures a minute after the first failure ended, doubling with
+// each further failure, never later than interval after the start. ok is false when no pass ran yet (due now).
 func gcDue(g *kshakav1alpha1.TombstoneGCStatus, interval time.Duration) (time.Time, bool) {
 	if g == nil || g.LastPassStart == nil {
 		return time.Time{}, false
 	}
 	due := g.LastPassStart.Add(interval)
+	if g.CutShort && g.LastPassEnd != nil {
+		due = minTime(due, g.LastPassEnd.Add(time.Minute))
+	}
 	if n := g.ConsecutiveFailures; n > 0 && g.LastPassEnd != nil {
 		backoff := time.Minute << min(n-1, 10)
 		due = minTime(due, g.LastPassEnd.Add(backoff))

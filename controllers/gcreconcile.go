@@ -33,8 +33,11 @@ type GCPassResult struct {
 	Scanned int64
 	// Collected: tombstones removed from every member.
 	Collected int64
-	// Skipped: candidates left for a later pass.
+	// Skipped: candidates left for a later pass (not written to every
+	// member, or kept by one).
 	Skipped int64
+	// Live: candidates written again since they were listed.
+	Live int64
 	// FloorEpochs: floor configurations installed.
 	FloorEpochs int
 }
@@ -42,6 +45,14 @@ type GCPassResult struct {
 // FloorInstaller installs next (the installed configuration with raised
 // GC floors, at the next epoch) and returns once it is fenced.
 type FloorInstaller func(ctx context.Context, next membership.Config) error
+
+// gcNow is the clock tombstones' ages are measured on.
+func (r *Reconciler) gcNow() time.Time {
+	if r.GCNow != nil {
+		return r.GCNow()
+	}
+	return r.now()
+}
 
 // gcPassTimeout bounds one pass (the reconciler's GCPassTimeout).
 func (r *Reconciler) gcPassTimeout() time.Duration { return orDefault(r.GCPassTimeout, 2*time.Minute) }
@@ -85,8 +96,14 @@ func (r *Reconciler) gcPass(ctx context.Context, c *kshakav1alpha1.KshakaCluster
 	install := func(ctx context.Context, next membership.Config) error {
 		return r.gcInstall(ctx, c, acc, next)
 	}
-	res, err := acc.CollectTombstones(pctx, cfg, GCPassOptions{Retention: s.Retention, Batch: s.Batch, Now: r.now}, install)
-	if err != nil {
+	res, err := acc.CollectTombstones(pctx, cfg, GCPassOptions{Retention: s.Retention, Batch: s.Batch, Now: r.gcNow}, install)
+	// A pass cut short by its timeout after collecting something is a
+	// completed part of the work, not a failure: the next one goes on a
+	// minute later (gcDue). One cut short while a floor epoch is being
+	// installed fails, so that the epoch is finished first.
+	cutShort := err != nil && pctx.Err() != nil && ctx.Err() == nil && res.Collected > 0 &&
+		(c.Status.TombstoneGC.Pass == nil || c.Status.TombstoneGC.Pass.Step != kshakav1alpha1.GCStepInstallFloor)
+	if err != nil && !cutShort {
 		return r.gcFailed(ctx, c, start, res, err)
 	}
 	end := r.now()
@@ -95,9 +112,12 @@ func (r *Reconciler) gcPass(ctx context.Context, c *kshakav1alpha1.KshakaCluster
 	g.LastPassEnd = &metav1.Time{Time: end}
 	g.KeysScanned, g.TombstonesCollected, g.Skipped = res.Scanned, res.Collected, res.Skipped
 	g.TotalCollected += res.Collected
-	g.LastError, g.ConsecutiveFailures = "", 0
+	g.LastError, g.ConsecutiveFailures, g.CutShort = "", 0, cutShort
 	msg := fmt.Sprintf("the pass of %s collected %d tombstones (%d candidates listed, %d left for a later pass, %d floor epochs) in %s",
 		start.UTC().Format(time.RFC3339), res.Collected, res.Scanned, res.Skipped, res.FloorEpochs, end.Sub(start).Round(time.Millisecond))
+	if cutShort {
+		msg += fmt.Sprintf("; cut short by the pass timeout (%s), the next pass goes on in a minute", r.gcPassTimeout())
+	}
 	r.setCondition(c, &c.Status, metav1.Condition{Type: kshakav1alpha1.ConditionTombstoneGC, Status: metav1.ConditionTrue,
 		Reason: ReasonGCCompleted, Message: msg})
 	gcMetrics.pass(c, "ok", res, end.Sub(start))
@@ -128,6 +148,7 @@ func (r *Reconciler) gcFailed(ctx context.Context, c *kshakav1alpha1.KshakaClust
 	g.TotalCollected += res.Collected
 	g.LastError = err.Error()
 	g.ConsecutiveFailures++
+	g.CutShort = false
 	r.setCondition(c, &c.Status, metav1.Condition{Type: kshakav1alpha1.ConditionTombstoneGC, Status: metav1.ConditionFalse,
 		Reason: ReasonGCFailed, Message: fmt.Sprintf("the last pass failed (%d in a row): %s", g.ConsecutiveFailures, err)})
 	var d time.Duration
@@ -187,7 +208,7 @@ func checkFloorConfig(cur, next membership.Config) error {
 	if !same {
 		return fmt.Errorf("refusing floor configuration %s: a pass may only install the installed configuration %s at the next epoch with raised floors", next, cur)
 	}
-	return nil // TODO(gc merge): membership.CheckFloors(cur, next)
+	return membership.CheckFloors(cur, next)
 }
 
 // installFloor installs cfg (status.configuration) on every non-retired

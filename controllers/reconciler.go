@@ -81,6 +81,10 @@ type Reconciler struct {
 	// inside one reconcile (gc.go); default 2m. A pass cut short keeps
 	// what it collected and the next one goes on.
 	GCPassTimeout time.Duration
+	// GCNow is the clock a tombstone's age is measured on (its accepted
+	// ballot's counter is the writer's wall clock); default Now. Tests set
+	// it ahead to age tombstones without waiting.
+	GCNow func() time.Time
 
 	// certManager records whether the Certificate kind was served when the
 	// controller was set up (and is therefore watched).

@@ -812,10 +812,14 @@ type TombstoneGCStatus struct {
 	// +optional
 	TombstonesCollected int64 `json:"tombstonesCollected,omitempty"`
 	// Skipped is how many old tombstones the last pass left for a later
-	// one: written again since, not written to every member, or refused
-	// by a member's collect.
+	// one: not written to every member, or kept by a member's collect.
 	// +optional
 	Skipped int64 `json:"skipped,omitempty"`
+	// CutShort: the last pass ran out of time (the operator's pass
+	// timeout) with old tombstones left; the next one starts a minute
+	// after it ended.
+	// +optional
+	CutShort bool `json:"cutShort,omitempty"`
 	// TotalCollected counts the tombstones collected by every pass.
 	// +optional
 	TotalCollected int64 `json:"totalCollected,omitempty"`
