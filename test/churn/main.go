@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/proposer"
-	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
 type options struct {
@@ -362,8 +360,14 @@ func retry(ctx context.Context, op func(context.Context) error) error {
 	return err
 }
 
-// gcLoop runs GC passes until ctx ends.
-func gcLoop(ctx context.Context, c *cluster, p *proposer.Client, o options, cnt *counters) {
+// gcLoop runs GC passes until ctx ends, with a proposer of its own.
+func gcLoop(ctx context.Context, c *cluster, _ *proposer.Client, o options, cnt *counters) {
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: c.endpoints})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gc: %v\n", err)
+		return
+	}
+	defer p.Close()
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		res, err := gcPass(ctx, c, p, o)
@@ -453,10 +457,15 @@ func throughput(ctx context.Context, c *cluster, p *proposer.Client, o options, 
 	emit("after-put-with-gc")
 
 	// GC alone on what is left, for its throughput without load.
+	g, err := proposer.New(ctx, proposer.Config{Endpoints: c.endpoints})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
 	t0 := time.Now()
 	var total int64
 	for {
-		res, err := gcPass(ctx, c, p, o)
+		res, err := gcPass(ctx, c, g, o)
 		if err != nil {
 			return err
 		}
@@ -472,8 +481,3 @@ func throughput(ctx context.Context, c *cluster, p *proposer.Client, o options, 
 	emit("end")
 	return nil
 }
-
-var errNoGC = errors.New("tombstone GC is not available in this build")
-
-// admins are the cluster's Admin connections (gc.go).
-func (c *cluster) admin(i int) kshakav1.AdminClient { return c.admins[i] }
