@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kshaka-io/kshaka/membership"
 
@@ -175,5 +177,52 @@ func TestCheckFloorConfig(t *testing.T) {
 		if err := checkFloorConfig(cur, bad); err == nil {
 			t.Errorf("%s: accepted %s after %s", name, bad, cur)
 		}
+	}
+}
+
+// TestGCMetrics: the pass counters carry the cluster's labels and go with
+// the cluster; the cluster gauges follow status.tombstoneGC.
+func TestGCMetrics(t *testing.T) {
+	g := newGCCounters()
+	c := &kshakav1alpha1.KshakaCluster{ObjectMeta: metav1.ObjectMeta{Name: "kc", Namespace: "ns"}}
+	g.pass(c, "ok", GCPassResult{Scanned: 12, Collected: 10, Skipped: 2}, time.Second)
+	g.pass(c, "error", GCPassResult{Scanned: 3, Collected: 1}, time.Second)
+	for name, want := range map[string]float64{
+		"collected": testutil.ToFloat64(g.collected.WithLabelValues("ns", "kc")),
+		"skipped":   testutil.ToFloat64(g.skipped.WithLabelValues("ns", "kc")),
+		"scanned":   testutil.ToFloat64(g.scanned.WithLabelValues("ns", "kc")),
+		"ok":        testutil.ToFloat64(g.passes.WithLabelValues("ns", "kc", "ok")),
+		"error":     testutil.ToFloat64(g.passes.WithLabelValues("ns", "kc", "error")),
+	} {
+		exp := map[string]float64{"collected": 11, "skipped": 2, "scanned": 15, "ok": 1, "error": 1}[name]
+		if want != exp {
+			t.Errorf("%s = %v, want %v", name, want, exp)
+		}
+	}
+	g.forget(types.NamespacedName{Namespace: "ns", Name: "kc"})
+	if n := testutil.CollectAndCount(g.passes) + testutil.CollectAndCount(g.collected) + testutil.CollectAndCount(g.duration); n != 0 {
+		t.Fatalf("%d series left after the cluster was deleted", n)
+	}
+
+	cc := newClusterCollector(time.Now)
+	c.Status.TombstoneGC = &kshakav1alpha1.TombstoneGCStatus{ConsecutiveFailures: 3, TotalCollected: 42,
+		LastPassEnd: &metav1.Time{Time: time.Unix(1700000000, 0)}, Pass: &kshakav1alpha1.TombstoneGCPass{Step: kshakav1alpha1.GCStepCollect}}
+	cc.record(c, QuorumHealth{})
+	want := `# HELP kshaka_cluster_gc_consecutive_failures ` + cc.helps["kshaka_cluster_gc_consecutive_failures"] + `
+# TYPE kshaka_cluster_gc_consecutive_failures gauge
+kshaka_cluster_gc_consecutive_failures{cluster="kc",namespace="ns"} 3
+# HELP kshaka_cluster_gc_collected_tombstones ` + cc.helps["kshaka_cluster_gc_collected_tombstones"] + `
+# TYPE kshaka_cluster_gc_collected_tombstones gauge
+kshaka_cluster_gc_collected_tombstones{cluster="kc",namespace="ns"} 42
+# HELP kshaka_cluster_gc_pass_in_progress ` + cc.helps["kshaka_cluster_gc_pass_in_progress"] + `
+# TYPE kshaka_cluster_gc_pass_in_progress gauge
+kshaka_cluster_gc_pass_in_progress{cluster="kc",namespace="ns"} 1
+# HELP kshaka_cluster_gc_last_pass_end_timestamp_seconds ` + cc.helps["kshaka_cluster_gc_last_pass_end_timestamp_seconds"] + `
+# TYPE kshaka_cluster_gc_last_pass_end_timestamp_seconds gauge
+kshaka_cluster_gc_last_pass_end_timestamp_seconds{cluster="kc",namespace="ns"} 1.7e+09
+`
+	if err := testutil.CollectAndCompare(cc, strings.NewReader(want), "kshaka_cluster_gc_consecutive_failures",
+		"kshaka_cluster_gc_collected_tombstones", "kshaka_cluster_gc_pass_in_progress", "kshaka_cluster_gc_last_pass_end_timestamp_seconds"); err != nil {
+		t.Fatal(err)
 	}
 }
