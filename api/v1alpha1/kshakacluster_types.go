@@ -222,16 +222,18 @@ type TombstoneGCSpec struct {
 
 	// BatchSize is the most tombstones one step of a pass handles: written
 	// to every member, covered by one floor epoch, then removed. A pass
-	// runs batches until no old tombstone is left or the pass's key budget
-	// is spent.
+	// runs batches until no old tombstone is left or the operator's pass
+	// timeout (2m by default) ends it; the next pass goes on a minute later.
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	BatchSize int32 `json:"batchSize,omitempty"`
 
-	// Suspend stops new passes; one in progress finishes its current step
-	// (a floor epoch being installed is fenced first).
+	// Suspend stops new passes. A pass in progress finishes (it is bounded
+	// by the operator's pass timeout), and the floor epoch of an
+	// interrupted pass is still installed and fenced: it is recorded in
+	// status.configuration already.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }
