@@ -200,7 +200,7 @@ e2e: build kube-binaries ## End-to-end tests on localkube: Helm and install.yaml
 bench: build kube-binaries ## Measure Kshaka and etcd side by side (report in tmp/bench).
 	$(BIN)/kshaka bench --etcd-bin $(KUBE_BIN)/etcd --report $(REPO)/tmp/bench $(BENCHFLAGS)
 
-# The churn measurement of tombstone GC (docs/benchmarks/tombstone-gc.md):
+# The churn measurement of tombstone GC (docs/bench/tombstone-gc.md):
 # CHURN_KEYS distinct keys created and deleted on a kshaka local cluster,
 # without GC (then put throughput without and with GC collecting the
 # backlog, and GC alone) and with GC passes during the churn.

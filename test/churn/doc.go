@@ -12,5 +12,5 @@
 //
 // It prints a JSON line per sample and per phase on stdout and a summary on
 // stderr. `make bench-churn` runs it with and without GC;
-// docs/benchmarks/tombstone-gc.md has the numbers.
+// docs/bench/tombstone-gc.md has the numbers.
 package main
