@@ -53,8 +53,11 @@ type GCOptions struct {
 	// DryRun only lists and counts the candidates.
 	DryRun bool
 	// FencePoll is how often the fence of the floor epoch is checked.
-	// Default 50 ms.
-	FencePoll time.Duration
+	// Default 50 ms. FenceTimeout bounds the wait for every member to
+	// acknowledge it (a member down blocks GC); default 1 minute. The run
+	// then fails, safely: the floor epoch stays installed and the
+	// tombstones stay until a later run.
+	FencePoll, FenceTimeout time.Duration
 	// Progress, when set, is called after each batch with the totals so
 	// far.
 	Progress func(GCStats)
@@ -97,6 +100,9 @@ func (c *Client) CollectTombstones(ctx context.Context, opts GCOptions) (GCStats
 	if opts.FencePoll <= 0 {
 		opts.FencePoll = 50 * time.Millisecond
 	}
+	if opts.FenceTimeout <= 0 {
+		opts.FenceTimeout = time.Minute
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -112,6 +118,13 @@ func (c *Client) CollectTombstones(ctx context.Context, opts GCOptions) (GCStats
 	defer c.wg.Done()
 	g := &gcRun{c: c, opts: opts, before: register.ClockCounter(opts.Now().Add(-opts.Retention))}
 	if opts.AdminToken != "" {
+		if c.sec.creds == nil {
+			for _, m := range c.config().Members {
+				if !adminclient.IsLoopback(m.Addr) {
+					return GCStats{}, invalidf("refusing to send the admin token in plaintext to %s (%s): use TLS, or loopback addresses", m.ID, m.Addr)
+				}
+			}
+		}
 		g.call = []grpc.CallOption{grpc.PerRPCCredentials(adminclient.Bearer(opts.AdminToken, c.sec.creds != nil))}
 	}
 	var after []byte
@@ -286,6 +299,8 @@ func (g *gcRun) install(ctx context.Context, m *gc.Machine, a gc.Action) error {
 	g.c.adopt(a.Config.Clone())
 	t := time.NewTicker(g.opts.FencePoll)
 	defer t.Stop()
+	deadline := time.NewTimer(g.opts.FenceTimeout)
+	defer deadline.Stop()
 	for {
 		for _, mem := range m.Next().Targets {
 			if e, err := g.epoch(ctx, mem); err == nil {
@@ -295,10 +310,17 @@ func (g *gcRun) install(ctx context.Context, m *gc.Machine, a gc.Action) error {
 		if m.Next().Step != gc.StepInstall {
 			return nil
 		}
+		var waiting []string
+		for _, mem := range m.Next().Targets {
+			waiting = append(waiting, fmt.Sprintf("%s (%s)", mem.ID, mem.Addr))
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("while waiting until every member acknowledged the GC floor epoch %d (waiting for %d): %w",
-				a.Config.Epoch, len(m.Next().Targets), ctx.Err())
+			return fmt.Errorf("while waiting until every member acknowledged the GC floor epoch %d (waiting for %v): %w",
+				a.Config.Epoch, waiting, ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("%v did not acknowledge the GC floor epoch %d within %v: check that every member runs, then run the GC again",
+				waiting, a.Config.Epoch, g.opts.FenceTimeout)
 		case <-t.C:
 		}
 	}

@@ -299,7 +299,8 @@ func casStep(s state, in Input, out Output) []any {
 		}
 	}
 	var outs []any
-	if mismatch && !(ok && out.CasOK) {
+	reportedSwap, reportedMismatch := ok && out.CasOK, ok && !out.CasOK
+	if mismatch && !reportedSwap {
 		if !ok || !out.Versioned {
 			outs = append(outs, s)
 		} else if p, fits := s.pin(out.Version); fits && out.Val == s.Val &&
@@ -307,7 +308,7 @@ func casStep(s state, in Input, out Output) []any {
 			outs = append(outs, p)
 		}
 	}
-	if match && !(ok && !out.CasOK) {
+	if match && !reportedMismatch {
 		outs = append(outs, settle(at, at.written(in.Val), in, out)...)
 	}
 	return outs
