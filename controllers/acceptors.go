@@ -198,13 +198,17 @@ func (a *clusterAcceptors) CollectTombstones(ctx context.Context, cfg membership
 	if got := p.Config().Epoch; got != cfg.Epoch {
 		return GCPassResult{}, fmt.Errorf("the acceptors serve epoch %d, the recorded configuration is epoch %d: no pass until they agree", got, cfg.Epoch)
 	}
-	st, err := p.CollectTombstones(ctx, proposer.GCOptions{
+	gopts := proposer.GCOptions{
 		Retention:  opts.Retention,
 		BatchSize:  opts.Batch,
 		Install:    install,
 		AdminToken: a.g.AdminToken,
 		Now:        opts.Now,
-	})
+	}
+	if pace := GCPacer(ctx, opts.KeysPerSecond); pace != nil {
+		gopts.Progress = func(st proposer.GCStats) { pace(st.Scanned) }
+	}
+	st, err := p.CollectTombstones(ctx, gopts)
 	res := GCPassResult{Scanned: int64(st.Scanned), Collected: int64(st.Collected), Skipped: int64(st.Skipped), Live: int64(st.Live), FloorEpochs: st.Epochs}
 	if err != nil {
 		return res, fmt.Errorf("while collecting tombstones (%d collected so far): %w", st.Collected, err)

@@ -70,6 +70,7 @@ func TestEnvtestTombstoneGCValidation(t *testing.T) {
 		{"short interval", func(s *kshakav1alpha1.TombstoneGCSpec) { s.Interval = d("5s") }, "tombstoneGC.interval must be at least 10s"},
 		{"negative batch", func(s *kshakav1alpha1.TombstoneGCSpec) { s.BatchSize = -1 }, "spec.tombstoneGC.batchSize"},
 		{"huge batch", func(s *kshakav1alpha1.TombstoneGCSpec) { s.BatchSize = 1_000_000 }, "spec.tombstoneGC.batchSize"},
+		{"negative rate", func(s *kshakav1alpha1.TombstoneGCSpec) { s.KeysPerSecond = -1 }, "spec.tombstoneGC.keysPerSecond"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := create("bad-"+strings.ReplaceAll(tc.name, " ", "-"), tc.modify)
@@ -79,7 +80,7 @@ func TestEnvtestTombstoneGCValidation(t *testing.T) {
 		})
 	}
 	if err := create("custom", func(s *kshakav1alpha1.TombstoneGCSpec) {
-		s.Retention, s.Interval, s.BatchSize, s.Suspend = d("1m"), d("10s"), 10, true
+		s.Retention, s.Interval, s.BatchSize, s.KeysPerSecond, s.Suspend = d("1m"), d("10s"), 10, 500, true
 	}); err != nil {
 		t.Fatalf("a valid tombstoneGC: %v", err)
 	}

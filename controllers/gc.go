@@ -53,14 +53,17 @@ const (
 type GCSettings struct {
 	Retention, Interval time.Duration
 	Batch               int
-	Suspend             bool
+	// KeysPerSecond paces a pass (0: no pacing).
+	KeysPerSecond int
+	Suspend       bool
 }
 
 // GCSettingsOf reads c's spec.tombstoneGC; zero fields (an object the API
 // server did not default) get the CRD's defaults.
 func GCSettingsOf(c *kshakav1alpha1.KshakaCluster) GCSettings {
 	g := c.Spec.TombstoneGC
-	s := GCSettings{Retention: DefaultGCRetention, Interval: DefaultGCInterval, Batch: DefaultGCBatch, Suspend: g.Suspend}
+	s := GCSettings{Retention: DefaultGCRetention, Interval: DefaultGCInterval, Batch: DefaultGCBatch, Suspend: g.Suspend,
+		KeysPerSecond: int(max(g.KeysPerSecond, 0))}
 	if g.Retention != nil && g.Retention.Duration > 0 {
 		s.Retention = g.Retention.Duration
 	}

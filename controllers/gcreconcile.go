@@ -23,6 +23,9 @@ type GCPassOptions struct {
 	Retention time.Duration
 	// Batch is the most tombstones handled per floor epoch.
 	Batch int
+	// KeysPerSecond paces the pass: after each batch it waits until no
+	// more than this many candidates per second were handled (0: none).
+	KeysPerSecond int
 	// Now is the pass's clock.
 	Now func() time.Time
 }
@@ -96,7 +99,7 @@ func (r *Reconciler) gcPass(ctx context.Context, c *kshakav1alpha1.KshakaCluster
 	install := func(ctx context.Context, next membership.Config) error {
 		return r.gcInstall(ctx, c, acc, next)
 	}
-	res, err := acc.CollectTombstones(pctx, cfg, GCPassOptions{Retention: s.Retention, Batch: s.Batch, Now: r.gcNow}, install)
+	res, err := acc.CollectTombstones(pctx, cfg, GCPassOptions{Retention: s.Retention, Batch: s.Batch, KeysPerSecond: s.KeysPerSecond, Now: r.gcNow}, install)
 	// A pass cut short by its timeout after collecting something is a
 	// completed part of the work, not a failure: the next one goes on a
 	// minute later (gcDue). One cut short while a floor epoch is being
@@ -253,4 +256,23 @@ func gcStatus(st *kshakav1alpha1.KshakaClusterStatus) *kshakav1alpha1.TombstoneG
 		st.TombstoneGC = &kshakav1alpha1.TombstoneGCStatus{}
 	}
 	return st.TombstoneGC
+}
+
+// GCPacer returns a GC progress callback that, called after each batch with
+// the candidates handled so far, waits until they were handled at no more
+// than perSecond (or ctx ends). nil when perSecond is not positive.
+func GCPacer(ctx context.Context, perSecond int) func(handled int) {
+	if perSecond <= 0 {
+		return nil
+	}
+	start := time.Now()
+	return func(handled int) {
+		want := time.Duration(float64(handled) / float64(perSecond) * float64(time.Second))
+		wait := time.NewTimer(max(want-time.Since(start), 0))
+		defer wait.Stop()
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+	}
 }

@@ -230,6 +230,15 @@ type TombstoneGCSpec struct {
 	// +optional
 	BatchSize int32 `json:"batchSize,omitempty"`
 
+	// KeysPerSecond paces a pass: the most candidate tombstones it handles
+	// per second, checked after each batch (0: as fast as it can). A pass
+	// at full speed takes a large share of the cluster's write throughput
+	// while it runs (docs/bench/tombstone-gc.md); pacing trades a longer
+	// pass for less of a dip.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	KeysPerSecond int32 `json:"keysPerSecond,omitempty"`
+
 	// Suspend stops new passes. A pass in progress finishes (it is bounded
 	// by the operator's pass timeout), and the floor epoch of an
 	// interrupted pass is still installed and fenced: it is recorded in

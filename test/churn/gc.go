@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/kshaka-io/kshaka/internal/adminclient"
 	"github.com/kshaka-io/kshaka/proposer"
@@ -24,11 +25,26 @@ func gcPass(ctx context.Context, c *cluster, g *proposer.Client, o options) (gcR
 		}
 		return conn, conn.Close, nil
 	})
-	st, err := g.CollectTombstones(ctx, proposer.GCOptions{
+	opts := proposer.GCOptions{
 		Retention:  o.retention,
 		BatchSize:  o.batch,
 		Install:    install,
 		AdminToken: c.token,
-	})
+	}
+	if o.gcRate > 0 {
+		// The operator's spec.tombstoneGC.keysPerSecond: after each batch,
+		// wait until no more than gcRate candidates per second were handled.
+		start := time.Now()
+		opts.Progress = func(st proposer.GCStats) {
+			want := time.Duration(float64(st.Scanned) / float64(o.gcRate) * float64(time.Second))
+			t := time.NewTimer(max(want-time.Since(start), 0))
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+	}
+	st, err := g.CollectTombstones(ctx, opts)
 	return gcResult{scanned: int64(st.Scanned), collected: int64(st.Collected), skipped: int64(st.Skipped)}, err
 }

@@ -39,6 +39,7 @@ type options struct {
 	gcInterval  time.Duration
 	retention   time.Duration
 	batch       int
+	gcRate      int
 	throughput  time.Duration
 	tpClients   int
 	label       string
@@ -60,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.gcInterval, "gc-interval", 10*time.Second, "with --gc: time between the end of a pass and the start of the next")
 	flag.DurationVar(&o.retention, "retention", 5*time.Second, "with --gc: collect tombstones older than this")
 	flag.IntVar(&o.batch, "batch", 1000, "with --gc: tombstones per floor epoch")
+	flag.IntVar(&o.gcRate, "gc-rate", 0, "pace GC passes to this many candidate tombstones per second, checked after each batch (0: as fast as they go; not applied to the final GC-alone phase)")
 	flag.DurationVar(&o.throughput, "throughput", 0, "after the churn: measure put throughput for this long without GC, then as long while GC runs (0: skip)")
 	flag.IntVar(&o.tpClients, "throughput-clients", 64, "concurrent workers of the throughput phases")
 	flag.StringVar(&o.label, "label", "", "label of this run in the output (default: gc or no-gc)")
@@ -457,6 +459,7 @@ func throughput(ctx context.Context, c *cluster, p *proposer.Client, o options, 
 	emit("after-put-with-gc")
 
 	// GC alone on what is left, for its throughput without load.
+	o.gcRate = 0
 	g, err := proposer.New(ctx, proposer.Config{Endpoints: c.endpoints})
 	if err != nil {
 		return err
