@@ -108,8 +108,9 @@ type GCPlan struct {
 // PlanGC decides whether a tombstone collection pass runs after this
 // reconcile's plan p (whose status is recorded) at time now. It is pure.
 // A pass runs only when the cluster is stable: not paused, no membership
-// change and no action, no restore in progress, the spec valid, every
-// member of a stable configuration serving (quorum Healthy); and when it
+// change and no action, no restore in progress, the spec valid, no volume
+// resize under way, every member of a stable configuration serving (quorum
+// Healthy); and when it
 // is due (spec.tombstoneGC.interval after the last pass started) and not
 // suspended. An interrupted floor installation is finished whenever the
 // cluster is not paused: it holds the membership machine until it is.
@@ -208,6 +209,10 @@ func gcUnstable(c *kshakav1alpha1.KshakaCluster, p Plan) string {
 		return "spec.bootstrap.fromBackup is being restored"
 	case p.SpecError != "":
 		return "the spec cannot be applied: " + p.SpecError
+	case p.Volumes.InProgress():
+		// The same reconcile may recreate the StatefulSet; a pass would
+		// keep a status from before it recorded meanwhile.
+		return "volume claims are being resized"
 	case st.Quorum != kshakav1alpha1.QuorumHealthy:
 		return fmt.Sprintf("not every member is serving (quorum %s)", st.Quorum)
 	}

@@ -75,6 +75,7 @@ func TestPlanGC(t *testing.T) {
 		{"quorum degraded", func(_ *kshakav1alpha1.KshakaCluster, p *Plan) { p.Status.Quorum = kshakav1alpha1.QuorumDegraded }, GCNothing, ReasonGCWaiting, time.Time{}},
 		{"a member behind", func(_ *kshakav1alpha1.KshakaCluster, p *Plan) { p.Status.Members[1].AcknowledgedEpoch = 3 }, GCNothing, ReasonGCWaiting, time.Time{}},
 		{"invalid spec", func(_ *kshakav1alpha1.KshakaCluster, p *Plan) { p.SpecError = "bad" }, GCNothing, ReasonGCWaiting, time.Time{}},
+		{"resizing", func(_ *kshakav1alpha1.KshakaCluster, p *Plan) { p.Volumes.Orphans = []string{"kc-0"} }, GCNothing, ReasonGCWaiting, time.Time{}},
 		{"restoring", func(c *kshakav1alpha1.KshakaCluster, _ *Plan) {
 			c.Spec.Bootstrap = &kshakav1alpha1.BootstrapSpec{FromBackup: &kshakav1alpha1.BackupSource{BackupName: "b"}}
 		}, GCNothing, ReasonGCWaiting, time.Time{}},
