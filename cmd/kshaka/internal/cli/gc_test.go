@@ -32,6 +32,7 @@ func TestGC(t *testing.T) {
 			t.Fatalf("acceptor %d holds %d keys after gc, want 1", i, n)
 		}
 	}
+	must(t, 0, "version floor 3", "status", "--admin-token", "s3cret", ep)
 	must(t, ExitNotFound, "", "get", "k", ep)
 	must(t, ExitVersionMismatch, "", "cas", "k", "2", "c", ep)
 	must(t, 0, "version 4", "put", "k", "c", ep)
