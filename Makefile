@@ -210,6 +210,20 @@ bench-contention: build kube-binaries ## Proposer processes racing on hot keys, 
 			--report $(REPO)/tmp/bench-contention/h$$h $(BENCHFLAGS) || exit 1; \
 	done
 
+# The churn measurement of tombstone GC (docs/bench/tombstone-gc.md):
+# CHURN_KEYS distinct keys created and deleted on a kshaka local cluster,
+# without GC (then put throughput without and with GC collecting the
+# backlog, and GC alone) and with GC passes during the churn.
+CHURN_KEYS ?= 1000000
+CHURNFLAGS ?=
+.PHONY: bench-churn
+bench-churn: build ## Measure disk use under key churn with and without tombstone GC, GC keys/s and put throughput beside it (tmp/churn).
+	@mkdir -p $(REPO)/tmp/churn
+	$(GO) run ./test/churn --kshaka-bin $(BIN)/kshaka --dir $(REPO)/tmp/churn/no-gc --keys $(CHURN_KEYS) --throughput 30s $(CHURNFLAGS) \
+		> $(REPO)/tmp/churn/no-gc.jsonl
+	$(GO) run ./test/churn --kshaka-bin $(BIN)/kshaka --dir $(REPO)/tmp/churn/gc --keys $(CHURN_KEYS) --gc $(CHURNFLAGS) \
+		> $(REPO)/tmp/churn/gc.jsonl
+
 ##@ Tools
 
 .PHONY: tools

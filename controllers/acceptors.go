@@ -37,6 +37,13 @@ type Acceptors interface {
 	// fresh ballot above every ballot its prepare shows. It reports how
 	// many keys were touched.
 	Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error)
+	// CollectTombstones runs one tombstone collection pass (docs/design.md
+	// §10) over the members of cfg, the installed stable configuration:
+	// old tombstones are written to every member, install installs the
+	// next epoch with raised floors and returns once it is fenced, then the
+	// records are removed from every member. It reports what it did, also
+	// when it fails part way.
+	CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error)
 }
 
 // GRPCAcceptors talks to acceptors over gRPC. Connections are cached per
@@ -164,6 +171,49 @@ func (g *GRPCAcceptors) ListKeys(ctx context.Context, addr string, after []byte,
 // Rescan implements Acceptors, in plaintext.
 func (g *GRPCAcceptors) Rescan(ctx context.Context, endpoints []string, keys [][]byte) (proposer.RescanStats, error) {
 	return g.plain().Rescan(ctx, endpoints, keys)
+}
+
+// CollectTombstones implements Acceptors, in plaintext.
+func (g *GRPCAcceptors) CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error) {
+	return g.plain().CollectTombstones(ctx, cfg, opts, install)
+}
+
+// CollectTombstones implements Acceptors with the library's procedure
+// (proposer.Client.CollectTombstones) on a proposer that lives for one
+// pass, dialled with the cluster's credentials: the operator's certificate
+// has the admin role that ListKeys and Collect need. The proposer must see
+// cfg's epoch, so that the floor epoch it asks for follows the recorded
+// configuration.
+func (a *clusterAcceptors) CollectTombstones(ctx context.Context, cfg membership.Config, opts GCPassOptions, install FloorInstaller) (GCPassResult, error) {
+	var endpoints []string
+	for _, m := range cfg.Members {
+		endpoints = append(endpoints, m.Addr)
+	}
+	dial := append([]grpc.DialOption{a.creds()}, a.g.DialOptions...)
+	p, err := proposer.New(ctx, proposer.Config{Endpoints: endpoints, DialOptions: dial})
+	if err != nil {
+		return GCPassResult{}, fmt.Errorf("while starting the tombstone collection's proposer: %w", err)
+	}
+	defer func() { _ = p.Close() }()
+	if got := p.Config().Epoch; got != cfg.Epoch {
+		return GCPassResult{}, fmt.Errorf("the acceptors serve epoch %d, the recorded configuration is epoch %d: no pass until they agree", got, cfg.Epoch)
+	}
+	gopts := proposer.GCOptions{
+		Retention:  opts.Retention,
+		BatchSize:  opts.Batch,
+		Install:    install,
+		AdminToken: a.g.AdminToken,
+		Now:        opts.Now,
+	}
+	if pace := GCPacer(ctx, opts.KeysPerSecond); pace != nil {
+		gopts.Progress = func(st proposer.GCStats) { pace(st.Scanned) }
+	}
+	st, err := p.CollectTombstones(ctx, gopts)
+	res := GCPassResult{Scanned: int64(st.Scanned), Collected: int64(st.Collected), Skipped: int64(st.Skipped), Live: int64(st.Live), FloorEpochs: st.Epochs}
+	if err != nil {
+		return res, fmt.Errorf("while collecting tombstones (%d collected so far): %w", st.Collected, err)
+	}
+	return res, nil
 }
 
 // Status implements Acceptors.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/kshaka-io/kshaka/membership"
@@ -44,6 +45,11 @@ func ConfigFromStatus(c *kshakav1alpha1.Configuration) (membership.Config, bool)
 	for _, m := range c.Members {
 		out.Members = append(out.Members, memberFromStatus(m))
 	}
+	out.VersionFloor = uint64(max(c.VersionFloor, 0))
+	if b := c.RemovedBallot; b != nil {
+		out.RemovedBallot.Counter = uint64(max(b.Counter, 0))
+		out.RemovedBallot.Proposer, _ = strconv.ParseUint(b.Proposer, 10, 64)
+	}
 	return out, true
 }
 
@@ -66,6 +72,10 @@ func ConfigToStatus(c membership.Config) *kshakav1alpha1.Configuration {
 	}
 	for _, m := range c.Members {
 		out.Members = append(out.Members, memberToStatus(m))
+	}
+	out.VersionFloor = int64(min(c.VersionFloor, math.MaxInt64))
+	if b := c.RemovedBallot; !b.IsZero() {
+		out.RemovedBallot = &kshakav1alpha1.BallotRecord{Counter: int64(min(b.Counter, math.MaxInt64)), Proposer: strconv.FormatUint(b.Proposer, 10)}
 	}
 	return out
 }

@@ -42,7 +42,10 @@ func observation(o Observed, in change.Intent) change.Observation {
 	for ord := range o.PVCs {
 		ords[ord] = true
 	}
-	obs := change.Observation{Size: int(c.Spec.Replicas), Seen: map[string]change.Slot{}, Paused: c.Spec.Paused, Now: o.Now}
+	// A tombstone collection pass in progress holds the machine like
+	// spec.paused: no membership change starts between its steps
+	// (retirements are still recorded).
+	obs := change.Observation{Size: int(c.Spec.Replicas), Seen: map[string]change.Slot{}, Paused: c.Spec.Paused || gcHolds(&c.Status), Now: o.Now}
 	for ord := range n {
 		obs.Slots = append(obs.Slots, PodName(c, ord))
 	}

@@ -35,10 +35,73 @@ var (
 
 	// clusterMetrics are the per-cluster gauges (kshaka_cluster_*).
 	clusterMetrics = newClusterCollector(time.Now)
+
+	// gcMetrics are the tombstone collection counters (kshaka_operator_gc_*).
+	gcMetrics = newGCCounters()
 )
 
 func init() {
 	metrics.Registry.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal, clusterMetrics)
+	gcMetrics.register(metrics.Registry)
+}
+
+// gcCounters are the tombstone collection passes' counters, by namespace
+// and cluster (dropped with the cluster).
+type gcCounters struct {
+	passes                      *prometheus.CounterVec
+	collected, skipped, scanned *prometheus.CounterVec
+	duration                    *prometheus.HistogramVec
+}
+
+func newGCCounters() *gcCounters {
+	labels := []string{"namespace", "cluster"}
+	return &gcCounters{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kshaka_operator_gc_passes_total",
+			Help: "Tombstone collection passes, by result (ok, error).",
+		}, append(labels, "result")),
+		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kshaka_operator_gc_collected_total",
+			Help: "Tombstones removed from every member by collection passes.",
+		}, labels),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kshaka_operator_gc_skipped_total",
+			Help: "Old tombstones a collection pass left for a later one (written since, not on every member, or refused by a member).",
+		}, labels),
+		scanned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kshaka_operator_gc_scanned_total",
+			Help: "Candidate tombstones listed by collection passes.",
+		}, labels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kshaka_operator_gc_pass_duration_seconds",
+			Help:    "Duration of tombstone collection passes, failed ones included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}, labels),
+	}
+}
+
+func (g *gcCounters) register(reg prometheus.Registerer) {
+	reg.MustRegister(g.passes, g.collected, g.skipped, g.scanned, g.duration)
+}
+
+// pass counts one pass of c.
+func (g *gcCounters) pass(c *kshakav1alpha1.KshakaCluster, result string, res GCPassResult, d time.Duration) {
+	ns, name := c.Namespace, c.Name
+	g.passes.WithLabelValues(ns, name, result).Inc()
+	g.collected.WithLabelValues(ns, name).Add(float64(res.Collected))
+	g.skipped.WithLabelValues(ns, name).Add(float64(res.Skipped))
+	g.scanned.WithLabelValues(ns, name).Add(float64(res.Scanned))
+	g.duration.WithLabelValues(ns, name).Observe(d.Seconds())
+}
+
+// forget drops the series of a deleted cluster.
+func (g *gcCounters) forget(key types.NamespacedName) {
+	l := prometheus.Labels{"namespace": key.Namespace, "cluster": key.Name}
+	g.passes.DeletePartialMatch(l)
+	g.collected.DeletePartialMatch(l)
+	g.skipped.DeletePartialMatch(l)
+	g.scanned.DeletePartialMatch(l)
+	g.duration.DeletePartialMatch(l)
 }
 
 // clusterSample is what the kshaka_cluster_* gauges report of one cluster:
@@ -57,6 +120,12 @@ type clusterSample struct {
 	rescanKeys int64
 	// Certificate expiries; zero when not known.
 	caNotAfter, acceptorsNotAfter, clientsNotAfter time.Time
+	// Tombstone collection: failed passes in a row, whether a pass is
+	// recorded as in progress, when the last one ended (zero: none).
+	gcFailures  int32
+	gcRunning   bool
+	gcLastEnd   time.Time
+	gcCollected int64
 }
 
 // sampleOf reads a sample from a cluster whose status was just written,
@@ -78,6 +147,9 @@ func sampleOf(c *kshakav1alpha1.KshakaCluster, q QuorumHealth) clusterSample {
 	}
 	if t := st.TLS; t != nil {
 		s.caNotAfter, s.acceptorsNotAfter, s.clientsNotAfter = timeOf(t.CANotAfter), timeOf(t.AcceptorsNotAfter), timeOf(t.ClientsNotAfter)
+	}
+	if g := st.TombstoneGC; g != nil {
+		s.gcFailures, s.gcRunning, s.gcLastEnd, s.gcCollected = g.ConsecutiveFailures, g.Pass != nil, timeOf(g.LastPassEnd), g.TotalCollected
 	}
 	return s
 }
@@ -101,7 +173,8 @@ type clusterCollector struct {
 	}
 
 	members, ready, serving, quorumSize, tolerated, quorumState, epoch, paused,
-	transition, transitionAge, rescanKeys, certExpiry *prometheus.Desc
+	transition, transitionAge, rescanKeys, certExpiry,
+	gcFailures, gcRunning, gcLastEnd, gcCollected *prometheus.Desc
 	// helps are the help texts by name (tests).
 	helps map[string]string
 }
@@ -140,6 +213,14 @@ func newClusterCollector(now func() time.Time) *clusterCollector {
 		certExpiry: desc("certificate_expiry_timestamp_seconds",
 			"When the first certificate of a kind expires (Unix seconds): the CA (certificate=\"ca\"), the acceptors' or the clients' and the operator's.",
 			"certificate"),
+		gcFailures: desc("gc_consecutive_failures",
+			"Tombstone collection passes that failed in a row (status.tombstoneGC.consecutiveFailures); 0 after a pass completes."),
+		gcRunning: desc("gc_pass_in_progress",
+			"1 while a tombstone collection pass is recorded as in progress (status.tombstoneGC.pass): membership changes wait for it."),
+		gcLastEnd: desc("gc_last_pass_end_timestamp_seconds",
+			"When the last tombstone collection pass ended (Unix seconds), successfully or not; absent before the first."),
+		gcCollected: desc("gc_collected_tombstones",
+			"Tombstones collected by every pass so far (status.tombstoneGC.totalCollected)."),
 	}
 	c.mu.clusters = map[types.NamespacedName]clusterSample{}
 	return c
@@ -175,7 +256,8 @@ func (cc *clusterCollector) forget(key types.NamespacedName) {
 
 func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{cc.members, cc.ready, cc.serving, cc.quorumSize, cc.tolerated, cc.quorumState,
-		cc.epoch, cc.paused, cc.transition, cc.transitionAge, cc.rescanKeys, cc.certExpiry} {
+		cc.epoch, cc.paused, cc.transition, cc.transitionAge, cc.rescanKeys, cc.certExpiry,
+		cc.gcFailures, cc.gcRunning, cc.gcLastEnd, cc.gcCollected} {
 		ch <- d
 	}
 }
@@ -210,6 +292,12 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			if !s.startedAt.IsZero() {
 				gauge(cc.transitionAge, max(now.Sub(s.startedAt).Seconds(), 0))
 			}
+		}
+		gauge(cc.gcFailures, float64(s.gcFailures))
+		gauge(cc.gcRunning, boolGauge(s.gcRunning))
+		gauge(cc.gcCollected, float64(s.gcCollected))
+		if !s.gcLastEnd.IsZero() {
+			gauge(cc.gcLastEnd, float64(s.gcLastEnd.Unix()))
 		}
 		for _, cert := range []struct {
 			name string

@@ -223,6 +223,7 @@ func TestAlertsAndDashboardUseRealMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	known.MustRegister(stepsTotal, actionsTotal, actionSeconds, rescannedKeysTotal, newClusterCollector(time.Now))
+	newGCCounters().register(known)
 	if !known["grpc_server_handled_total"] || !known["kshaka_acceptor_wal_fsync_duration_seconds"] || !known["kshaka_cluster_failures_tolerated"] {
 		t.Fatalf("the recorder missed metrics: %v", known)
 	}

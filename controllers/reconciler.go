@@ -77,6 +77,14 @@ type Reconciler struct {
 	// Logs reads the restore Job's log for its progress; nil: the restore's
 	// progress is not shown (its outcome still is, from the Job).
 	Logs PodLogs
+	// GCPassTimeout bounds one tombstone collection pass, which runs
+	// inside one reconcile (gc.go); default 2m. A pass cut short keeps
+	// what it collected and the next one goes on.
+	GCPassTimeout time.Duration
+	// GCNow is the clock a tombstone's age is measured on (its accepted
+	// ballot's counter is the writer's wall clock); default Now. Tests set
+	// it ahead to age tombstones without waiting.
+	GCNow func() time.Time
 
 	// certManager records whether the Certificate kind was served when the
 	// controller was set up (and is therefore watched).
@@ -165,12 +173,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &c); err != nil {
 		if apierrors.IsNotFound(err) {
 			clusterMetrics.forget(req.NamespacedName)
+			gcMetrics.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		// Owned objects go with it (owner references); volume claims stay.
 		clusterMetrics.forget(req.NamespacedName)
+		gcMetrics.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -201,6 +211,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !rp.Done {
 		// No client certificate exists before the restore has completed.
 		tp.Writes = withoutClientSecrets(&c, tp.Writes)
+	}
+	gp := PlanGC(&c, plan, r.now())
+	if gp.Do == GCAbandon {
+		plan.Status.TombstoneGC = plan.Status.TombstoneGC.DeepCopy()
+		plan.Status.TombstoneGC.Pass = nil
+	}
+	if gp.Do != GCRun {
+		r.setCondition(&c, &plan.Status, gp.Condition)
 	}
 	// Ready last: it reads every other condition and status.restore.
 	r.setCondition(&c, &plan.Status, ReadyCondition(&c, &plan.Status))
@@ -278,7 +296,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if plan.Action.Kind != ActionNone {
 		logger.V(1).Info("step taken", "action", plan.Action.Kind, "epoch", plan.Action.Config.Epoch)
 	}
+	// Tombstone collection runs only when nothing else did (PlanGC).
+	if plan.Action.Kind == ActionNone && (gp.Do == GCRun || gp.Do == GCFinishFloor) {
+		if err := r.tombstoneGC(ctx, &c, acc, gp); err != nil {
+			logger.Info("tombstone collection pass failed; will retry", "error", err.Error())
+			return ctrl.Result{RequeueAfter: orDefault(r.WaitInterval, 2*time.Second)}, nil
+		}
+		gp.Due = r.now().Add(GCSettingsOf(&c).Interval)
+	}
 	res := r.after(plan.Pace)
+	if !gp.Due.IsZero() {
+		if d := max(gp.Due.Sub(r.now()), 0) + time.Millisecond; d < res.RequeueAfter {
+			res.RequeueAfter = d
+		}
+	}
 	if d := tp.RequeueAfter; d > 0 && d < res.RequeueAfter {
 		res.RequeueAfter = d
 	}

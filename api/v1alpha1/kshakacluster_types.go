@@ -182,6 +182,69 @@ type KshakaClusterSpec struct {
 	// restored from a backup. It only applies at creation.
 	// +optional
 	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
+
+	// TombstoneGC collects the records of deleted keys (tombstones) once
+	// they are older than a retention (docs/design.md §10). It is on when
+	// the field is absent: retention 24h, a pass every hour.
+	// +kubebuilder:default={}
+	// +optional
+	TombstoneGC TombstoneGCSpec `json:"tombstoneGC,omitempty"`
+}
+
+// TombstoneGCSpec configures the operator's tombstone collection. A pass
+// runs only while the cluster is stable (no membership change, no restore,
+// not paused, every member serving); membership changes wait for a pass in
+// progress. A pass writes each old tombstone to every member, installs the
+// next epoch with raised floors and waits for its fence, then removes the
+// records from every member (docs/design.md §10).
+type TombstoneGCSpec struct {
+	// Retention is how old a tombstone must be to be collected: how long
+	// after a delete its key still shows it as deleted to a reader that
+	// compares versions (a key recreated after collection starts at a
+	// version above every one it had). At least 1m.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="tombstoneGC.retention must be at least 1m"
+	// +optional
+	Retention *metav1.Duration `json:"retention,omitempty"`
+
+	// Interval is how often a pass starts (counted from the start of the
+	// last one). At least 10s.
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="tombstoneGC.interval must be at least 10s"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// BatchSize is the most tombstones one step of a pass handles: written
+	// to every member, covered by one floor epoch, then removed. A pass
+	// runs batches until no old tombstone is left or the operator's pass
+	// timeout (2m by default) ends it; the next pass goes on a minute later.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// KeysPerSecond paces a pass: the most candidate tombstones it handles
+	// per second, checked after each batch (0: as fast as it can). A pass
+	// at full speed takes a large share of the cluster's write throughput
+	// while it runs (docs/bench/tombstone-gc.md); pacing trades a longer
+	// pass for less of a dip.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	KeysPerSecond int32 `json:"keysPerSecond,omitempty"`
+
+	// Suspend stops new passes. A pass in progress finishes (it is bounded
+	// by the operator's pass timeout), and the floor epoch of an
+	// interrupted pass is still installed and fenced: it is recorded in
+	// status.configuration already.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // PodMetadata is extra metadata of the acceptor pods.
@@ -432,6 +495,10 @@ const (
 	// ConditionRestored: spec.bootstrap.fromBackup has been restored
 	// (absent when the cluster was not bootstrapped from a backup).
 	ConditionRestored = "Restored"
+	// ConditionTombstoneGC: the outcome of the last tombstone collection
+	// pass (True: it completed; False with reason GCFailed, GCSuspended or
+	// GCWaiting). It does not enter Ready.
+	ConditionTombstoneGC = "TombstoneGC"
 )
 
 // Quorum health, shown as a printer column.
@@ -460,6 +527,28 @@ type Configuration struct {
 	PrepareQuorum int32 `json:"prepareQuorum"`
 	// AcceptQuorum (qa) is how many members of S an accept needs.
 	AcceptQuorum int32 `json:"acceptQuorum"`
+	// RemovedBallot is the configuration's GC floor R: every ballot up to
+	// it is refused on a key that has no record (docs/design.md §10). It
+	// only grows from one epoch to the next. Absent: none.
+	// +optional
+	RemovedBallot *BallotRecord `json:"removedBallot,omitempty"`
+	// VersionFloor is the configuration's GC version floor VF: a key
+	// recreated after its tombstone was collected starts above it. It only
+	// grows from one epoch to the next.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	VersionFloor int64 `json:"versionFloor,omitempty"`
+}
+
+// BallotRecord is a ballot as status records it.
+type BallotRecord struct {
+	// Counter is the ballot's counter (a wall clock in microseconds).
+	// +kubebuilder:validation:Minimum=0
+	Counter int64 `json:"counter"`
+	// Proposer is the ballot's proposer ID, decimal (it is a 64-bit
+	// unsigned number).
+	// +kubebuilder:validation:Pattern=`^[0-9]{1,20}$`
+	Proposer string `json:"proposer"`
 }
 
 // ConfigMember is one member of a configuration.
@@ -629,7 +718,8 @@ type KshakaClusterStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// Conditions: Ready, Available, Progressing, Degraded,
-	// MembershipChanging, TLSReady, NetworkPolicyReady, Restored.
+	// MembershipChanging, TLSReady, NetworkPolicyReady, Restored,
+	// TombstoneGC.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -673,6 +763,83 @@ type KshakaClusterStatus struct {
 	// Restore is the progress of spec.bootstrap.fromBackup.
 	// +optional
 	Restore *RestoreStatus `json:"restore,omitempty"`
+
+	// TombstoneGC is the record of the tombstone collection: the pass in
+	// progress and the outcome of the last one.
+	// +optional
+	TombstoneGC *TombstoneGCStatus `json:"tombstoneGC,omitempty"`
+}
+
+// GCStep is the step a tombstone collection pass is at. The step is
+// recorded before it is carried out.
+// +kubebuilder:validation:Enum=Tombstones;InstallFloor;Collect
+type GCStep string
+
+const (
+	// GCStepTombstones: listing old tombstones and writing each to every
+	// member (an identity change whose accept needs every member).
+	GCStepTombstones GCStep = "Tombstones"
+	// GCStepInstallFloor: the configuration with raised floors
+	// (status.configuration, FloorEpoch) is being installed and fenced.
+	GCStepInstallFloor GCStep = "InstallFloor"
+	// GCStepCollect: removing the written tombstones from every member.
+	GCStepCollect GCStep = "Collect"
+)
+
+// TombstoneGCPass is a collection pass in progress. While it is recorded
+// no membership change starts. An operator restart resumes it: at
+// InstallFloor it first finishes installing and fencing FloorEpoch (the
+// configuration is already in status); any other step is started again
+// from the listing, which is harmless (the identity change may be
+// repeated, floors only grow, and a collect is conditional on the record
+// being the tombstone the floors cover).
+type TombstoneGCPass struct {
+	// Step the pass is at.
+	Step GCStep `json:"step"`
+	// StartedAt is when the pass started.
+	StartedAt metav1.Time `json:"startedAt"`
+	// FloorEpoch is the epoch of the floor configuration being installed
+	// (step InstallFloor).
+	// +optional
+	FloorEpoch int64 `json:"floorEpoch,omitempty"`
+}
+
+// TombstoneGCStatus is what the operator records of tombstone collection.
+type TombstoneGCStatus struct {
+	// Pass is the pass in progress, if any.
+	// +optional
+	Pass *TombstoneGCPass `json:"pass,omitempty"`
+	// LastPassStart is when the last pass started.
+	// +optional
+	LastPassStart *metav1.Time `json:"lastPassStart,omitempty"`
+	// LastPassEnd is when the last pass ended, successfully or not.
+	// +optional
+	LastPassEnd *metav1.Time `json:"lastPassEnd,omitempty"`
+	// KeysScanned is how many keys the last pass listed.
+	// +optional
+	KeysScanned int64 `json:"keysScanned,omitempty"`
+	// TombstonesCollected is how many tombstones the last pass removed
+	// from every member.
+	// +optional
+	TombstonesCollected int64 `json:"tombstonesCollected,omitempty"`
+	// Skipped is how many old tombstones the last pass left for a later
+	// one: not written to every member, or kept by a member's collect.
+	// +optional
+	Skipped int64 `json:"skipped,omitempty"`
+	// CutShort: the last pass ran out of time (the operator's pass
+	// timeout) with old tombstones left; the next one starts a minute
+	// after it ended.
+	// +optional
+	CutShort bool `json:"cutShort,omitempty"`
+	// TotalCollected counts the tombstones collected by every pass.
+	// +optional
+	TotalCollected int64 `json:"totalCollected,omitempty"`
+	// LastError is why the last pass failed; empty when it succeeded.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// ConsecutiveFailures counts the passes that failed in a row.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
 }
 
 // TLSStatus is what the operator observed of the cluster's certificates.
@@ -725,6 +892,7 @@ type TLSStatus struct {
 // +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.transition.step`,priority=1
 // +kubebuilder:printcolumn:name="Client-Secret",type=string,JSONPath=`.status.tls.clientSecretName`,priority=1
 // +kubebuilder:printcolumn:name="Certs-Expire",type=string,JSONPath=`.status.tls.acceptorsNotAfter`,priority=1
+// +kubebuilder:printcolumn:name="GC-Collected",type=integer,JSONPath=`.status.tombstoneGC.totalCollected`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KshakaCluster struct {
 	metav1.TypeMeta   `json:",inline"`

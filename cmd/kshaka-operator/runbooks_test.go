@@ -19,7 +19,7 @@ import (
 const opsDir = "../../docs/operations"
 
 // runbooks are the files the alerts link to (config/prometheus, the chart).
-var runbooks = []string{"quorum-loss.md", "lost-disk.md", "stuck-membership-change.md", "operator-upgrade.md", "restore-from-backup.md"}
+var runbooks = []string{"quorum-loss.md", "lost-disk.md", "stuck-membership-change.md", "operator-upgrade.md", "restore-from-backup.md", "tombstone-gc.md"}
 
 // testFuncs returns the names of every func in the repository's _test.go
 // files (every module, every build tag) and the step names of test/e2e's
@@ -156,6 +156,7 @@ func TestAlertRunbookLinksExist(t *testing.T) {
 		"stuck-membership-change.md": {"membership-change-stuck", "rescan-not-progressing"},
 		"lost-disk.md":               {"acceptor-out-of-service-after-a-storage-error"},
 		"operator-upgrade.md":        {"operator-down"},
+		"tombstone-gc.md":            {"tombstone-gc-failing"},
 	} {
 		b, err := os.ReadFile(filepath.Join(opsDir, file))
 		if err != nil {

@@ -32,6 +32,9 @@ type localOptions struct {
 	exit         bool
 	startTimeout time.Duration
 	stopTimeout  time.Duration
+	// metricsBasePort, when not 0, is the metrics port of acceptor a0
+	// (a<i> serves on metricsBasePort+i).
+	metricsBasePort int
 }
 
 func newLocalCmd(g *globals) *cobra.Command {
@@ -69,6 +72,10 @@ with O=kshaka:client, each in the kubernetes.io/tls layout (ca.crt, tls.crt,
 tls.key). It prints the flags and environment the kshaka commands need, and
 the proposer.Config.TLSDir for Go programs.
 
+With --metrics-base-port M, acceptor a<i> serves its Prometheus metrics
+(kshaka_acceptor_*, the store's disk usage among them) in plaintext on
+127.0.0.1:M+i; without it they serve none.
+
 The kshaka-acceptor binary is looked up next to the kshaka executable, then on
 PATH; --acceptor-bin overrides both.
 
@@ -97,6 +104,12 @@ kshaka local then stops the acceptors and exits with the self-check's result.`,
 			if o.basePort < 1 || o.basePort+o.acceptors-1 > 65535 {
 				return usageErrorf("--base-port %d does not leave room for %d ports", o.basePort, o.acceptors)
 			}
+			if o.metricsBasePort < 0 || o.metricsBasePort+o.acceptors-1 > 65535 {
+				return usageErrorf("--metrics-base-port %d does not leave room for %d ports", o.metricsBasePort, o.acceptors)
+			}
+			if o.metricsBasePort != 0 && o.metricsBasePort < o.basePort+o.acceptors && o.basePort < o.metricsBasePort+o.acceptors {
+				return usageErrorf("--metrics-base-port %d overlaps the acceptors' ports %d-%d", o.metricsBasePort, o.basePort, o.basePort+o.acceptors-1)
+			}
 			if clientTLSFlagsSet(cmd) {
 				return usageErrorf("kshaka local makes its own CA and certificates with --tls; --cacert, --cert, --key, " +
 					"--tls-server-name and --insecure-skip-verify do not apply to it")
@@ -113,6 +126,8 @@ kshaka local then stops the acceptors and exits with the self-check's result.`,
 	fs.BoolVar(&o.exit, "exit", false, "with --demo: stop the acceptors and exit after the self-check")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 30*time.Second, "how long to wait for the acceptors to answer")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "how long to wait after SIGTERM before SIGKILL")
+	fs.IntVar(&o.metricsBasePort, "metrics-base-port", 0,
+		"serve acceptor a<i>'s Prometheus metrics (plaintext) on 127.0.0.1:metrics-base-port+i (0: no metrics)")
 	return cmd
 }
 
@@ -145,6 +160,14 @@ func checkPortsFree(procs []*acceptorProc) error {
 		l, err := net.Listen("tcp", p.addr)
 		if err != nil {
 			return fmt.Errorf("cannot use %s for %s: %w\n(another kshaka local? choose other ports with --base-port)", p.addr, p.id, err)
+		}
+		l.Close()
+		if p.metricsAddr == "" {
+			continue
+		}
+		l, err = net.Listen("tcp", p.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("cannot serve the metrics of %s on %s: %w\n(choose other ports with --metrics-base-port)", p.id, p.metricsAddr, err)
 		}
 		l.Close()
 	}
@@ -200,7 +223,7 @@ func runLocal(ctx context.Context, g *globals, o localOptions) error {
 	signal.Notify(lc.sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(lc.sigs)
 
-	spec := procSpec{bin: bin, dir: o.dir, basePort: o.basePort, stopTimeout: o.stopTimeout}
+	spec := procSpec{bin: bin, dir: o.dir, basePort: o.basePort, metricsBasePort: o.metricsBasePort, stopTimeout: o.stopTimeout}
 	for i := range o.acceptors {
 		lc.procs = append(lc.procs, newAcceptorProc(spec, i))
 	}
@@ -284,6 +307,9 @@ func (lc *localCluster) start(ctx context.Context, spec procSpec) error {
 			return err
 		}
 		fmt.Fprintf(lc.out, "  %s  %s  pid %d  data %s  log %s\n", p.id, p.addr, p.cmd.Process.Pid, p.dataDir, p.logPath)
+		if p.metricsAddr != "" {
+			fmt.Fprintf(lc.out, "      metrics http://%s/metrics\n", p.metricsAddr)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, lc.o.startTimeout)
 	defer cancel()

@@ -22,6 +22,8 @@ type acceptorProc struct {
 	addr    string
 	dataDir string
 	logPath string
+	// metricsAddr is where it serves metrics; "" for none.
+	metricsAddr string
 
 	cmd *exec.Cmd
 	// logStart is where this run's part of the log file begins.
@@ -75,7 +77,9 @@ type procSpec struct {
 	bin      string
 	dir      string
 	basePort int
-	sec      *localSec
+	// metricsBasePort, when not 0, is a0's metrics port (a<i>: +i).
+	metricsBasePort int
+	sec             *localSec
 	// stopTimeout is how long stop waits before SIGKILL.
 	stopTimeout time.Duration
 	// extraArgs are appended to every acceptor's command line (kshaka
@@ -85,13 +89,17 @@ type procSpec struct {
 
 func newAcceptorProc(s procSpec, i int) *acceptorProc {
 	id := fmt.Sprintf("a%d", i)
-	return &acceptorProc{
+	p := &acceptorProc{
 		id:      id,
 		addr:    fmt.Sprintf("127.0.0.1:%d", s.basePort+i),
 		dataDir: filepath.Join(s.dir, id),
 		logPath: filepath.Join(s.dir, id+".log"),
 		done:    make(chan struct{}),
 	}
+	if s.metricsBasePort != 0 {
+		p.metricsAddr = fmt.Sprintf("127.0.0.1:%d", s.metricsBasePort+i)
+	}
+	return p
 }
 
 // start runs the acceptor with its output appended to its log file. exits
@@ -111,7 +119,7 @@ func (p *acceptorProc) start(s procSpec, exits chan<- *acceptorProc) error {
 	args := []string{
 		"--data-dir", p.dataDir,
 		"--listen", p.addr,
-		"--metrics-listen", "",
+		"--metrics-listen", p.metricsAddr,
 		"--log-format", "text",
 		// Finish in-flight requests, but exit before stop's SIGKILL.
 		"--shutdown-timeout", (s.stopTimeout / 2).String(),

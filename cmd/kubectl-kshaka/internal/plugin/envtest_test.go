@@ -228,6 +228,10 @@ func (f *fixture) makeCluster(name string) *kshakav1alpha1.KshakaCluster {
 			CANotAfter: ptrTime(at(3650 * 24 * time.Hour)), AcceptorsNotAfter: ptrTime(at(89 * 24 * time.Hour)),
 			ClientsNotAfter: ptrTime(at(89*24*time.Hour + 12*time.Hour)),
 		},
+		TombstoneGC: &kshakav1alpha1.TombstoneGCStatus{
+			LastPassStart: ptrTime(at(-31 * time.Minute)), LastPassEnd: ptrTime(at(-30 * time.Minute)),
+			KeysScanned: 1200, TombstonesCollected: 1150, Skipped: 50, TotalCollected: 98000,
+		},
 		Conditions: []metav1.Condition{
 			{Type: kshakav1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: "QuorumAvailable", LastTransitionTime: at(-time.Hour),
 				Message: "3 of 4 members serving epoch 6 (prepare quorum 2, accept quorum 3)"},

@@ -63,6 +63,9 @@ type Status struct {
 	// Restore is the progress of spec.bootstrap.fromBackup; null when the
 	// cluster was not bootstrapped from a backup.
 	Restore *Restore `json:"restore"`
+	// TombstoneGC is the tombstone collection record; null before the
+	// operator recorded a pass.
+	TombstoneGC *TombstoneGC `json:"tombstoneGC"`
 	// TLS is the certificates' state; null before the operator recorded it.
 	TLS *TLS `json:"tls"`
 	// Conditions of the cluster.
@@ -177,6 +180,42 @@ type Restore struct {
 	Message string `json:"message"`
 }
 
+// TombstoneGC is the tombstone collection record (status.tombstoneGC and
+// spec.tombstoneGC.suspend).
+type TombstoneGC struct {
+	// Suspended: spec.tombstoneGC.suspend is set.
+	Suspended bool `json:"suspended"`
+	// Step of the pass in progress; "" when none.
+	Step string `json:"step"`
+	// LastPassEnd is when the last pass ended; null before the first.
+	LastPassEnd *time.Time `json:"lastPassEnd"`
+	// Collected by the last pass, and by every pass.
+	Collected      int64 `json:"collected"`
+	TotalCollected int64 `json:"totalCollected"`
+	// Skipped: old tombstones the last pass left for a later one.
+	Skipped int64 `json:"skipped"`
+	// Failures in a row, and the last one's error.
+	ConsecutiveFailures int32  `json:"consecutiveFailures"`
+	LastError           string `json:"lastError"`
+}
+
+func buildTombstoneGC(c *kshakav1alpha1.KshakaCluster) *TombstoneGC {
+	g := c.Status.TombstoneGC
+	if g == nil {
+		return nil
+	}
+	out := &TombstoneGC{Suspended: c.Spec.TombstoneGC.Suspend, Collected: g.TombstonesCollected, TotalCollected: g.TotalCollected,
+		Skipped: g.Skipped, ConsecutiveFailures: g.ConsecutiveFailures, LastError: g.LastError}
+	if g.Pass != nil {
+		out.Step = string(g.Pass.Step)
+	}
+	if g.LastPassEnd != nil {
+		t := g.LastPassEnd.UTC()
+		out.LastPassEnd = &t
+	}
+	return out
+}
+
 // TLS is the certificates' state (status.tls).
 type TLS struct {
 	// Mode: Operator, CertManager or Disabled.
@@ -246,6 +285,7 @@ func BuildStatus(c *kshakav1alpha1.KshakaCluster, events []Event, now time.Time)
 	s.Transition = buildTransition(st.Transition, now)
 	s.Restore = buildRestore(c)
 	s.TLS = buildTLS(st.TLS, now)
+	s.TombstoneGC = buildTombstoneGC(c)
 	for _, cd := range st.Conditions {
 		s.Conditions = append(s.Conditions, Condition{Type: cd.Type, Status: string(cd.Status), Reason: cd.Reason, Message: cd.Message,
 			LastTransitionTime: cd.LastTransitionTime.UTC()})
@@ -786,6 +826,23 @@ func table(out io.Writer, s Status, now time.Time) error {
 			line += "; " + r.Message
 		}
 		kv("Restore", "%s", line)
+	}
+	if g := s.TombstoneGC; g != nil {
+		line := "no pass has ended yet"
+		if g.LastPassEnd != nil {
+			line = fmt.Sprintf("last pass ended %s ago: %d collected, %d left for later (%d collected in all)",
+				ago(now.Sub(*g.LastPassEnd)), g.Collected, g.Skipped, g.TotalCollected)
+		}
+		if g.Step != "" {
+			line += "; a pass is at step " + g.Step + " (membership changes wait)"
+		}
+		if g.ConsecutiveFailures > 0 {
+			line += fmt.Sprintf("; %d failed in a row: %s", g.ConsecutiveFailures, g.LastError)
+		}
+		if g.Suspended {
+			line += "; suspended"
+		}
+		kv("Tombstone GC", "%s", line)
 	}
 	if t := s.TLS; t != nil {
 		if t.Mode == string(kshakav1alpha1.TLSModeDisabled) {
