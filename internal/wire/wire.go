@@ -19,12 +19,28 @@ func BallotFromProto(b *kshakav1.Ballot) register.Ballot {
 
 // ValueToProto converts a value to its wire form.
 func ValueToProto(v register.Value) *kshakav1.Value {
-	return &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
+	pv := &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
+	if len(v.Lineage) > 0 {
+		pv.Lineage = make([]*kshakav1.Link, len(v.Lineage))
+		for i, l := range v.Lineage {
+			pv.Lineage[i] = &kshakav1.Link{Ballot: BallotToProto(l.Ballot), Version: l.Version}
+		}
+	}
+	return pv
 }
 
-// ValueFromProto converts a value from its wire form; nil is the empty value.
+// ValueFromProto converts a value from its wire form, as it is; nil is the
+// empty value. Callers that did not produce it check its lineage
+// (register.CheckLineage: the acceptor core refuses a malformed one).
 func ValueFromProto(v *kshakav1.Value) register.Value {
-	return register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
+	rv := register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
+	if pl := v.GetLineage(); len(pl) > 0 {
+		rv.Lineage = make([]register.Link, len(pl))
+		for i, l := range pl {
+			rv.Lineage[i] = register.Link{Ballot: BallotFromProto(l.GetBallot()), Version: l.GetVersion()}
+		}
+	}
+	return rv
 }
 
 // ConfigToProto converts a configuration to its wire form.
