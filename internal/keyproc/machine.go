@@ -207,7 +207,8 @@ func (m *Machine) OnApplied(now time.Duration, r ApplyResult) {
 		o.state = opProposed
 	}
 	a.applying = nil
-	p := &Proposal{Ballot: a.w.Ballot(), Value: r.Value, Ops: r.Ops, Results: r.Results}
+	v := m.stamp(r.Value, a.cur, a.w.Ballot())
+	p := &Proposal{Ballot: a.w.Ballot(), Value: v, Ops: r.Ops, Results: r.Results}
 	g.inflight = p
 	m.propose(now, p)
 	m.advance(now)
@@ -413,15 +414,17 @@ func (m *Machine) decide(now time.Duration) {
 	}
 	switch {
 	case g.resolve:
-		m.propose(now, &Proposal{Ballot: a.w.Ballot(), Value: a.cur})
+		m.propose(now, &Proposal{Ballot: a.w.Ballot(), Value: m.stamp(a.cur, a.cur, a.w.Ballot())})
 	case a.ambiguous:
 		a.w.Expire()
 		m.roundEnded(now, round.Failed, len(g.ops))
 		m.giveUp(errGaveUp)
 	case a.own >= 0:
-		// The newest value is one of the group's proposals: accept it again.
+		// The newest value contains one of the group's proposals: accept
+		// it again, unchanged (it keeps its lineage), and answer with that
+		// proposal's results.
 		own := g.pending[a.own]
-		p := &Proposal{Ballot: a.w.Ballot(), Value: a.cur, Ops: own.Ops, Results: own.Results}
+		p := &Proposal{Ballot: a.w.Ballot(), Value: m.stamp(a.cur, a.cur, a.w.Ballot()), Ops: own.Ops, Results: own.Results}
 		g.inflight = p
 		m.propose(now, p)
 	default:
@@ -429,17 +432,37 @@ func (m *Machine) decide(now time.Duration) {
 	}
 }
 
-// settle is round.Settle, or a broken rule of a negative control.
-func (m *Machine) settle(pending []*Proposal, best register.Ballot, cur register.Value) (own int, ambiguous bool) {
-	if m.cfg.Broken.BlindRetry {
+// settle is round.Settle (each pending proposal judged by round.Judge), or
+// a broken rule of a negative control.
+func (m *Machine) settle(pending []*Proposal, best register.Ballot, cur register.Value) (derived int, ambiguous bool) {
+	b := m.cfg.Broken
+	if b.BlindRetry {
 		return -1, false
 	}
-	ps := make([]round.Proposal, len(pending))
 	for i, p := range pending {
-		ps[i] = round.Proposal{Ballot: p.Ballot, Value: p.Value}
+		f := round.Judge(round.Proposal{Ballot: p.Ballot, Value: p.Value}, best, cur)
+		if f == round.Ambiguous && b.LineageMissIsFresh && len(cur.Lineage) > 0 && len(p.Value.Lineage) > 0 {
+			f = round.Dead // broken: a lineage that does not reach back taken as proof
+		}
+		switch f {
+		case round.Derived:
+			return i, false
+		case round.Ambiguous:
+			ambiguous = true
+		}
 	}
-	own, ambiguous = round.Settle(ps, best, cur)
-	return own, ambiguous && !m.cfg.Broken.IgnoreAmbiguous
+	return -1, ambiguous && !b.IgnoreAmbiguous
+}
+
+// stamp gives the value a proposal at ballot b made from cur its lineage
+// (register.Stamp, the one place lineages are written), or a broken rule
+// of a negative control.
+func (m *Machine) stamp(v, cur register.Value, b register.Ballot) register.Value {
+	v = register.Stamp(v, cur, b, m.cfg.Lineage)
+	if m.cfg.Broken.RestampIdentity && v.Version == cur.Version && len(v.Lineage) > 0 && v.Lineage[0].Ballot.Less(b) {
+		v.Lineage[0].Ballot = b // broken: the re-proposal takes a new identity
+	}
+	return v
 }
 
 // apply asks the driver to run the live ops' changes on the current value.

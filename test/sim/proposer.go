@@ -136,6 +136,8 @@ func (f Faults) broken() keyproc.Broken {
 		KeepCacheOnUnknown:    f.KeepCacheOnUnknown,
 		BlindRetry:            f.BlindRetry,
 		IgnoreAmbiguous:       f.IgnoreAmbiguous,
+		LineageMissIsFresh:    f.LineageMissIsFresh,
+		RestampIdentity:       f.RestampIdentity,
 		StaleRefusalDefinite:  f.StaleRefusalDefinite,
 		RefusalAlwaysDefinite: f.RefusalAlwaysDefinite,
 		ReadFirstReply:        f.BrokenRead == ReadFirstReply,

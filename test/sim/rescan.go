@@ -58,6 +58,7 @@ func (w *world) libraryConfig() keyproc.Config {
 		BackoffMax:      time.Duration(w.opts.Backoff),
 		RediscoverAfter: 2,
 		OneRTT:          w.opts.OneRTT,
+		Lineage:         w.opts.Lineage,
 		Broken:          w.opts.Faults.broken(),
 	}
 }

@@ -73,6 +73,13 @@ type Faults struct {
 	// RefusalAlwaysDefinite counts every accept refusal as a definite
 	// failure, whatever the acceptor's accepted ballot (control 12).
 	RefusalAlwaysDefinite bool
+	// LineageMissIsFresh re-applies the changes of a pending proposal
+	// whose version the newest value's lineage does not reach back to
+	// (keyproc.Broken; control 14).
+	LineageMissIsFresh bool
+	// RestampIdentity gives a re-proposal a new identity in the lineage
+	// (keyproc.Broken; control 15).
+	RestampIdentity bool
 }
 
 // NetFaults are the network's misbehaviours; probabilities per message.
@@ -132,6 +139,10 @@ type Options struct {
 	// MaxRetries + 1); CacheSize bounds the 1RTT cache, used with OneRTT.
 	MaxTries, CacheSize int
 	OneRTT, QuorumReads bool
+	// Lineage is how many links a value's lineage keeps (keyproc.Config;
+	// 0: register.MaxLineage). Short lineages make more intervening
+	// proposals than the lineage holds common.
+	Lineage int
 	// HotKeys, when set, sends four operations in five to the first
 	// HotKeys keys; the other keys stay mostly idle.
 	HotKeys int
@@ -228,6 +239,8 @@ func NewOptions(seed uint64, f Faults) Options {
 	_ = r.IntN(4)
 	o.PromiseFloorStep = uint64(pick(0, 1, 2, 5, 20))
 	o.LoseUnsynced = pick(0.5, 1)
+	// From the seed, not the stream, so that every seed keeps its shape.
+	o.Lineage = []int{1, 2, 3, 0}[seed%4]
 	if f.QuorumOfOne {
 		o.Acceptors = 3
 		o.ChangeEvery = 0
