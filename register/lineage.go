@@ -7,7 +7,7 @@ import (
 
 // MaxLineage is the most links a value carries (docs/design.md §11): the
 // creators of the last MaxLineage proposals that changed the register.
-const MaxLineage = 8
+const MaxLineage = 16
 
 // ErrLineage is wrapped by CheckLineage's refusals.
 var ErrLineage = errors.New("register: malformed lineage")

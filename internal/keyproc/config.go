@@ -15,6 +15,11 @@ type Config struct {
 	// attempt (a definite failure, or an unknown outcome that the next
 	// attempt settles). 0: no retries.
 	MaxRetries int
+	// MaxConflicts is how many attempts a group may lose to other
+	// proposers (a quorum answered, and refused because of another ballot)
+	// before it gives up; such attempts do not count against MaxRetries.
+	// 0: contention counts like any failed attempt.
+	MaxConflicts int
 	// RequestTimeout bounds each phase of an attempt (prepare, accept).
 	RequestTimeout time.Duration
 	// BackoffBase and BackoffMax bound the jittered wait before a retry:

@@ -4,9 +4,79 @@ import "github.com/kshaka-io/kshaka/register"
 
 // Proposal is an accept that ended Unknown: it may have landed on some
 // acceptors, so its value may become chosen later (docs/design.md §2.3).
+//
+// Seen is evidence about it gathered since: values some acceptor reported
+// whose lineage told whether they contain the proposal (Observe).
 type Proposal struct {
 	Ballot register.Ballot
 	Value  register.Value
+	Seen   []Witness
+}
+
+// Witness is a value some acceptor reported, accepted at AcceptedAt, of
+// version Version created by Creator, whose lineage told whether it
+// contains a pending proposal's changes (Contains). Any value derived from
+// it agrees: it contains them if and only if the witness does, however
+// many proposals came in between. Witnesses extend the reach of the
+// lineage (docs/design.md §11).
+type Witness struct {
+	AcceptedAt register.Ballot
+	Version    uint64
+	Creator    register.Ballot
+	Contains   bool
+}
+
+// maxWitnesses bounds the witnesses kept per proposal (the newest).
+const maxWitnesses = 4
+
+// Observe records what v, accepted at ballot accepted and reported by an
+// acceptor, says about p: a witness when v's lineage names the creator of
+// p's version, or when v is or derives from an earlier witness (so each
+// observation carries the evidence forward, and the lineage only has to
+// reach from one observation to the next). It reports whether it recorded
+// one. Any reply will do (not only the prepare quorum's newest value):
+// what a value's lineage says is a fact about the value, whichever
+// acceptor holds it.
+func (p *Proposal) Observe(accepted register.Ballot, v register.Value) bool {
+	creator, ok := p.Value.Creator()
+	if !ok || accepted.IsZero() || register.CheckLineage(v) != nil || register.CheckLineage(p.Value) != nil {
+		return false
+	}
+	vc, ok := v.Creator()
+	if !ok {
+		return false
+	}
+	c, known := v.CreatedBy(p.Value.Version)
+	contains := known && c == creator
+	for i := len(p.Seen) - 1; !known && i >= 0; i-- {
+		if o := p.Seen[i]; o.descends(accepted, v) {
+			known, contains = true, o.Contains
+		}
+	}
+	if !known {
+		return false
+	}
+	w := Witness{AcceptedAt: accepted, Version: v.Version, Creator: vc, Contains: contains}
+	for _, o := range p.Seen {
+		if o == w {
+			return false
+		}
+	}
+	if len(p.Seen) == maxWitnesses {
+		p.Seen = append(p.Seen[:0:0], p.Seen[1:]...)
+	}
+	p.Seen = append(p.Seen, w)
+	return true
+}
+
+// descends reports whether cur, accepted at m, is w's value or provably
+// derived from it.
+func (w Witness) descends(m register.Ballot, cur register.Value) bool {
+	if m == w.AcceptedAt {
+		return true
+	}
+	c, known := cur.CreatedBy(w.Version)
+	return known && c == w.Creator
 }
 
 // Fate is what the newest value a prepare quorum showed says about one
@@ -49,10 +119,14 @@ func (f Fate) String() string {
 //   - cur's lineage names the creator of version top: Derived when it is
 //     p's creator, Dead otherwise (a ballot makes one proposal, and a link
 //     is only copied from the value it was stamped on).
+//   - otherwise, when cur is or derives from one of p's witnesses
+//     (p.Seen), what the witness says: Derived if it contains p, else
+//     Dead.
 //   - otherwise (cur has no lineage, or more proposals than its lineage
-//     holds came after top, or p's value has none): the comparison without
-//     lineage. cur.Version > top is Ambiguous; an equal version is
-//     Ambiguous when cur equals p's value, else Dead.
+//     holds came after top and after every witness, or p's value has
+//     none): the comparison without lineage. cur.Version > top is
+//     Ambiguous; an equal version is Ambiguous when cur equals p's value,
+//     else Dead.
 func Judge(p Proposal, m register.Ballot, cur register.Value) Fate {
 	switch {
 	case p.Ballot == m:
@@ -70,6 +144,14 @@ func Judge(p Proposal, m register.Ballot, cur register.Value) Fate {
 				return Derived
 			}
 			return Dead
+		}
+		for i := len(p.Seen) - 1; i >= 0; i-- {
+			if w := p.Seen[i]; w.descends(m, cur) {
+				if w.Contains {
+					return Derived
+				}
+				return Dead
+			}
 		}
 	}
 	if cur.Version > top || cur.Equal(p.Value) {

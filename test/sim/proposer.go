@@ -281,6 +281,9 @@ func (p *proposer) noteRound(k *keyState, r keyproc.Round) {
 	if r.Fast {
 		s.FastWrites++
 	}
+	if r.Settle == keyproc.SettleAmbiguous {
+		s.SettleAmbiguous++
+	}
 	switch r.Outcome {
 	case round.Success:
 		if r.Ballot == k.ballot && p.w.lateRounds[k.round] {
@@ -294,11 +297,7 @@ func (p *proposer) noteRound(k *keyState, r keyproc.Round) {
 			}
 		}
 	case round.Failed:
-		if r.Settle == keyproc.SettleAmbiguous {
-			s.SettleAmbiguous += r.Changes
-		} else {
-			s.Retries++
-		}
+		s.Retries++
 	case round.Unknown:
 		s.SettleRetries++
 	}
@@ -312,6 +311,9 @@ func (p *proposer) answer(a keyproc.Answer) {
 		st = statusFail
 	case round.Unknown:
 		st = statusUnknown
+		if a.Sealed {
+			p.w.stats.Sealed++
+		}
 	}
 	p.complete(a.Op.Ref.(*clientOp), st, round.Applied{Value: a.Value, Err: a.Err})
 }

@@ -53,6 +53,7 @@ func (w *world) rescanConfig() keyproc.Config {
 func (w *world) libraryConfig() keyproc.Config {
 	return keyproc.Config{
 		MaxRetries:      max(w.opts.MaxTries-1, 0),
+		MaxConflicts:    w.opts.MaxConflicts,
 		RequestTimeout:  time.Duration(w.opts.Timeout),
 		BackoffBase:     1,
 		BackoffMax:      time.Duration(w.opts.Backoff),

@@ -138,6 +138,9 @@ type Options struct {
 	// MaxTries is how many attempts a change gets (the library's
 	// MaxRetries + 1); CacheSize bounds the 1RTT cache, used with OneRTT.
 	MaxTries, CacheSize int
+	// MaxConflicts is how many attempts lost to other proposers a change
+	// may have besides its MaxTries (keyproc.Config.MaxConflicts).
+	MaxConflicts        int
 	OneRTT, QuorumReads bool
 	// Lineage is how many links a value's lineage keeps (keyproc.Config;
 	// 0: register.MaxLineage). Short lineages make more intervening
@@ -189,6 +192,7 @@ func NewOptions(seed uint64, f Faults) Options {
 		Think:        int64(5 + r.IntN(60)),
 		ChangeEvery:  int64(pick(0, 150, 300, 600)),
 		MaxTries:     5,
+		MaxConflicts: 50,
 		CacheSize:    16,
 	}
 	// Drawn and unused, so that every seed keeps its shape: it bounded how
@@ -308,9 +312,12 @@ type Stats struct {
 	// SettleRetries counts attempts that ended Unknown (the next attempt
 	// settles them); Settled counts operations answered ok by an attempt
 	// that settled earlier ones, SettledOwn those of them finished by
-	// re-proposing their own proposal; SettleAmbiguous counts operations
-	// given up as unknown.
+	// re-proposing their own proposal; SettleAmbiguous counts the
+	// attempts whose settling was ambiguous (they freeze the key).
 	SettleRetries, Settled, SettledOwn, SettleAmbiguous int
+	// Sealed counts unknown outcomes answered after a freeze
+	// (keyproc.Answer.Sealed).
+	Sealed int
 }
 
 // Result is one run's history and trace.

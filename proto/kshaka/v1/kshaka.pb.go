@@ -105,7 +105,7 @@ type Value struct {
 	Version   uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Data      []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Tombstone bool                   `protobuf:"varint,3,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
-	// The proposals that created the recent versions, newest first, at most 8
+	// The proposals that created the recent versions, newest first, at most 16
 	// (docs/design.md §11). Empty for a value written before lineages
 	// existed. When not empty, lineage[0].version is version, and versions
 	// and ballots strictly decrease; an accept whose lineage is malformed is
