@@ -69,11 +69,13 @@ func (e *VersionMismatchError) Is(target error) bool { return target == ErrVersi
 // lineage records (docs/design.md §11) changed the key in between,
 // Undecided with the current value.
 //
-// Without faults it does not happen: values record which proposals made
-// them, so the client settles contention exactly. It remains for a
-// caller's context that ends while a proposal is out, acceptors that stop
-// answering, and more than register.MaxLineage (16) proposals by others
-// between the proposal and its settling. Applications that
+// Contention alone rarely causes it: values record which proposals made
+// them, so the client settles contention exactly (docs/design.md §11). It
+// remains for a caller's context that ends while a proposal is out,
+// acceptors that stop answering, and more proposals by others between the
+// proposal and its settling than the value's lineage (register.MaxLineage,
+// 16) and the values seen meanwhile reach; Sealed then tells the last case
+// apart. Applications that
 // must always know can make their changes recognisable in the value (a
 // writer tag, or per-writer counters) and inspect the value Resolve returns.
 // The idiomatic alternative is a CAS loop: re-read, and CompareAndSwap from
