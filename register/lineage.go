@@ -74,7 +74,7 @@ func CheckLineage(v Value) error {
 	for i, k := range l {
 		switch {
 		case !k.Ballot.Valid():
-			return fmt.Errorf("%w: link %d: ballot %v is invalid", ErrLineage, i, k.Ballot)
+			return fmt.Errorf("%w: link %d: ballot %v is invalid (or the lineage is not whole links)", ErrLineage, i, k.Ballot)
 		case k.Version == 0:
 			return fmt.Errorf("%w: link %d: version 0 was never created", ErrLineage, i)
 		case i > 0 && k.Version >= l[i-1].Version:

@@ -105,12 +105,15 @@ type Value struct {
 	Version   uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Data      []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Tombstone bool                   `protobuf:"varint,3,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
-	// The proposals that created the recent versions, newest first, at most 16
-	// (docs/design.md §11). Empty for a value written before lineages
-	// existed. When not empty, lineage[0].version is version, and versions
-	// and ballots strictly decrease; an accept whose lineage is malformed is
+	// The proposals that created the recent versions, newest first, at most
+	// 16 links (docs/design.md §11), each three numbers: ballot counter,
+	// ballot proposer, version. The proposal at that ballot created the
+	// versions above the next-older link's version, up to and including its
+	// own. Empty for a value written before lineages existed. When not empty,
+	// the first link's version is version, and versions and ballots strictly
+	// decrease; an accept whose lineage is malformed (or not whole links) is
 	// refused with INVALID_ARGUMENT.
-	Lineage       []*Link `protobuf:"bytes,4,rep,name=lineage,proto3" json:"lineage,omitempty"`
+	Lineage       []uint64 `protobuf:"varint,4,rep,packed,name=lineage,proto3" json:"lineage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,65 +169,11 @@ func (x *Value) GetTombstone() bool {
 	return false
 }
 
-func (x *Value) GetLineage() []*Link {
+func (x *Value) GetLineage() []uint64 {
 	if x != nil {
 		return x.Lineage
 	}
 	return nil
-}
-
-// Link: the proposal at ballot created the versions above the next-older
-// link's version, up to and including version.
-type Link struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ballot        *Ballot                `protobuf:"bytes,1,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Link) Reset() {
-	*x = Link{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Link) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Link) ProtoMessage() {}
-
-func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Link.ProtoReflect.Descriptor instead.
-func (*Link) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *Link) GetBallot() *Ballot {
-	if x != nil {
-		return x.Ballot
-	}
-	return nil
-}
-
-func (x *Link) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
 }
 
 type PrepareRequest struct {
@@ -239,7 +188,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[3]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +200,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[3]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +213,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{3}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PrepareRequest) GetEpoch() uint64 {
@@ -298,7 +247,7 @@ type PrepareItem struct {
 
 func (x *PrepareItem) Reset() {
 	*x = PrepareItem{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[4]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +259,7 @@ func (x *PrepareItem) String() string {
 func (*PrepareItem) ProtoMessage() {}
 
 func (x *PrepareItem) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[4]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +272,7 @@ func (x *PrepareItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareItem.ProtoReflect.Descriptor instead.
 func (*PrepareItem) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{4}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PrepareItem) GetKey() []byte {
@@ -352,7 +301,7 @@ type PrepareResponse struct {
 
 func (x *PrepareResponse) Reset() {
 	*x = PrepareResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[5]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +313,7 @@ func (x *PrepareResponse) String() string {
 func (*PrepareResponse) ProtoMessage() {}
 
 func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[5]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +326,7 @@ func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareResponse.ProtoReflect.Descriptor instead.
 func (*PrepareResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{5}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PrepareResponse) GetResults() []*PrepareResult {
@@ -409,7 +358,7 @@ type PrepareResult struct {
 
 func (x *PrepareResult) Reset() {
 	*x = PrepareResult{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[6]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +370,7 @@ func (x *PrepareResult) String() string {
 func (*PrepareResult) ProtoMessage() {}
 
 func (x *PrepareResult) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[6]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +383,7 @@ func (x *PrepareResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareResult.ProtoReflect.Descriptor instead.
 func (*PrepareResult) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{6}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PrepareResult) GetOk() bool {
@@ -477,7 +426,7 @@ type AcceptRequest struct {
 
 func (x *AcceptRequest) Reset() {
 	*x = AcceptRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[7]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +438,7 @@ func (x *AcceptRequest) String() string {
 func (*AcceptRequest) ProtoMessage() {}
 
 func (x *AcceptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[7]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +451,7 @@ func (x *AcceptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{7}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AcceptRequest) GetEpoch() uint64 {
@@ -540,7 +489,7 @@ type AcceptItem struct {
 
 func (x *AcceptItem) Reset() {
 	*x = AcceptItem{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[8]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +501,7 @@ func (x *AcceptItem) String() string {
 func (*AcceptItem) ProtoMessage() {}
 
 func (x *AcceptItem) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[8]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +514,7 @@ func (x *AcceptItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptItem.ProtoReflect.Descriptor instead.
 func (*AcceptItem) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{8}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AcceptItem) GetKey() []byte {
@@ -606,7 +555,7 @@ type AcceptResponse struct {
 
 func (x *AcceptResponse) Reset() {
 	*x = AcceptResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[9]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +567,7 @@ func (x *AcceptResponse) String() string {
 func (*AcceptResponse) ProtoMessage() {}
 
 func (x *AcceptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[9]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +580,7 @@ func (x *AcceptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptResponse.ProtoReflect.Descriptor instead.
 func (*AcceptResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{9}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AcceptResponse) GetResults() []*AcceptResult {
@@ -663,7 +612,7 @@ type AcceptResult struct {
 
 func (x *AcceptResult) Reset() {
 	*x = AcceptResult{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[10]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +624,7 @@ func (x *AcceptResult) String() string {
 func (*AcceptResult) ProtoMessage() {}
 
 func (x *AcceptResult) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[10]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +637,7 @@ func (x *AcceptResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptResult.ProtoReflect.Descriptor instead.
 func (*AcceptResult) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{10}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AcceptResult) GetOk() bool {
@@ -724,7 +673,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[11]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +685,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[11]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +698,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{11}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadRequest) GetEpoch() uint64 {
@@ -783,7 +732,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[12]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +744,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[12]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +757,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{12}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadResponse) GetResults() []*ReadResult {
@@ -835,7 +784,7 @@ type ReadResult struct {
 
 func (x *ReadResult) Reset() {
 	*x = ReadResult{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[13]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +796,7 @@ func (x *ReadResult) String() string {
 func (*ReadResult) ProtoMessage() {}
 
 func (x *ReadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[13]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +809,7 @@ func (x *ReadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResult.ProtoReflect.Descriptor instead.
 func (*ReadResult) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{13}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadResult) GetAccepted() *Ballot {
@@ -890,7 +839,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[14]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +851,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[14]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +864,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{14}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Config) GetEpoch() uint64 {
@@ -959,7 +908,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[15]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +920,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[15]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +933,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{15}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Member) GetId() string {
@@ -1030,7 +979,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[16]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +991,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[16]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1004,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{16}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{15}
 }
 
 type GetConfigResponse struct {
@@ -1068,7 +1017,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[17]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1029,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[17]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1042,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{17}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -1119,7 +1068,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[18]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1080,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[18]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1093,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{18}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetConfigRequest) GetConfig() *Config {
@@ -1164,7 +1113,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[19]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1125,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[19]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1138,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{19}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetConfigResponse) GetConfig() *Config {
@@ -1207,7 +1156,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[20]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1168,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[20]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1181,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{20}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{19}
 }
 
 type StatusResponse struct {
@@ -1254,7 +1203,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[21]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1215,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[21]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1228,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{21}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetIncarnation() uint64 {
@@ -1345,7 +1294,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[22]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1306,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[22]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1319,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{22}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListKeysRequest) GetStartAfter() []byte {
@@ -1403,7 +1352,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[23]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1364,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[23]
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1377,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{23}
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListKeysResponse) GetKeys() [][]byte {
@@ -1445,15 +1394,12 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\x1cproto/kshaka/v1/kshaka.proto\x12\tkshaka.v1\">\n" +
 	"\x06Ballot\x12\x18\n" +
 	"\acounter\x18\x01 \x01(\x04R\acounter\x12\x1a\n" +
-	"\bproposer\x18\x02 \x01(\x04R\bproposer\"~\n" +
+	"\bproposer\x18\x02 \x01(\x04R\bproposer\"m\n" +
 	"\x05Value\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1c\n" +
-	"\ttombstone\x18\x03 \x01(\bR\ttombstone\x12)\n" +
-	"\alineage\x18\x04 \x03(\v2\x0f.kshaka.v1.LinkR\alineage\"K\n" +
-	"\x04Link\x12)\n" +
-	"\x06ballot\x18\x01 \x01(\v2\x11.kshaka.v1.BallotR\x06ballot\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"v\n" +
+	"\ttombstone\x18\x03 \x01(\bR\ttombstone\x12\x18\n" +
+	"\alineage\x18\x04 \x03(\x04R\alineage\"v\n" +
 	"\x0ePrepareRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12,\n" +
 	"\x05items\x18\x02 \x03(\v2\x16.kshaka.v1.PrepareItemR\x05items\x12 \n" +
@@ -1554,79 +1500,76 @@ func file_proto_kshaka_v1_kshaka_proto_rawDescGZIP() []byte {
 	return file_proto_kshaka_v1_kshaka_proto_rawDescData
 }
 
-var file_proto_kshaka_v1_kshaka_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_proto_kshaka_v1_kshaka_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_proto_kshaka_v1_kshaka_proto_goTypes = []any{
 	(*Ballot)(nil),            // 0: kshaka.v1.Ballot
 	(*Value)(nil),             // 1: kshaka.v1.Value
-	(*Link)(nil),              // 2: kshaka.v1.Link
-	(*PrepareRequest)(nil),    // 3: kshaka.v1.PrepareRequest
-	(*PrepareItem)(nil),       // 4: kshaka.v1.PrepareItem
-	(*PrepareResponse)(nil),   // 5: kshaka.v1.PrepareResponse
-	(*PrepareResult)(nil),     // 6: kshaka.v1.PrepareResult
-	(*AcceptRequest)(nil),     // 7: kshaka.v1.AcceptRequest
-	(*AcceptItem)(nil),        // 8: kshaka.v1.AcceptItem
-	(*AcceptResponse)(nil),    // 9: kshaka.v1.AcceptResponse
-	(*AcceptResult)(nil),      // 10: kshaka.v1.AcceptResult
-	(*ReadRequest)(nil),       // 11: kshaka.v1.ReadRequest
-	(*ReadResponse)(nil),      // 12: kshaka.v1.ReadResponse
-	(*ReadResult)(nil),        // 13: kshaka.v1.ReadResult
-	(*Config)(nil),            // 14: kshaka.v1.Config
-	(*Member)(nil),            // 15: kshaka.v1.Member
-	(*GetConfigRequest)(nil),  // 16: kshaka.v1.GetConfigRequest
-	(*GetConfigResponse)(nil), // 17: kshaka.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),  // 18: kshaka.v1.SetConfigRequest
-	(*SetConfigResponse)(nil), // 19: kshaka.v1.SetConfigResponse
-	(*StatusRequest)(nil),     // 20: kshaka.v1.StatusRequest
-	(*StatusResponse)(nil),    // 21: kshaka.v1.StatusResponse
-	(*ListKeysRequest)(nil),   // 22: kshaka.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),  // 23: kshaka.v1.ListKeysResponse
+	(*PrepareRequest)(nil),    // 2: kshaka.v1.PrepareRequest
+	(*PrepareItem)(nil),       // 3: kshaka.v1.PrepareItem
+	(*PrepareResponse)(nil),   // 4: kshaka.v1.PrepareResponse
+	(*PrepareResult)(nil),     // 5: kshaka.v1.PrepareResult
+	(*AcceptRequest)(nil),     // 6: kshaka.v1.AcceptRequest
+	(*AcceptItem)(nil),        // 7: kshaka.v1.AcceptItem
+	(*AcceptResponse)(nil),    // 8: kshaka.v1.AcceptResponse
+	(*AcceptResult)(nil),      // 9: kshaka.v1.AcceptResult
+	(*ReadRequest)(nil),       // 10: kshaka.v1.ReadRequest
+	(*ReadResponse)(nil),      // 11: kshaka.v1.ReadResponse
+	(*ReadResult)(nil),        // 12: kshaka.v1.ReadResult
+	(*Config)(nil),            // 13: kshaka.v1.Config
+	(*Member)(nil),            // 14: kshaka.v1.Member
+	(*GetConfigRequest)(nil),  // 15: kshaka.v1.GetConfigRequest
+	(*GetConfigResponse)(nil), // 16: kshaka.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),  // 17: kshaka.v1.SetConfigRequest
+	(*SetConfigResponse)(nil), // 18: kshaka.v1.SetConfigResponse
+	(*StatusRequest)(nil),     // 19: kshaka.v1.StatusRequest
+	(*StatusResponse)(nil),    // 20: kshaka.v1.StatusResponse
+	(*ListKeysRequest)(nil),   // 21: kshaka.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),  // 22: kshaka.v1.ListKeysResponse
 }
 var file_proto_kshaka_v1_kshaka_proto_depIdxs = []int32{
-	2,  // 0: kshaka.v1.Value.lineage:type_name -> kshaka.v1.Link
-	0,  // 1: kshaka.v1.Link.ballot:type_name -> kshaka.v1.Ballot
-	4,  // 2: kshaka.v1.PrepareRequest.items:type_name -> kshaka.v1.PrepareItem
-	0,  // 3: kshaka.v1.PrepareItem.ballot:type_name -> kshaka.v1.Ballot
-	6,  // 4: kshaka.v1.PrepareResponse.results:type_name -> kshaka.v1.PrepareResult
-	14, // 5: kshaka.v1.PrepareResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 6: kshaka.v1.PrepareResult.conflict:type_name -> kshaka.v1.Ballot
-	0,  // 7: kshaka.v1.PrepareResult.accepted:type_name -> kshaka.v1.Ballot
-	1,  // 8: kshaka.v1.PrepareResult.value:type_name -> kshaka.v1.Value
-	8,  // 9: kshaka.v1.AcceptRequest.items:type_name -> kshaka.v1.AcceptItem
-	0,  // 10: kshaka.v1.AcceptItem.ballot:type_name -> kshaka.v1.Ballot
-	1,  // 11: kshaka.v1.AcceptItem.value:type_name -> kshaka.v1.Value
-	0,  // 12: kshaka.v1.AcceptItem.next:type_name -> kshaka.v1.Ballot
-	10, // 13: kshaka.v1.AcceptResponse.results:type_name -> kshaka.v1.AcceptResult
-	14, // 14: kshaka.v1.AcceptResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 15: kshaka.v1.AcceptResult.conflict:type_name -> kshaka.v1.Ballot
-	0,  // 16: kshaka.v1.AcceptResult.accepted:type_name -> kshaka.v1.Ballot
-	13, // 17: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
-	14, // 18: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 19: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
-	1,  // 20: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
-	15, // 21: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
-	14, // 22: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
-	14, // 23: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
-	14, // 24: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
-	14, // 25: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
-	3,  // 26: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
-	7,  // 27: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
-	11, // 28: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
-	16, // 29: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
-	18, // 30: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
-	20, // 31: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
-	22, // 32: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
-	5,  // 33: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
-	9,  // 34: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
-	12, // 35: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
-	17, // 36: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
-	19, // 37: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
-	21, // 38: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
-	23, // 39: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	3,  // 0: kshaka.v1.PrepareRequest.items:type_name -> kshaka.v1.PrepareItem
+	0,  // 1: kshaka.v1.PrepareItem.ballot:type_name -> kshaka.v1.Ballot
+	5,  // 2: kshaka.v1.PrepareResponse.results:type_name -> kshaka.v1.PrepareResult
+	13, // 3: kshaka.v1.PrepareResponse.stale_config:type_name -> kshaka.v1.Config
+	0,  // 4: kshaka.v1.PrepareResult.conflict:type_name -> kshaka.v1.Ballot
+	0,  // 5: kshaka.v1.PrepareResult.accepted:type_name -> kshaka.v1.Ballot
+	1,  // 6: kshaka.v1.PrepareResult.value:type_name -> kshaka.v1.Value
+	7,  // 7: kshaka.v1.AcceptRequest.items:type_name -> kshaka.v1.AcceptItem
+	0,  // 8: kshaka.v1.AcceptItem.ballot:type_name -> kshaka.v1.Ballot
+	1,  // 9: kshaka.v1.AcceptItem.value:type_name -> kshaka.v1.Value
+	0,  // 10: kshaka.v1.AcceptItem.next:type_name -> kshaka.v1.Ballot
+	9,  // 11: kshaka.v1.AcceptResponse.results:type_name -> kshaka.v1.AcceptResult
+	13, // 12: kshaka.v1.AcceptResponse.stale_config:type_name -> kshaka.v1.Config
+	0,  // 13: kshaka.v1.AcceptResult.conflict:type_name -> kshaka.v1.Ballot
+	0,  // 14: kshaka.v1.AcceptResult.accepted:type_name -> kshaka.v1.Ballot
+	12, // 15: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
+	13, // 16: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
+	0,  // 17: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
+	1,  // 18: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
+	14, // 19: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
+	13, // 20: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
+	13, // 21: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
+	13, // 22: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
+	13, // 23: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
+	2,  // 24: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
+	6,  // 25: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
+	10, // 26: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
+	15, // 27: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
+	17, // 28: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
+	19, // 29: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
+	21, // 30: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
+	4,  // 31: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
+	8,  // 32: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
+	11, // 33: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
+	16, // 34: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
+	18, // 35: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
+	20, // 36: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
+	22, // 37: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_proto_kshaka_v1_kshaka_proto_init() }
@@ -1640,7 +1583,7 @@ func file_proto_kshaka_v1_kshaka_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_kshaka_v1_kshaka_proto_rawDesc), len(file_proto_kshaka_v1_kshaka_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
