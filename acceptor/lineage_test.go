@@ -47,7 +47,7 @@ func TestLineageIsStoredAndChecked(t *testing.T) {
 		"top is not the version": bad(register.Link{Ballot: register.Ballot{Counter: c, Proposer: 3}, Version: 6}),
 		"versions do not fall": bad(register.Link{Ballot: register.Ballot{Counter: c, Proposer: 3}, Version: 7},
 			register.Link{Ballot: register.Ballot{Counter: c - 1, Proposer: 3}, Version: 7}),
-		"zero ballot": bad(register.Link{Version: 7}),
+		"zero ballot":     bad(register.Link{Version: 7}),
 		"not whole links": {Version: 7, Data: []byte("y"), Lineage: []uint64{c, 3}},
 	} {
 		before, syncs := n.contents(), n.acc.SyncCount()
