@@ -624,8 +624,8 @@ func (m *Machine) attemptFailed(now time.Duration) {
 		// Lost to other proposers: not a failure to reach a quorum
 		// (docs/design.md §11), so it does not use up MaxRetries.
 		g.conflicts++
-		if g.conflicts > m.cfg.MaxConflicts && m.giveUpFreezing(errContention, true) {
-			return
+		if g.conflicts > m.cfg.MaxConflicts && !m.giveUpFreezing(errContention, true) {
+			return // answered; a group that freezes goes on below
 		}
 	default:
 		if m.exhausted() {
