@@ -200,6 +200,16 @@ e2e: build kube-binaries ## End-to-end tests on localkube: Helm and install.yaml
 bench: build kube-binaries ## Measure Kshaka and etcd side by side (report in tmp/bench).
 	$(BIN)/kshaka bench --etcd-bin $(KUBE_BIN)/etcd --report $(REPO)/tmp/bench $(BENCHFLAGS)
 
+# The contention matrix of issue 14: N = 3 and 8 proposer processes on H = 1
+# and 3 hot keys (docs/bench/contention-before.md).
+.PHONY: bench-contention
+bench-contention: build kube-binaries ## Proposer processes racing on hot keys, N = 3, 8 and H = 1, 3 (reports in tmp/bench-contention).
+	for h in 1 3; do \
+		$(BIN)/kshaka bench --targets kshaka,kshaka-tls,etcd --etcd-bin $(KUBE_BIN)/etcd \
+			--runs contention:3,contention:8 --hot-keys $$h --duration 15s \
+			--report $(REPO)/tmp/bench-contention/h$$h $(BENCHFLAGS) || exit 1; \
+	done
+
 ##@ Tools
 
 .PHONY: tools

@@ -383,13 +383,19 @@ func (a *Acceptor) admit(epoch uint64) error {
 	return nil
 }
 
+// floors are the floors the core decides on: this life's restart floor and
+// the installed configuration's GC floors. The caller holds the gate.
+func (a *Acceptor) floors() acceptcore.Floors {
+	return acceptcore.Floors{Restart: a.floor.restart, Removed: a.gate.config.RemovedBallot, Version: a.gate.config.VersionFloor}
+}
+
 // apply runs one data-path request: admission, the stripe locks of all keys,
 // the records' states, step (the core's Prepare, Accept or Read, with the
-// restart floor), one batch for the states the core changed, committed as
+// floors), one batch for the states the core changed, committed as
 // the core's durability rule says (commit), and a final health check, all
 // before the caller replies.
 func (a *Acceptor) apply(epoch uint64, keys [][]byte,
-	step func(restart uint64, states []register.State) acceptcore.Ready) error {
+	step func(f acceptcore.Floors, states []register.State) acceptcore.Ready) error {
 	a.gate.RLock()
 	defer a.gate.RUnlock()
 	if err := a.admit(epoch); err != nil {
@@ -408,7 +414,7 @@ func (a *Acceptor) apply(epoch uint64, keys [][]byte,
 			return a.storageErr(err)
 		}
 	}
-	ready := step(a.floor.restart, states)
+	ready := step(a.floors(), states)
 	if len(ready.Write) > 0 {
 		if err := a.write(keys, found, states, ready); err != nil {
 			return err
@@ -497,8 +503,8 @@ func (a *Acceptor) prepare(epoch uint64, items []acceptcore.PrepareItem) ([]acce
 		keys[i] = it.Key
 	}
 	var out []acceptcore.PrepareOutcome
-	err := a.apply(epoch, keys, func(restart uint64, states []register.State) (ready acceptcore.Ready) {
-		out, ready = a.core.Prepare(restart, items, states)
+	err := a.apply(epoch, keys, func(f acceptcore.Floors, states []register.State) (ready acceptcore.Ready) {
+		out, ready = a.core.Prepare(f, items, states)
 		return ready
 	})
 	if err != nil {
@@ -516,8 +522,8 @@ func (a *Acceptor) accept(epoch uint64, items []acceptcore.AcceptItem) ([]accept
 		keys[i] = it.Key
 	}
 	var out []acceptcore.AcceptOutcome
-	err := a.apply(epoch, keys, func(restart uint64, states []register.State) (ready acceptcore.Ready) {
-		out, ready = a.core.Accept(restart, items, states)
+	err := a.apply(epoch, keys, func(f acceptcore.Floors, states []register.State) (ready acceptcore.Ready) {
+		out, ready = a.core.Accept(f, items, states)
 		return ready
 	})
 	if err != nil {
@@ -531,7 +537,7 @@ func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]acceptcore.ReadOutcome, 
 		return nil, err
 	}
 	var out []acceptcore.ReadOutcome
-	err := a.apply(epoch, keys, func(_ uint64, states []register.State) acceptcore.Ready {
+	err := a.apply(epoch, keys, func(_ acceptcore.Floors, states []register.State) acceptcore.Ready {
 		out = a.core.Read(states)
 		return acceptcore.Ready{}
 	})
@@ -543,8 +549,9 @@ func (a *Acceptor) read(epoch uint64, keys [][]byte) ([]acceptcore.ReadOutcome, 
 
 // SetConfig installs cfg (docs/design.md §3): cfg must be valid; a higher epoch is
 // persisted with Sync before SetConfig returns; the installed configuration
-// again is a no-op; a lower epoch, or the installed epoch with a different
-// configuration, fails with ErrConfigConflict. It returns the configuration
+// again is a no-op; a lower epoch, the installed epoch with a different
+// configuration, or GC floors below the installed ones (docs/design.md §10,
+// membership.CheckFloors) fail with ErrConfigConflict. It returns the configuration
 // installed afterwards.
 func (a *Acceptor) SetConfig(cfg membership.Config) (membership.Config, error) {
 	if err := cfg.Validate(); err != nil {
@@ -569,6 +576,9 @@ func (a *Acceptor) SetConfig(cfg membership.Config) (membership.Config, error) {
 		return membership.Config{}, fmt.Errorf("%w: epoch %d is lower than the installed epoch %d",
 			ErrConfigConflict, cfg.Epoch, cur.Epoch)
 	}
+	if err := membership.CheckFloors(cur, cfg); err != nil {
+		return membership.Config{}, fmt.Errorf("%w: %w", ErrConfigConflict, err)
+	}
 	rec, err := encodeConfig(cfg)
 	if err != nil {
 		return membership.Config{}, err
@@ -582,10 +592,7 @@ func (a *Acceptor) SetConfig(cfg membership.Config) (membership.Config, error) {
 	return cfg.Clone(), nil
 }
 
-func configsEqual(a, b membership.Config) bool {
-	return a.Epoch == b.Epoch && a.PrepareQuorum == b.PrepareQuorum && a.AcceptQuorum == b.AcceptQuorum &&
-		slices.Equal(a.Members, b.Members)
-}
+func configsEqual(a, b membership.Config) bool { return a.Equal(b) }
 
 // Status is a snapshot of the acceptor's identity and health.
 type Status struct {
@@ -629,11 +636,37 @@ func (a *Acceptor) Status() Status {
 	return s
 }
 
-// listKeys calls page with the stored keys greater than after, in ascending
-// order, pageSize at a time, at most limit in all (0: no limit). Each page is
-// read under the gate and handed to page after the gate is released, so a
-// slow reader holds up neither configuration changes nor Close.
-func (a *Acceptor) listKeys(after []byte, limit uint64, pageSize int, page func([][]byte) error) error {
+// KeyFilter selects the keys listKeys lists; the zero KeyFilter lists all.
+type KeyFilter struct {
+	// TombstonesOnly lists only the keys whose accepted value is a
+	// tombstone (the candidates of tombstone GC, docs/design.md §10).
+	TombstonesOnly bool
+	// AcceptedBefore, when not 0, lists only the keys whose accepted
+	// ballot's counter is below it.
+	AcceptedBefore uint64
+}
+
+func (f KeyFilter) none() bool { return f == KeyFilter{} }
+
+func (f KeyFilter) keep(st register.State) bool {
+	if f.TombstonesOnly && !st.Value.Tombstone {
+		return false
+	}
+	return f.AcceptedBefore == 0 || st.Accepted.Counter < f.AcceptedBefore
+}
+
+// scanFactor bounds how many records one filtered page looks at: pageSize
+// times it, so a page holds the gate for a bounded time even when few keys
+// match.
+const scanFactor = 16
+
+// listKeys calls page with the stored keys greater than after that f
+// selects, in ascending order, pageSize at a time, at most limit in all (0:
+// no limit), and the last key looked at. Each page is read under the gate
+// and handed to page after the gate is released, so a slow reader holds up
+// neither configuration changes nor Close. A filtered page looks at no more
+// than pageSize×scanFactor records and may hold few keys, or none.
+func (a *Acceptor) listKeys(after []byte, limit uint64, pageSize int, f KeyFilter, page func(keys [][]byte, through []byte) error) error {
 	var sent uint64
 	for {
 		n := pageSize
@@ -643,42 +676,66 @@ func (a *Acceptor) listKeys(after []byte, limit uint64, pageSize int, page func(
 		if n == 0 {
 			return nil
 		}
-		keys, err := a.readPage(after, n)
+		keys, through, done, err := a.readPage(after, n, f)
 		if err != nil {
 			return err
 		}
-		if len(keys) == 0 {
+		if len(keys) == 0 && done {
 			return nil
 		}
-		if err := page(keys); err != nil {
+		if err := page(keys, through); err != nil {
 			return err
 		}
 		sent += uint64(len(keys))
-		if len(keys) < n {
+		if done {
 			return nil
 		}
-		after = keys[len(keys)-1]
+		after = through
 	}
 }
 
-func (a *Acceptor) readPage(after []byte, n int) ([][]byte, error) {
+// readPage reads up to n keys after after that f selects; through is the
+// last key it looked at, done that the store has none after it.
+func (a *Acceptor) readPage(after []byte, n int, f KeyFilter) (keys [][]byte, through []byte, done bool, err error) {
 	a.gate.RLock()
 	defer a.gate.RUnlock()
 	if a.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, false, ErrClosed
 	}
 	if err := a.Err(); err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	keys := make([][]byte, 0, n)
-	err := a.store.scan(after, func(k []byte) bool {
+	keys = make([][]byte, 0, n)
+	budget := n * scanFactor
+	done = true
+	var bad error
+	err = a.store.scanRecords(after, !f.none(), func(k, rec []byte) bool {
+		if len(keys) == n || budget == 0 {
+			done = false
+			return false
+		}
+		budget--
+		through = append(through[:0], k...)
+		if !f.none() {
+			st, derr := register.DecodeStateHeader(rec)
+			if derr != nil {
+				bad = fmt.Errorf("while decoding key %s: %w", quoteKey(k), derr)
+				return false
+			}
+			if !f.keep(st) {
+				return true
+			}
+		}
 		keys = append(keys, slices.Clone(k))
-		return len(keys) < n
+		return true
 	})
-	if err != nil {
-		return nil, a.storageErr(err)
+	if err == nil {
+		err = bad
 	}
-	return keys, nil
+	if err != nil {
+		return nil, nil, false, a.storageErr(err)
+	}
+	return keys, through, done, nil
 }
 
 // addressedTo checks that a request meant for incarnation inc (0: any) has
@@ -689,4 +746,56 @@ func (a *Acceptor) addressedTo(inc uint64) error {
 			"(its address now belongs to another acceptor)", membership.ErrNotAdmitted, inc, a.incarnation)
 	}
 	return nil
+}
+
+// collect removes the records of collected tombstones (Admin Collect,
+// docs/design.md §10): under the gate (so the configuration whose floors the
+// core checks cannot change meanwhile) and the keys' stripe locks, the core
+// decides from the stored records, and the records it removes are deleted
+// in one synced batch before the reply. Only admitted acceptors collect.
+func (a *Acceptor) collect(items []acceptcore.CollectItem) ([]acceptcore.CollectVerdict, error) {
+	if err := a.core.CheckCollect(items, a.opts.Now()); err != nil {
+		return nil, err
+	}
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if err := a.admit(a.gate.config.Epoch); err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+	}
+	unlock := a.locks.lock(keys)
+	defer unlock()
+	states := make([]register.State, len(keys))
+	var skey []byte
+	for i, k := range keys {
+		var err error
+		skey = storageKey(skey, k)
+		if states[i], _, err = a.store.get(skey); err != nil {
+			return nil, a.storageErr(err)
+		}
+	}
+	out := a.core.Collect(a.floors(), items, states)
+	b := a.store.db.NewBatch()
+	defer b.Close()
+	for i, v := range out {
+		if v != acceptcore.CollectRemoved {
+			continue
+		}
+		skey = storageKey(skey, keys[i])
+		if err := b.Delete(skey, nil); err != nil {
+			return nil, a.storageErr(fmt.Errorf("while preparing the batch: %w", err))
+		}
+	}
+	if n := int64(b.Count()); n > 0 {
+		if err := a.store.commit(b); err != nil {
+			return nil, a.storageErr(err)
+		}
+		a.keyCount.Add(-n)
+		a.tombstones.Add(-n)
+		a.metrics.collected.Add(float64(n))
+	}
+	return out, a.Err()
 }

@@ -33,6 +33,7 @@ var methodRoles = map[string]pki.Role{
 	kshakav1.Admin_SetConfig_FullMethodName:  pki.RoleAdmin,
 	kshakav1.Admin_Status_FullMethodName:     pki.RoleAdmin,
 	kshakav1.Admin_ListKeys_FullMethodName:   pki.RoleAdmin,
+	kshakav1.Admin_Collect_FullMethodName:    pki.RoleAdmin,
 	healthgrpc.Health_Check_FullMethodName:   pki.RoleClient,
 	healthgrpc.Health_Watch_FullMethodName:   pki.RoleClient,
 	healthgrpc.Health_List_FullMethodName:    pki.RoleClient,

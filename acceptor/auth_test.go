@@ -29,6 +29,7 @@ func TestEveryRPCHasAPolicy(t *testing.T) {
 		kshakav1.Admin_SetConfig_FullMethodName: true,
 		kshakav1.Admin_Status_FullMethodName:    true,
 		kshakav1.Admin_ListKeys_FullMethodName:  true,
+		kshakav1.Admin_Collect_FullMethodName:   true,
 	}
 	served := map[string]bool{}
 	for _, r := range allRPCs(t) {
@@ -69,9 +70,11 @@ func requests(s *tlsServer) map[string]proto.Message {
 		kshakav1.Admin_SetConfig_FullMethodName:  &kshakav1.SetConfigRequest{Config: wire.ConfigToProto(next)},
 		kshakav1.Admin_Status_FullMethodName:     &kshakav1.StatusRequest{},
 		kshakav1.Admin_ListKeys_FullMethodName:   &kshakav1.ListKeysRequest{},
-		healthgrpc.Health_Check_FullMethodName:   &healthgrpc.HealthCheckRequest{},
-		healthgrpc.Health_List_FullMethodName:    &healthgrpc.HealthListRequest{},
-		healthgrpc.Health_Watch_FullMethodName:   &healthgrpc.HealthCheckRequest{},
+		kshakav1.Admin_Collect_FullMethodName: &kshakav1.CollectRequest{Items: []*kshakav1.CollectItem{
+			{Key: []byte("k"), Ballot: b(60, 1), Version: 1}}},
+		healthgrpc.Health_Check_FullMethodName: &healthgrpc.HealthCheckRequest{},
+		healthgrpc.Health_List_FullMethodName:  &healthgrpc.HealthListRequest{},
+		healthgrpc.Health_Watch_FullMethodName: &healthgrpc.HealthCheckRequest{},
 	}
 }
 

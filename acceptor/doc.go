@@ -75,8 +75,14 @@
 //     (O=kshaka:admin) may call everything, client (O=kshaka:client)
 //     Prepare, Accept, Read, GetConfig and health. Options.AdminToken, when
 //     set, is required in addition by every call that needs the admin role
-//     (SetConfig, Status, ListKeys), also without mutual TLS (kshaka local's
+//     (SetConfig, Status, ListKeys, Collect), also without mutual TLS (kshaka local's
 //     only protection). A refused call writes nothing.
+//   - Tombstone GC (docs/design.md §10). The installed configuration's GC
+//     floors are part of the core's decisions: a key without a record
+//     counts as promised its RemovedBallot, and Collect removes a record
+//     (under the key's lock, in one synced batch) only when the core says
+//     it is exactly the GC's write and the floors cover it. SetConfig
+//     refuses a configuration that lowers the floors.
 //   - Bounded by the transport, not by clients. A request is handled once it
 //     has arrived whole; the stripe locks and the gate are held only while
 //     the store is read and written, and ListKeys sends its pages outside

@@ -32,6 +32,7 @@ type metrics struct {
 	syncLatency   prometheus.Histogram
 	storageErrors prometheus.Counter
 	writeStalls   prometheus.Counter
+	collected     prometheus.Counter
 	healthy       prometheus.Gauge
 	admitted      prometheus.Gauge
 	epoch         prometheus.Gauge
@@ -91,6 +92,10 @@ func newMetrics(reg prometheus.Registerer, st storeStats) (*metrics, error) {
 			Namespace: metricsNamespace, Name: "write_stalls_total",
 			Help: "Times Pebble stopped writes because flushes or L0 compactions fell behind.",
 		}),
+		collected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "collected_tombstones_total",
+			Help: "Tombstone records removed by Admin Collect (tombstone GC, docs/design.md §10).",
+		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "healthy",
 			Help: "1 until a storage error takes the acceptor out of service.",
@@ -113,7 +118,7 @@ func newMetrics(reg prometheus.Registerer, st storeStats) (*metrics, error) {
 		Help: "Stored keys whose accepted value is a tombstone (deleted; the record stays). Counted at Open and kept as records change.",
 	}, st.tombstones)
 	m.collectors = []prometheus.Collector{m.grpc, m.refusals, m.staleReplies, m.batchItems, m.syncs, m.syncLatency,
-		m.storageErrors, m.writeStalls, m.healthy, m.admitted, m.epoch, keys, tombstones, newStoreCollector(st)}
+		m.storageErrors, m.writeStalls, m.collected, m.healthy, m.admitted, m.epoch, keys, tombstones, newStoreCollector(st)}
 	if reg == nil {
 		return m, nil
 	}

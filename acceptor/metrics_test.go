@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kshaka-io/kshaka/internal/wire"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
 )
 
@@ -171,6 +172,17 @@ func TestStoreMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(4, 2)
+	// The tombstone GC removes b under a configuration whose floors cover it.
+	cfg := n.acc.Config()
+	cfg.Epoch, cfg.RemovedBallot, cfg.VersionFloor = 2, wire.BallotFromProto(b(3, 1)), 3
+	n.setConfig(cfg)
+	if got := n.collect(citem("b", b(3, 1), 3)); got[0] != kshakav1.CollectVerdict_COLLECT_VERDICT_REMOVED {
+		t.Fatalf("collect b: %v", got)
+	}
+	check(3, 1)
+	if got := gauge(t, reg, "kshaka_acceptor_collected_tombstones_total"); got != 1 {
+		t.Errorf("collected_tombstones_total = %v, want 1", got)
+	}
 
 	// Each synced commit is one WAL fsync or shares one (group commit);
 	// nothing else synced the WAL yet.
@@ -219,7 +231,7 @@ func TestStoreMetrics(t *testing.T) {
 
 	// Open recounts the same numbers from the records.
 	n.restart()
-	check(4, 2)
+	check(3, 1)
 
 	// After Close the collector reports nothing about the store (and does
 	// not touch the closed DB).

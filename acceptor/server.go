@@ -10,6 +10,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/internal/wire"
 	"github.com/kshaka-io/kshaka/membership"
 	kshakav1 "github.com/kshaka-io/kshaka/proto/kshaka/v1"
@@ -206,11 +207,16 @@ func (s adminServer) ListKeys(req *kshakav1.ListKeysRequest, stream grpc.ServerS
 	case size > maxPageSize:
 		size = maxPageSize
 	}
-	err = s.a.listKeys(req.GetStartAfter(), req.GetLimit(), size, func(keys [][]byte) error {
+	f := KeyFilter{TombstonesOnly: req.GetTombstonesOnly(), AcceptedBefore: req.GetAcceptedBefore()}
+	err = s.a.listKeys(req.GetStartAfter(), req.GetLimit(), size, f, func(keys [][]byte, through []byte) error {
 		if err := stream.Context().Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
-		return stream.Send(&kshakav1.ListKeysResponse{Keys: keys})
+		resp := &kshakav1.ListKeysResponse{Keys: keys}
+		if !f.none() {
+			resp.ScannedThrough = through
+		}
+		return stream.Send(resp)
 	})
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
@@ -219,4 +225,38 @@ func (s adminServer) ListKeys(req *kshakav1.ListKeysRequest, stream grpc.ServerS
 		return statusErr(err)
 	}
 	return nil
+}
+
+func (s adminServer) Collect(ctx context.Context, req *kshakav1.CollectRequest) (*kshakav1.CollectResponse, error) {
+	if err := authorized(ctx); err != nil {
+		return nil, err
+	}
+	s.a.metrics.batchItems.WithLabelValues("Collect").Observe(float64(len(req.GetItems())))
+	items := make([]acceptcore.CollectItem, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = acceptcore.CollectItem{Key: it.GetKey(), Ballot: wire.BallotFromProto(it.GetBallot()), Version: it.GetVersion()}
+	}
+	out, err := s.a.collect(items)
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	resp := &kshakav1.CollectResponse{Results: make([]*kshakav1.CollectResult, len(out))}
+	for i, v := range out {
+		resp.Results[i] = &kshakav1.CollectResult{Verdict: collectVerdictToProto(v)}
+	}
+	return resp, nil
+}
+
+func collectVerdictToProto(v acceptcore.CollectVerdict) kshakav1.CollectVerdict {
+	switch v {
+	case acceptcore.CollectRemoved:
+		return kshakav1.CollectVerdict_COLLECT_VERDICT_REMOVED
+	case acceptcore.CollectAbsent:
+		return kshakav1.CollectVerdict_COLLECT_VERDICT_ABSENT
+	case acceptcore.CollectChanged:
+		return kshakav1.CollectVerdict_COLLECT_VERDICT_CHANGED
+	case acceptcore.CollectFloorsNotInstalled:
+		return kshakav1.CollectVerdict_COLLECT_VERDICT_FLOORS_NOT_INSTALLED
+	}
+	return kshakav1.CollectVerdict_COLLECT_VERDICT_UNSPECIFIED
 }

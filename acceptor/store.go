@@ -262,7 +262,14 @@ func (s *store) countRecords() (keys, tombstones, corrupt int64, err error) {
 
 // scan calls fn for each user key greater than after, in ascending order,
 // until fn returns false. The key passed to fn is only valid during the call.
-func (s *store) scan(after []byte, fn func(key []byte) bool) (err error) {
+func (s *store) scan(after []byte, fn func(key []byte) bool) error {
+	return s.scanRecords(after, false, func(k, _ []byte) bool { return fn(k) })
+}
+
+// scanRecords calls fn for each user key greater than after, in ascending
+// order, with its record when values is set (nil otherwise), until fn
+// returns false. Key and record are only valid during the call.
+func (s *store) scanRecords(after []byte, values bool, fn func(key, rec []byte) bool) (err error) {
 	defer recoverFatal(&err)
 	lower := userLower
 	if len(after) > 0 {
@@ -278,14 +285,23 @@ func (s *store) scan(after []byte, fn func(key []byte) bool) (err error) {
 		if !bytes.HasPrefix(k, userLower) {
 			break
 		}
-		if !fn(k[1:]) {
+		var rec []byte
+		if values {
+			v, verr := it.ValueAndErr()
+			if verr != nil {
+				err = fmt.Errorf("while reading key %s: %w", quoteKey(k[1:]), verr)
+				break
+			}
+			rec = v
+		}
+		if !fn(k[1:], rec) {
 			break
 		}
 	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return fmt.Errorf("while listing keys: %w", err)
+	if cerr := errors.Join(it.Error(), it.Close()); err == nil && cerr != nil {
+		err = fmt.Errorf("while listing keys: %w", cerr)
 	}
-	return nil
+	return err
 }
 
 // quoteKey prints a key for an error message, shortened when long.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/kshaka-io/kshaka/register"
 )
 
 // Member is one acceptor of a configuration. Incarnation identifies the
@@ -34,6 +36,17 @@ type Config struct {
 	PrepareQuorum int
 	// AcceptQuorum (qa) is how many members of S an accept needs.
 	AcceptQuorum int
+
+	// RemovedBallot (R) and VersionFloor (VF) are the floors of tombstone
+	// GC (docs/design.md §10). They only grow from one epoch to the next
+	// (CheckFloors). An acceptor under this configuration treats a key it
+	// has no record of as promised at least R, so no ballot ≤ R is promised
+	// or accepted on it, and it removes a collected tombstone only when its
+	// ballot is ≤ R and its version ≤ VF. A proposer whose prepare quorum
+	// shows no live value below version VF builds on a tombstone at VF, so
+	// a recreated key's versions start above VF. Zero: no GC yet.
+	RemovedBallot register.Ballot
+	VersionFloor  uint64
 }
 
 // Sentinel errors of this package.
@@ -44,6 +57,10 @@ var (
 	ErrStaleEpoch = errors.New("stale configuration epoch")
 	// ErrNotAdmitted: the acceptor's configuration does not list its incarnation.
 	ErrNotAdmitted = errors.New("acceptor not admitted by its configuration")
+	// ErrFloorsLowered is wrapped by CheckFloors' refusal (and so by
+	// Compatible's): a configuration may not lower the GC floors of the one
+	// before it.
+	ErrFloorsLowered = errors.New("configuration lowers the GC floors")
 )
 
 // Majority returns q(n) = ⌊n/2⌋ + 1.
@@ -69,6 +86,12 @@ func sortMembers(ms []Member) {
 func (c Config) Clone() Config {
 	c.Members = slices.Clone(c.Members)
 	return c
+}
+
+// Equal reports whether c and o are the same configuration, floors included.
+func (c Config) Equal(o Config) bool {
+	return c.Epoch == o.Epoch && c.PrepareQuorum == o.PrepareQuorum && c.AcceptQuorum == o.AcceptQuorum &&
+		c.RemovedBallot == o.RemovedBallot && c.VersionFloor == o.VersionFloor && slices.Equal(c.Members, o.Members)
 }
 
 // PrepareSet returns the members of P.
@@ -214,7 +237,36 @@ func Compatible(a, b Config) error {
 	if !Intersect(a, b) || !Intersect(b, a) {
 		return fmt.Errorf("%w: quorums of epochs %d and %d do not intersect", ErrInvalid, a.Epoch, b.Epoch)
 	}
-	return nil
+	return CheckFloors(a, b)
+}
+
+// CheckFloors checks that next, which follows prev, keeps prev's GC floors
+// or raises them (docs/design.md §10): lowering RemovedBallot would let a
+// ballot at or below a collected tombstone's be accepted on the absent key,
+// lowering VersionFloor would let a recreated key reuse versions. The error
+// wraps ErrInvalid and ErrFloorsLowered and names both floors.
+func CheckFloors(prev, next Config) error {
+	var bad []string
+	if next.RemovedBallot.Less(prev.RemovedBallot) {
+		bad = append(bad, fmt.Sprintf("removed ballot %v is below %v", next.RemovedBallot, prev.RemovedBallot))
+	}
+	if next.VersionFloor < prev.VersionFloor {
+		bad = append(bad, fmt.Sprintf("version floor %d is below %d", next.VersionFloor, prev.VersionFloor))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: epoch %d after epoch %d: %s; carry the floors of the installed configuration forward",
+		ErrInvalid, ErrFloorsLowered, next.Epoch, prev.Epoch, strings.Join(bad, ", "))
+}
+
+// WithFloorsOf returns c with the GC floors of prev where c's are lower, so
+// a configuration built from members alone (Stable) keeps the floors of
+// the one it follows.
+func (c Config) WithFloorsOf(prev Config) Config {
+	c.RemovedBallot = c.RemovedBallot.Max(prev.RemovedBallot)
+	c.VersionFloor = max(c.VersionFloor, prev.VersionFloor)
+	return c
 }
 
 // Check is the gate an acceptor with the given incarnation and configuration
@@ -250,5 +302,8 @@ func (c Config) String() string {
 		sep = ","
 	}
 	fmt.Fprintf(&b, "}/%d", c.AcceptQuorum)
+	if !c.RemovedBallot.IsZero() || c.VersionFloor > 0 {
+		fmt.Fprintf(&b, " R=%v VF=%d", c.RemovedBallot, c.VersionFloor)
+	}
 	return b.String()
 }

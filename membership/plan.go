@@ -44,6 +44,8 @@ type Change struct {
 // Either way every accept quorum of joint holds an accept quorum of final,
 // so after the rescan every key lives on an accept quorum of final.
 //
+// Both keep cur's GC floors (docs/design.md §10).
+//
 // The caller installs joint, waits until it is fenced, rescans every key
 // under it, then installs final and waits until that is fenced. For an add,
 // the new member gets joint before everyone else.
@@ -71,7 +73,7 @@ func Steps(cur Config, ch Change) (joint, final Config, err error) {
 		sortMembers(joint.Members)
 		joint.PrepareQuorum = Majority(n)
 		joint.AcceptQuorum = Majority(n + 1)
-		final = Stable(cur.Epoch+2, joint.Members...)
+		final = Stable(cur.Epoch+2, joint.Members...).WithFloorsOf(cur)
 	case Remove:
 		if _, ok := cur.Member(ch.Member.Incarnation); !ok {
 			return Config{}, Config{}, fmt.Errorf("%w: incarnation %x is not a member", ErrInvalid, ch.Member.Incarnation)
@@ -98,9 +100,9 @@ func Steps(cur Config, ch Change) (joint, final Config, err error) {
 			// x from both sets at once (the paper's 2F+3 → 2F+2, "as if
 			// it had always been down"), so the rescan and every write
 			// of the joint phase land on q(n−1) members of M−x.
-			joint = Stable(cur.Epoch+1, rest...)
+			joint = Stable(cur.Epoch+1, rest...).WithFloorsOf(cur)
 		}
-		final = Stable(cur.Epoch+2, rest...)
+		final = Stable(cur.Epoch+2, rest...).WithFloorsOf(cur)
 	default:
 		return Config{}, Config{}, fmt.Errorf("%w: unknown change kind %d", ErrInvalid, ch.Kind)
 	}

@@ -104,6 +104,14 @@
 //     touched. No key is skipped: the rule that skipped keys agreeing on
 //     qa members of S was withdrawn (it loses acknowledged writes; see
 //     docs/design.md).
+//   - Tombstone GC (docs/design.md §10): CollectTombstones writes old
+//     tombstones to every member, installs (through GCOptions.Install) the
+//     next epoch with raised GC floors, waits until every member runs it,
+//     and removes the records with Admin Collect (the procedure of package
+//     membership/gc). Under a configuration with floors, a key that shows
+//     nothing live below the version floor is built on a tombstone at the
+//     floor (round.Floored), so a recreated key's versions continue above
+//     every version it had.
 //
 // The per-key policy above (combining, the 1RTT cache, settling, retries
 // and backoff, quorum reads) is a pure state machine in internal/keyproc;

@@ -33,6 +33,7 @@ type op struct {
 
 type opResult struct {
 	value      register.Value
+	ballot     register.Ballot // of the successful proposal
 	err        error
 	resolution Resolution
 }
@@ -109,7 +110,7 @@ func (c *Client) deliverLocked(q *keyQueue, as []keyproc.Answer) {
 func (c *Client) result(q *keyQueue, a keyproc.Answer) opResult {
 	switch a.Outcome {
 	case round.Success:
-		return opResult{value: a.Value, err: a.Err, resolution: resolution(a.Resolution)}
+		return opResult{value: a.Value, ballot: a.Ballot, err: a.Err, resolution: resolution(a.Resolution)}
 	case round.Unknown:
 		u := &UnknownOutcomeError{Key: q.key, Cause: a.Err, Sealed: a.Sealed, pending: a.Pending}
 		if a.HasIntended {

@@ -47,17 +47,7 @@ func (c *Client) batcher(addr string, m method) *batcher {
 	if b := c.net.batchers[k]; b != nil {
 		return b
 	}
-	conn, ok := c.net.conns[addr]
-	var dialErr error
-	if !ok {
-		conn, dialErr = grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(c.sec.transport())}, c.dialOpts...)...)
-		if dialErr != nil {
-			dialErr = fmt.Errorf("while dialling acceptor %s: %w", addr, dialErr)
-			conn = nil
-		} else {
-			c.net.conns[addr] = conn
-		}
-	}
+	conn, dialErr := c.connLocked(addr)
 	b := &batcher{c: c, addr: addr, method: m, dial: dialErr}
 	if conn != nil {
 		b.api = kshakav1.NewAcceptorClient(conn)
@@ -66,6 +56,32 @@ func (c *Client) batcher(addr string, m method) *batcher {
 		c.net.batchers[k] = b // a failed dial is retried on next use
 	}
 	return b
+}
+
+// connLocked returns the connection to the acceptor at addr, dialling it on
+// first use. c.net is held.
+func (c *Client) connLocked(addr string) (*grpc.ClientConn, error) {
+	if conn, ok := c.net.conns[addr]; ok {
+		return conn, nil
+	}
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(c.sec.transport())}, c.dialOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("while dialling acceptor %s: %w", addr, err)
+	}
+	c.net.conns[addr] = conn
+	return conn, nil
+}
+
+// admin returns the Admin service of the acceptor at addr over the
+// client's connection to it.
+func (c *Client) admin(addr string) (kshakav1.AdminClient, error) {
+	c.net.Lock()
+	defer c.net.Unlock()
+	conn, err := c.connLocked(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kshakav1.NewAdminClient(conn), nil
 }
 
 // config returns the current configuration; callers must not modify it.

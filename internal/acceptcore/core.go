@@ -101,10 +101,36 @@ type Durability struct {
 	Floor uint64
 }
 
+// Floors are what the rules floor a key's state with, besides the record:
+// the restart floor of this life and the GC floor of the installed
+// configuration.
+type Floors struct {
+	// Restart is the restart floor (Restart): every key's promise counts as
+	// at least (Restart, 0).
+	Restart uint64
+	// Removed is the installed configuration's RemovedBallot (R,
+	// docs/design.md §10): a key without a record counts as promised R, so
+	// no ballot ≤ R is promised or accepted on it. A collected tombstone was
+	// accepted at a ballot ≤ R on every member, and its record behaves as
+	// if it were still there: promise ≥ R, accepted ≤ R, a tombstone.
+	Removed register.Ballot
+	// Version is the installed configuration's VersionFloor (VF); only
+	// Collect uses it.
+	Version uint64
+}
+
+// absent reports whether st is the state of a key without a record: every
+// record the rules write holds a promise.
+func absent(st register.State) bool { return st.Promise.IsZero() && st.Accepted.IsZero() }
+
 // floored returns st as the rules see it in a life that started with the
-// restart floor: its promise at least (restart, 0).
-func floored(st register.State, restart uint64) register.State {
-	return st.AtLeast(register.Ballot{Counter: restart})
+// restart floor, under the GC floor: its promise at least (restart, 0), and
+// at least Removed when the key has no record.
+func floored(st register.State, f Floors) register.State {
+	if absent(st) {
+		st = st.AtLeast(f.Removed)
+	}
+	return st.AtLeast(register.Ballot{Counter: f.Restart})
 }
 
 func checkLen(items, states int) {
@@ -114,15 +140,16 @@ func checkLen(items, states int) {
 }
 
 // Prepare applies a prepare (docs/design.md §2.2) to the keys' current states
-// (one per item, the zero State for a key never written), in a life that
-// started with the restart floor (Restart). Call it only for a request
-// that passed CheckPrepare.
-func (c *Core) Prepare(restart uint64, items []PrepareItem, states []register.State) ([]PrepareOutcome, Ready) {
+// (one per item, the zero State for a key without a record), under the
+// floors f (the restart floor of this life, Restart, and the installed
+// configuration's RemovedBallot). Call it only for a request that passed
+// CheckPrepare.
+func (c *Core) Prepare(f Floors, items []PrepareItem, states []register.State) ([]PrepareOutcome, Ready) {
 	checkLen(len(items), len(states))
 	out := make([]PrepareOutcome, len(items))
 	r := Ready{States: make([]register.State, len(items)), Write: make([]int, 0, len(items))}
 	for i, it := range items {
-		st := floored(states[i], restart)
+		st := floored(states[i], f)
 		next, ok := st.Prepare(it.Ballot)
 		out[i] = PrepareOutcome{OK: ok, Accepted: st.Accepted, Value: st.Value}
 		r.States[i] = next
@@ -137,14 +164,19 @@ func (c *Core) Prepare(restart uint64, items []PrepareItem, states []register.St
 }
 
 // Accept applies an accept (docs/design.md §2.2, with the 1RTT next promise of
-// §2.4) like Prepare. Call it only for a request that passed CheckAccept.
-func (c *Core) Accept(restart uint64, items []AcceptItem, states []register.State) ([]AcceptOutcome, Ready) {
+// §2.4) like Prepare. On a key without a record a ballot ≤ f.Removed is
+// refused, even R itself: it stands for a collected tombstone's accepted
+// ballot. Call it only for a request that passed CheckAccept.
+func (c *Core) Accept(f Floors, items []AcceptItem, states []register.State) ([]AcceptOutcome, Ready) {
 	checkLen(len(items), len(states))
 	out := make([]AcceptOutcome, len(items))
 	r := Ready{States: make([]register.State, len(items)), Write: make([]int, 0, len(items))}
 	for i, it := range items {
-		st := floored(states[i], restart)
+		st := floored(states[i], f)
 		next, ok := st.Accept(it.Ballot, it.Value, it.Next)
+		if ok && absent(states[i]) && !f.Removed.Less(it.Ballot) {
+			next, ok = st, false
+		}
 		r.States[i] = next
 		out[i] = AcceptOutcome{OK: ok, Accepted: next.Accepted}
 		if !ok {

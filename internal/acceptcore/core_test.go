@@ -24,8 +24,11 @@ import (
 //
 // Commands:
 //
-//	new [step=N] [lead=DURATION] [logical] [volatile]   a core and an empty disk
+//	new [step=N] [lead=DURATION] [logical] [volatile] [ignorepromise]
+//	                                                    a core and an empty disk
 //	clock us=N                                          the driver's clock reading, µs since 1970
+//	floors removed=BALLOT version=N                     the installed configuration's GC floors
+//	collect                                             KEY BALLOT VERSION (docs/design.md §10)
 //	prepare                                             one batch; an item a line: KEY BALLOT
 //	accept                                              KEY BALLOT VALUE [next=BALLOT]
 //	read                                                KEY
@@ -57,6 +60,8 @@ type driver struct {
 	// written without a sync since, its last synced state.
 	restart  uint64
 	unsynced map[string]register.State
+	// gc holds the installed configuration's GC floors.
+	gc Floors
 }
 
 func (d *driver) run(td *datadriven.TestData) (string, error) {
@@ -72,6 +77,13 @@ func (d *driver) run(td *datadriven.TestData) (string, error) {
 			return "", errors.New("no core: start the script with new")
 		}
 		return d.batch(td)
+	case "floors":
+		return "", d.setFloors(td)
+	case "collect":
+		if d.core == nil {
+			return "", errors.New("no core: start the script with new")
+		}
+		return d.collect(td)
 	case "crash":
 		return d.crashCmd(td.HasArg("keep")), nil
 	case "show":
@@ -82,7 +94,8 @@ func (d *driver) run(td *datadriven.TestData) (string, error) {
 
 func (d *driver) reset(td *datadriven.TestData) (string, error) {
 	o := Options{MaxKeySize: 8, MaxValueSize: 8, MaxBatchItems: 4, MaxBallotLead: time.Second,
-		LogicalCounters: td.HasArg("logical"), VolatilePromises: td.HasArg("volatile")}
+		LogicalCounters: td.HasArg("logical"), VolatilePromises: td.HasArg("volatile"),
+		IgnoreCollectPromise: td.HasArg("ignorepromise")}
 	var err error
 	if td.HasArg("step") {
 		if o.PromiseFloorStep, err = uintArg(td, "step"); err != nil {
@@ -189,7 +202,7 @@ func (d *driver) prepare(items []PrepareItem) ([]PrepareOutcome, commit, error) 
 	for i, it := range items {
 		keys[i] = it.Key
 	}
-	out, ready := d.core.Prepare(d.restart, items, d.states(keys))
+	out, ready := d.core.Prepare(d.floors(), items, d.states(keys))
 	c, err := d.persist(keys, ready)
 	return out, c, err
 }
@@ -202,9 +215,66 @@ func (d *driver) accept(items []AcceptItem) ([]AcceptOutcome, commit, error) {
 	for i, it := range items {
 		keys[i] = it.Key
 	}
-	out, ready := d.core.Accept(d.restart, items, d.states(keys))
+	out, ready := d.core.Accept(d.floors(), items, d.states(keys))
 	c, err := d.persist(keys, ready)
 	return out, c, err
+}
+
+func (d *driver) floors() Floors {
+	f := d.gc
+	f.Restart = d.restart
+	return f
+}
+
+func (d *driver) setFloors(td *datadriven.TestData) error {
+	arg, ok := td.Arg("removed")
+	if !ok || len(arg.Vals) != 1 {
+		return fmt.Errorf("%s: want removed=BALLOT", td.Pos)
+	}
+	b, err := parseBallot(arg.Vals[0])
+	if err != nil {
+		return err
+	}
+	v, err := uintArg(td, "version")
+	d.gc = Floors{Removed: b, Version: v}
+	return err
+}
+
+// collect runs a Collect as a driver must: check it, decide on the stored
+// records, delete the removed ones in one synced batch, then reply.
+func (d *driver) collect(td *datadriven.TestData) (string, error) {
+	var items []CollectItem
+	for _, l := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			return "", fmt.Errorf("collect item %q: want KEY BALLOT VERSION", l)
+		}
+		b, err := parseBallot(f[1])
+		if err != nil {
+			return "", err
+		}
+		v, err := strconv.ParseUint(f[2], 10, 64)
+		if err != nil {
+			return "", err
+		}
+		items = append(items, CollectItem{Key: []byte(keyOf(f[0])), Ballot: b, Version: v})
+	}
+	if err := d.core.CheckCollect(items, d.now); err != nil {
+		return refusal(err), nil
+	}
+	states := make([]register.State, len(items))
+	for i, it := range items {
+		states[i] = d.disk[string(it.Key)]
+	}
+	var b strings.Builder
+	for i, v := range d.core.Collect(d.floors(), items, states) {
+		fmt.Fprintf(&b, "%s: %v\n", items[i].Key, v)
+		if v == CollectRemoved {
+			delete(d.disk, string(items[i].Key))
+			delete(d.unsynced, string(items[i].Key))
+		}
+	}
+	return b.String(), nil
 }
 
 func (d *driver) read(keys [][]byte) ([]ReadOutcome, error) {

@@ -61,6 +61,23 @@ type Options struct {
 	// raised, and Restart forgets the floor: a crash may lose a promise and
 	// the restarted acceptor then accepts below it.
 	VolatilePromises bool
+
+	// IgnoreCollectPromise breaks the GC's removal rule on purpose, for the
+	// simulation's negative control (test/sim Faults.CollectPromised) only;
+	// package acceptor never sets it. With it Collect removes a tombstone
+	// accepted at the GC's ballot even when a higher ballot is promised on
+	// it: the absent key then promises only R, and an accept below the lost
+	// promise but above R is taken (docs/design.md §10, the counterexample).
+	IgnoreCollectPromise bool
+
+	// IgnoreCollectFloors breaks the other half of the rule, for the
+	// negative control "GC without the fence" (test/sim, with
+	// gc.Controls.SkipFloorEpoch) only; package acceptor never sets it.
+	// With it Collect removes a record whose ballot and version the
+	// installed configuration's floors do not cover, so the absent key
+	// promises nothing and a stale proposer's ballot below the GC's is
+	// accepted on it.
+	IgnoreCollectFloors bool
 }
 
 // Validate reports every problem of o at once, each wrapped with ErrOptions.

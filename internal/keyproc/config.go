@@ -79,6 +79,12 @@ type Broken struct {
 	// ReadPrepareQuorum makes a quorum read return when qp members of P
 	// agree, ignoring S (docs/design.md §2.5 says why that is not enough).
 	ReadPrepareQuorum bool
+	// IgnoreVersionFloor builds on what the prepare quorum reported, without
+	// the configuration's GC floors (round.Floored): a key recreated after
+	// its tombstone was collected starts again at version 1, so a
+	// compare-and-swap on a version it had before may succeed
+	// (docs/design.md §10, "versions restarting at zero").
+	IgnoreVersionFloor bool
 }
 
 // Env is what the machines of one proposer share: the ballot clock, the

@@ -19,6 +19,11 @@
 //   - Touch (the rescan, docs/design.md §5): a group with an Above op does
 //     not propose when its prepare replies showed a higher ballot; the next
 //     attempt prepares above it.
+//   - Tombstone GC (docs/design.md §10): an All op (GCOp) needs every
+//     member of S to accept and carries no 1RTT promise; every attempt
+//     builds on round.Write.Current, which applies the configuration's GC
+//     floors (round.Floored; Broken.IgnoreVersionFloor is its negative
+//     control).
 //   - Unknown outcomes are settled, never re-applied blindly (round.Settle,
 //     with the lineage values carry, docs/design.md §11): the next attempt
 //     prepares at once with a fresh ballot and finishes the proposal its

@@ -399,7 +399,7 @@ func (m *Machine) startAttempt(now time.Duration) {
 	a := &attempt{id: m.seq, conf: m.conf, start: now, own: -1}
 	g.a, g.lastErr = a, nil
 	e, cached := m.env.CacheTake(m.key)
-	fresh := g.resolve || g.freeze || len(g.pending) > 0 || slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Fresh })
+	fresh := g.resolve || g.freeze || len(g.pending) > 0 || slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Fresh || o.All })
 	if cached && !fresh && e.Epoch == a.conf.Epoch {
 		a.fast, a.entry = true, e
 		a.w = round.NewFastWrite(&a.conf, e.Ballot, e.Value)
@@ -438,9 +438,13 @@ func (m *Machine) afterPrepare(now time.Duration) {
 // quorum (or the cached promise) showed and the group's pending proposals.
 func (m *Machine) decide(now time.Duration) {
 	g, a := m.g, m.g.a
+	best := a.w.CurrentBallot()
 	a.cur = a.w.Current()
+	if m.cfg.Broken.IgnoreVersionFloor && !a.fast {
+		best, a.cur = a.w.Reported()
+	}
 	if len(g.pending) > 0 {
-		a.own, a.ambiguous = m.settle(g.pending, a.w.CurrentBallot(), a.cur)
+		a.own, a.ambiguous = m.settle(g.pending, best, a.cur)
 		switch {
 		case a.own >= 0:
 			a.settle = SettleOwn
@@ -535,7 +539,10 @@ func (m *Machine) propose(now time.Duration, p *Proposal) {
 	a := m.g.a
 	a.p = p
 	var next register.Ballot
-	if m.cfg.OneRTT {
+	switch {
+	case slices.ContainsFunc(m.g.ops, func(o *Op) bool { return o.All }):
+		a.w.RequireAll() // and no 1RTT promise: promise == accepted everywhere
+	case m.cfg.OneRTT:
 		next, _ = m.env.NextBallot() // none left: no promise, the next prepare says why
 	}
 	a.w.Propose(p.Value, next)
@@ -824,12 +831,12 @@ func (m *Machine) succeed(p *Proposal) {
 		case a.ambiguous:
 			r = Undecided
 		}
-		m.answer(g.ops[0], Answer{Outcome: round.Success, Value: p.Value, Resolution: r})
+		m.answer(g.ops[0], Answer{Outcome: round.Success, Value: p.Value, Ballot: p.Ballot, Resolution: r})
 		return
 	}
 	m.out.Answers = slices.Grow(m.out.Answers, len(p.Ops))
 	for i, o := range p.Ops {
-		m.answer(o, Answer{Outcome: round.Success, Value: p.Results[i].Value, Err: p.Results[i].Err})
+		m.answer(o, Answer{Outcome: round.Success, Value: p.Results[i].Value, Ballot: p.Ballot, Err: p.Results[i].Err})
 	}
 	for _, o := range g.ops {
 		m.answer(o, Answer{Outcome: round.Failed, Err: errLeftOut})

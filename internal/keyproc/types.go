@@ -26,6 +26,13 @@ type Op struct {
 	// docs/design.md §5). An outranked attempt ends before its accept, a
 	// definite failure, and the next one prepares above the ballot shown.
 	Above bool
+	// All: the group's accept must be acknowledged by every member of S,
+	// and carries no 1RTT promise (the tombstone GC's write,
+	// docs/design.md §10: afterwards promise == accepted == the ballot on
+	// every member). Set with Identity and Fresh (GCOp). An attempt that
+	// misses a member fails (or ends unknown, which for an identity change
+	// is harmless) and is retried like any other.
+	All bool
 	// Resolve, when not nil, makes the op a Resolve of an unknown outcome
 	// whose proposals these are: it runs alone, settles them with a fresh
 	// ballot and an identity proposal, and answers with a Resolution.
@@ -43,6 +50,15 @@ type Op struct {
 // replies showed. Every driver of a rescan submits this op.
 func TouchOp() Op {
 	return Op{Change: round.Identity, Identity: true, Fresh: true, Above: true}
+}
+
+// GCOp is the op of the tombstone GC's write of one key (docs/design.md
+// §10): Touch's identity change with a fresh ballot, not proposed below a
+// higher ballot its prepare showed, whose accept needs every member of S
+// and carries no 1RTT promise. The answer's Value says whether the key was
+// still a tombstone and Ballot at which ballot every member accepted it.
+func GCOp() Op {
+	return Op{Change: round.Identity, Identity: true, Fresh: true, Above: true, All: true}
 }
 
 type opState uint8
@@ -90,6 +106,8 @@ type Answer struct {
 	Outcome round.Outcome
 	// Value is the register's value right after the op's change (Success).
 	Value register.Value
+	// Ballot is the ballot of the proposal that succeeded (Success).
+	Ballot register.Ballot
 	// Err is, on Success, the change's own error (it rejected the value:
 	// nothing changed, and that is authoritative); on Failed, why; on
 	// Unknown, what ended the last attempt.

@@ -127,6 +127,8 @@ type Write struct {
 	refusedP int
 	setSize  int
 	quorum   int
+	all      bool
+	fast     bool
 }
 
 // NewWrite starts an attempt with a fresh ballot; the first phase is the
@@ -142,7 +144,7 @@ func NewWrite(cfg *membership.Config, ballot register.Ballot) *Write {
 // cached promise taken from the Cache (used exactly once) and cur the value
 // cached with it. The round starts in Proposing.
 func NewFastWrite(cfg *membership.Config, ballot register.Ballot, cur register.Value) *Write {
-	return &Write{cfg: cfg, ballot: ballot, phase: Proposing, current: cur, replied: map[uint64]Reply{}}
+	return &Write{cfg: cfg, ballot: ballot, phase: Proposing, current: cur, replied: map[uint64]Reply{}, fast: true}
 }
 
 // Ballot is the attempt's ballot.
@@ -175,12 +177,52 @@ func (w *Write) PrepareTargets() []membership.Member { return w.cfg.PrepareSet()
 func (w *Write) AcceptTargets() []membership.Member { return w.cfg.AcceptSet() }
 
 // Current is the value with the highest accepted ballot in the prepare
-// quorum (or the cached value of a 1RTT attempt). Valid from Proposing on.
-func (w *Write) Current() register.Value { return w.current }
+// quorum (or the cached value of a 1RTT attempt), under the configuration's
+// version floor (Floored). Valid from Proposing on.
+func (w *Write) Current() register.Value {
+	_, cur := Floored(w.cfg, w.best, w.current)
+	return cur
+}
 
 // CurrentBallot is the accepted ballot of Current as the prepare quorum
-// reported it; zero for a 1RTT attempt, which skipped the prepare.
-func (w *Write) CurrentBallot() register.Ballot { return w.best }
+// reported it, under the configuration's GC floor (Floored); zero for a
+// 1RTT attempt, which skipped the prepare.
+func (w *Write) CurrentBallot() register.Ballot {
+	if w.fast {
+		return register.Ballot{}
+	}
+	best, _ := Floored(w.cfg, w.best, w.current)
+	return best
+}
+
+// Reported is the highest accepted ballot and its value exactly as the
+// prepare quorum reported them, without the GC floors. Only a negative
+// control proposes from it (keyproc.Broken.IgnoreVersionFloor).
+func (w *Write) Reported() (register.Ballot, register.Value) { return w.best, w.current }
+
+// Floored is what a prepare quorum's highest accepted ballot best and value
+// cur stand for under cfg's GC floors (docs/design.md §10):
+//
+//   - a value that is not live (never written, or a tombstone) with a
+//     version below cfg.VersionFloor stands for the tombstone at
+//     VersionFloor: the key may have been collected, and its versions must
+//     continue above every version it had, so a recreated key's first
+//     version is VersionFloor+1;
+//   - no accepted ballot at all stands for cfg.RemovedBallot: a collected
+//     record was the tombstone accepted at a ballot ≤ R on every member, so
+//     a pending proposal below R may be what it derived from (round.Settle
+//     then finds it ambiguous).
+//
+// With zero floors (no GC yet) it returns best and cur unchanged.
+func Floored(cfg *membership.Config, best register.Ballot, cur register.Value) (register.Ballot, register.Value) {
+	if best.IsZero() {
+		best = cfg.RemovedBallot
+	}
+	if !cur.Exists() && cur.Version < cfg.VersionFloor {
+		cur = register.Value{Version: cfg.VersionFloor, Tombstone: true}
+	}
+	return best, cur
+}
 
 // Proposed is the value passed to Propose.
 func (w *Write) Proposed() register.Value { return w.proposed }
@@ -242,7 +284,15 @@ func (w *Write) Propose(v register.Value, next register.Ballot) {
 	w.replied = map[uint64]Reply{}
 	w.setSize = len(w.cfg.AcceptSet())
 	w.quorum = w.cfg.AcceptQuorum
+	if w.all {
+		w.quorum = w.setSize
+	}
 }
+
+// RequireAll makes the accept phase succeed only when every member of S
+// accepted (the tombstone GC's write, docs/design.md §10); a missing or
+// refused member makes it fail or end unknown. Call it before Propose.
+func (w *Write) RequireAll() { w.all = true }
 
 // OnAccept feeds one acceptor's accept reply.
 func (w *Write) OnAccept(incarnation uint64, r Reply, conflict register.Ballot) {

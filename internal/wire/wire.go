@@ -54,6 +54,10 @@ func ConfigToProto(c membership.Config) *kshakav1.Config {
 		Epoch:         c.Epoch,
 		PrepareQuorum: uint32(max(c.PrepareQuorum, 0)),
 		AcceptQuorum:  uint32(max(c.AcceptQuorum, 0)),
+		VersionFloor:  c.VersionFloor,
+	}
+	if !c.RemovedBallot.IsZero() {
+		pc.RemovedBallot = BallotToProto(c.RemovedBallot)
 	}
 	for _, m := range c.Members {
 		pc.Members = append(pc.Members, &kshakav1.Member{
@@ -71,6 +75,8 @@ func ConfigFromProto(pc *kshakav1.Config) membership.Config {
 		Epoch:         pc.GetEpoch(),
 		PrepareQuorum: int(pc.GetPrepareQuorum()),
 		AcceptQuorum:  int(pc.GetAcceptQuorum()),
+		RemovedBallot: BallotFromProto(pc.GetRemovedBallot()),
+		VersionFloor:  pc.GetVersionFloor(),
 	}
 	for _, m := range pc.GetMembers() {
 		c.Members = append(c.Members, membership.Member{

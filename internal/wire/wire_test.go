@@ -13,9 +13,9 @@ func TestConversionsRoundTrip(t *testing.T) {
 		membership.Member{ID: "a", Addr: "a:1", Incarnation: 1},
 		membership.Member{ID: "b", Addr: "b:1", Incarnation: 2})
 	cfg.Members[1].Prepare = false
+	cfg.RemovedBallot, cfg.VersionFloor = register.Ballot{Counter: 5, Proposer: 6}, 11
 	got := ConfigFromProto(ConfigToProto(cfg))
-	if got.Epoch != cfg.Epoch || got.PrepareQuorum != cfg.PrepareQuorum || got.AcceptQuorum != cfg.AcceptQuorum ||
-		!slices.Equal(got.Members, cfg.Members) {
+	if !got.Equal(cfg) || !slices.Equal(got.Members, cfg.Members) {
 		t.Fatalf("config round trip: %+v, want %+v", got, cfg)
 	}
 	if z := ConfigFromProto(nil); z.Epoch != 0 || z.Members != nil {

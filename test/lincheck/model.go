@@ -102,9 +102,17 @@ type Output struct {
 // state is one key's register (register.Value): Version counts its
 // changes, Val is its data, "" when it does not exist (never written, or
 // deleted: then Version is the tombstone's).
+//
+// AtLeast: Version is only a lower bound. A key created where it did not
+// exist may start at any version above the last one it had, since its
+// tombstone may have been collected (docs/design.md §10: the proposer then
+// builds on a tombstone at the configuration's version floor), and the
+// history has not shown the version yet. The first version reported pins
+// it; a version below the bound is a version that went backwards.
 type state struct {
 	Version uint64
 	Val     string
+	AtLeast bool
 }
 
 // visibleVersion is the version clients see: 0 when the key does not
@@ -116,13 +124,34 @@ func (s state) visibleVersion() uint64 {
 	return s.Version
 }
 
+// pin returns s with its visible version v, if s can have it.
+func (s state) pin(v uint64) (state, bool) {
+	switch {
+	case s.Val == "":
+		return s, v == 0
+	case s.AtLeast:
+		return state{Version: v, Val: s.Val}, v >= s.Version
+	}
+	return s, v == s.Version
+}
+
+// written is the state after a put, or a cas that swaps, writes val on s.
+func (s state) written(val string) state {
+	if s.Val == "" {
+		return state{Version: s.Version + 1, Val: val, AtLeast: true}
+	}
+	return state{Version: s.Version + 1, Val: val, AtLeast: s.AtLeast}
+}
+
 // Model is a compare-and-swap register per key (partitioned by key),
 // following register.Value: a put, and a cas that swaps, add one to the
 // version; a delete of an existing key leaves a tombstone one version
-// higher, and a delete of an absent key changes nothing. Inputs are Input,
-// outputs Output. It is a porcupine.NondeterministicModel turned into a
-// Model (a state is a set of registers): an unknown write steps to both
-// "applied" and "not applied".
+// higher, and a delete of an absent key changes nothing. A key created
+// where it did not exist (never written, or deleted) may get any version
+// above the last one it had (tombstone GC, docs/design.md §10), and live
+// versions never go backwards. Inputs are Input, outputs Output. It is a
+// porcupine.NondeterministicModel turned into a Model (a state is a set of
+// registers): an unknown write steps to both "applied" and "not applied".
 //
 // A key whose history carries no version (no OpCASVersion, no Versioned
 // output) is checked on its visible value alone: the version cannot be
@@ -136,16 +165,24 @@ var Model = (&porcupine.NondeterministicModel{
 		s := st.(state)
 		h := fnv.New64a()
 		h.Write([]byte(s.Val))
-		return h.Sum64()*31 + s.Version
+		n := h.Sum64()*31 + s.Version
+		if s.AtLeast {
+			n = ^n
+		}
+		return n
 	},
 	Equal:             func(a, b any) bool { return a.(state) == b.(state) },
 	DescribeOperation: describe,
 	DescribeState: func(st any) string {
 		s := st.(state)
+		at := ""
+		if s.AtLeast {
+			at = "≥"
+		}
 		if s.Val == "" {
 			return fmt.Sprintf("v%d:absent", s.Version)
 		}
-		return fmt.Sprintf("v%d:%q", s.Version, s.Val)
+		return fmt.Sprintf("v%s%d:%q", at, s.Version, s.Val)
 	},
 }).ToModel()
 
@@ -190,48 +227,91 @@ func step(st, input, output any) []any {
 	if out.Status == StatusFail {
 		return []any{s}
 	}
+	ok := out.Status == StatusOK
 	var next state // the state if the operation changes the key
 	switch in.Op {
 	case OpGet:
-		if out.Status == StatusOK && (out.Val != s.Val || out.Versioned && out.Version != s.visibleVersion()) {
+		if !ok {
+			return []any{s}
+		}
+		if out.Val != s.Val {
 			return nil
+		}
+		if out.Versioned {
+			p, fits := s.pin(out.Version)
+			if !fits {
+				return nil
+			}
+			return []any{p}
 		}
 		return []any{s}
 	case OpPut:
-		next = state{Version: s.Version + 1, Val: in.Val}
+		next = s.written(in.Val)
 	case OpDelete:
 		if s.Val == "" {
 			return []any{s}
 		}
-		next = state{Version: s.Version + 1}
+		next = state{Version: s.Version + 1, AtLeast: s.AtLeast}
 	case OpCAS, OpCASVersion:
-		match := s.Val == in.From
-		if in.Op == OpCASVersion {
-			match = s.visibleVersion() == in.FromVersion
-		}
-		if !match {
-			if out.Status == StatusOK && (out.CasOK || out.Versioned && (out.Version != s.visibleVersion() || out.Val != s.Val)) {
-				return nil
-			}
-			return []any{s}
-		}
-		if out.Status == StatusOK && !out.CasOK {
-			return nil
-		}
-		next = state{Version: s.Version + 1, Val: in.Val}
+		return casStep(s, in, out)
 	default:
 		return nil
 	}
+	return settle(s, next, in, out)
+}
+
+// settle is the end of a write's step: next if it applied (pinned to the
+// version it reported), s too when the outcome is unknown.
+func settle(s, next state, in Input, out Output) []any {
 	if in.unversioned {
-		next.Version = 0
+		next.Version, next.AtLeast = 0, false
 	}
 	switch {
 	case out.Status == StatusUnknown:
 		return []any{s, next}
-	case out.Versioned && in.Op != OpDelete && out.Version != next.Version:
-		return nil
+	case out.Versioned && in.Op != OpDelete && !in.unversioned:
+		p, fits := next.pin(out.Version)
+		if !fits {
+			return nil
+		}
+		return []any{p}
 	}
 	return []any{next}
+}
+
+// casStep is the step of a cas: it swaps when the key holds in.From (OpCAS)
+// or is at version in.FromVersion (OpCASVersion); a version that is only a
+// lower bound may be either.
+func casStep(s state, in Input, out Output) []any {
+	ok := out.Status == StatusOK
+	match, mismatch := s.Val == in.From, s.Val != in.From
+	at := s // the state a swap starts from
+	if in.Op == OpCASVersion {
+		switch {
+		case s.Val == "" || !s.AtLeast:
+			match = s.visibleVersion() == in.FromVersion
+			mismatch = !match
+		default:
+			match, mismatch = in.FromVersion >= s.Version, true
+			if match {
+				at, _ = s.pin(in.FromVersion)
+			}
+		}
+	}
+	var outs []any
+	reportedSwap, reportedMismatch := ok && out.CasOK, ok && !out.CasOK
+	if mismatch && !reportedSwap {
+		if !ok || !out.Versioned {
+			outs = append(outs, s)
+		} else if p, fits := s.pin(out.Version); fits && out.Val == s.Val &&
+			(in.Op != OpCASVersion || out.Version != in.FromVersion) {
+			outs = append(outs, p)
+		}
+	}
+	if match && !reportedMismatch {
+		outs = append(outs, settle(at, at.written(in.Val), in, out)...)
+	}
+	return outs
 }
 
 func describe(input, output any) string {

@@ -369,9 +369,41 @@ func TestModelVersions(t *testing.T) {
 			op(0, 3, 4, del("a"), ok),
 			op(0, 5, 6, put("a", "y"), wrote(2)),
 		}, false},
-		{"delete of an absent key bumps the version", []porcupine.Operation{
+		{"a key created where it was absent may start above its last version (tombstone GC)", []porcupine.Operation{
 			op(0, 1, 2, del("a"), ok),
 			op(0, 3, 4, put("a", "x"), wrote(2)),
+		}, true},
+		{"a recreated key starts above its tombstone", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(0, 5, 6, put("a", "y"), wrote(9)),
+			op(0, 7, 8, put("a", "z"), wrote(10)),
+			op(1, 9, 10, get("a"), readv("z", 10)),
+		}, true},
+		{"a recreated key never reuses a version it had", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "w"), wrote(2)),
+			op(0, 5, 6, del("a"), ok),
+			op(0, 7, 8, put("a", "y"), wrote(2)),
+		}, false},
+		{"once pinned, a recreated key's versions count by one", []porcupine.Operation{
+			op(0, 1, 2, del("a"), ok),
+			op(0, 3, 4, put("a", "y"), wrote(9)),
+			op(0, 5, 6, put("a", "z"), wrote(11)),
+		}, false},
+		{"a version cas on a recreated key pins its version", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, del("a"), ok),
+			op(1, 5, inf, put("a", "y"), status(StatusUnknown)),
+			op(0, 6, 7, casv("a", 5, "z"), swapped(true)),
+			op(0, 8, 9, get("a"), readv("z", 6)),
+		}, true},
+		{"a version cas below a recreated key's versions cannot swap", []porcupine.Operation{
+			op(0, 1, 2, put("a", "x"), wrote(1)),
+			op(0, 3, 4, put("a", "w"), wrote(2)),
+			op(0, 5, 6, del("a"), ok),
+			op(1, 7, 8, put("a", "y"), ok),
+			op(0, 9, 10, casv("a", 2, "z"), swapped(true)),
 		}, false},
 		{"unknown version cas applies only from its expected version", []porcupine.Operation{
 			op(0, 1, 2, put("a", "x"), wrote(1)),

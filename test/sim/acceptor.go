@@ -8,6 +8,7 @@ import (
 
 	"github.com/kshaka-io/kshaka/internal/acceptcore"
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/membership/gc"
 	"github.com/kshaka-io/kshaka/register"
 )
 
@@ -78,6 +79,9 @@ func coreOptions(o Options) acceptcore.Options {
 		PromiseFloorStep: o.PromiseFloorStep,
 		LogicalCounters:  true,
 		VolatilePromises: o.Faults.VolatilePromises,
+		// The tombstone GC's negative controls (docs/design.md §10).
+		IgnoreCollectPromise: o.Faults.CollectPromised,
+		IgnoreCollectFloors:  o.Faults.GCWithoutFloorEpoch,
 	}
 }
 
@@ -153,7 +157,9 @@ func (a *acceptor) receive(m *message) {
 	switch m.kind {
 	case mInstall:
 		r.kind = mInstallReply
-		if m.cfg.Epoch > a.epoch() {
+		// Like package acceptor's SetConfig: a higher epoch, and floors
+		// that do not go down (membership.CheckFloors).
+		if m.cfg.Epoch > a.epoch() && (a.cfg == nil || membership.CheckFloors(*a.cfg, *m.cfg) == nil) {
 			c := m.cfg.Clone()
 			a.cfg = &c
 			a.w.note("install "+a.name, c.Epoch)
@@ -164,6 +170,9 @@ func (a *acceptor) receive(m *message) {
 		r.kind = mGetConfigReply
 		r.cfg = a.cfgCopy()
 		r.ok = r.cfg != nil
+	case mCollect:
+		r.kind = mCollectReply
+		a.collect(m, r)
 	case mPrepare, mAccept, mRead:
 		r.kind = m.kind + (mPrepareReply - mPrepare)
 		a.serve(m, r)
@@ -189,6 +198,12 @@ func (a *acceptor) cfgCopy() *membership.Config {
 	return &c
 }
 
+// floors are the core's floors: this life's restart floor and the installed
+// configuration's GC floors (admit passed, so a configuration is there).
+func (a *acceptor) floors() acceptcore.Floors {
+	return acceptcore.Floors{Restart: a.restartFloor, Removed: a.cfg.RemovedBallot, Version: a.cfg.VersionFloor}
+}
+
 // serve runs a data request as package acceptor does: the core's
 // validation, the admission and epoch gate, the core's rule on the key's
 // state, and the commit the core asks for.
@@ -201,7 +216,7 @@ func (a *acceptor) serve(m, r *message) {
 		if !a.admit(m, r, a.core.CheckPrepare(items, time.Time{})) {
 			return
 		}
-		out, ready := a.core.Prepare(a.restartFloor, items, states)
+		out, ready := a.core.Prepare(a.floors(), items, states)
 		a.commit(m.key, ready)
 		o := out[0]
 		// Like package acceptor, a refusal carries the accepted value too.
@@ -211,7 +226,7 @@ func (a *acceptor) serve(m, r *message) {
 		if !a.admit(m, r, a.core.CheckAccept(items, time.Time{})) {
 			return
 		}
-		out, ready := a.core.Accept(a.restartFloor, items, states)
+		out, ready := a.core.Accept(a.floors(), items, states)
 		a.commit(m.key, ready)
 		o := out[0]
 		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
@@ -225,6 +240,53 @@ func (a *acceptor) serve(m, r *message) {
 		o := a.core.Read(states)[0]
 		r.ok, r.accepted, r.value = true, o.Accepted, o.Value.Clone()
 	}
+}
+
+// collect runs Admin Collect as package acceptor does: the core's
+// validation, admission under the installed configuration, the core's
+// decision on the stored records, and the removal of the records it
+// decided to remove in one synced batch before the reply.
+func (a *acceptor) collect(m, r *message) {
+	items := make([]acceptcore.CollectItem, len(m.items))
+	for i, it := range m.items {
+		items[i] = acceptcore.CollectItem{Key: it.Key, Ballot: it.Ballot, Version: it.Version}
+	}
+	if err := a.core.CheckCollect(items, time.Time{}); err != nil {
+		panic(fmt.Sprintf("sim: %s sent %s an invalid collect: %v", m.from, a.name, err))
+	}
+	if a.cfg == nil {
+		return
+	}
+	if _, ok := a.cfg.Member(a.incarnation); !ok {
+		return
+	}
+	states := make([]register.State, len(items))
+	for i, it := range items {
+		states[i] = a.keys[string(it.Key)]
+	}
+	for i, v := range a.core.Collect(a.floors(), items, states) {
+		if v == acceptcore.CollectRemoved {
+			k := string(items[i].Key)
+			delete(a.keys, k)
+			delete(a.unsynced, k)
+			a.w.stats.GCRemoved++
+			a.w.note("collected "+a.name+" "+k, items[i].Ballot.Counter)
+		}
+		r.verdicts = append(r.verdicts, gcVerdict(v))
+	}
+	r.ok = true
+}
+
+func gcVerdict(v acceptcore.CollectVerdict) gc.Verdict {
+	switch v {
+	case acceptcore.CollectRemoved:
+		return gc.Removed
+	case acceptcore.CollectAbsent:
+		return gc.Absent
+	case acceptcore.CollectFloorsNotInstalled:
+		return gc.FloorsNotInstalled
+	}
+	return gc.Changed
 }
 
 // admit reports whether the request may reach the rules: invalid is the

@@ -82,11 +82,29 @@ var negativeControls = []struct {
 	// Scripted (DuplicateAccept): random seeds with duplication catch it
 	// in about one seed in 300 only.
 	{"RefusalAlwaysDefinite", func(s uint64) Options { return DuplicateAccept(s, Faults{RefusalAlwaysDefinite: true}) }},
-	// (14) A lineage that does not reach back to a pending proposal taken
+	// (14) Tombstone GC without the floor epoch (docs/design.md §10): the
+	// records are removed while the acceptors' configuration still has the
+	// old floors, so a key without a record promises nothing and a
+	// proposer's stale ballot below the GC's is accepted on it; and a
+	// recreated key restarts its versions. Random GC runs catch it (three
+	// members, one key are enough).
+	{"GCWithoutFloorEpoch", func(s uint64) Options { return GCOptions(s, Faults{GCWithoutFloorEpoch: true}) }},
+	// (15) Removal while a promise above the GC's ballot is outstanding.
+	// Scripted (CollectPromisedScenario): it needs a proposer whose
+	// prepare reached a quorum that misses one member, with its accept
+	// still out, and a second writer whose clock is behind; random GC
+	// runs hit it about once in a thousand seeds.
+	{"CollectPromised", func(s uint64) Options { return CollectPromisedScenario(s, Faults{CollectPromised: true}) }},
+	// (16) Versions restarting at zero: the proposer ignores the
+	// configuration's version floor, so a key recreated after its
+	// tombstone was collected reuses versions it had (the history records
+	// versions in GC runs).
+	{"VersionsFromZero", func(s uint64) Options { return GCOptions(s, Faults{VersionsFromZero: true}) }},
+	// (17) A lineage that does not reach back to a pending proposal taken
 	// as proof that nobody built on it: the changes are applied again
-	// (docs/design.md §11). Seeds keep 1 to 3 links or 8 (Options.Lineage).
+	// (docs/design.md §11). Seeds keep 1 to 3 links or 16 (Options.Lineage).
 	{"LineageMissIsFresh", func(s uint64) Options { return NewOptions(s, Faults{LineageMissIsFresh: true}) }},
-	// (15) A re-proposal that takes a new identity in the lineage instead
+	// (18) A re-proposal that takes a new identity in the lineage instead
 	// of keeping the original proposal's: another proposer's re-accept of
 	// a pending proposal makes it look dead to its own proposer.
 	{"RestampIdentity", func(s uint64) Options { return NewOptions(s, Faults{RestampIdentity: true}) }},
@@ -128,6 +146,20 @@ func TestNegativeControls(t *testing.T) {
 			}
 			t.Logf("caught: first failing seed %d, %s (%v)", caught, how, time.Since(t0).Round(time.Millisecond))
 		})
+	}
+}
+
+// TestGCIsExercised: the GC runs of TestSim collect records, on every
+// member and on some, and recreate collected keys, so the GC's checks and
+// its negative controls have something to break.
+func TestGCIsExercised(t *testing.T) {
+	var total Stats
+	for seed := uint64(1); seed <= 100; seed++ {
+		addStats(&total, Run(GCOptions(seed, Faults{})).Stats)
+	}
+	t.Logf("100 seeds: %d GC batches, %d keys collected from every member, %d records removed", total.GC, total.GCCollected, total.GCRemoved)
+	if total.GCCollected == 0 || total.GCRemoved <= total.GCCollected {
+		t.Fatalf("the GC collects too little to check: %+v", total)
 	}
 }
 

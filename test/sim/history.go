@@ -57,7 +57,7 @@ func (h *history) newClient() int {
 
 // record adds a completed operation. Reads that failed or ended unknown
 // are left out: they had no effect and reported nothing.
-func (h *history) record(o *clientOp, st status, res round.Applied, at int64) {
+func (h *history) record(o *clientOp, st status, res round.Applied, at int64, versions bool) {
 	if o.kind == opGet && st != statusOK {
 		return
 	}
@@ -66,6 +66,12 @@ func (h *history) record(o *clientOp, st status, res round.Applied, at int64) {
 	if st == statusOK {
 		out.Val = visible(res.Value)
 		out.CasOK = res.Err == nil
+		if versions && o.kind != opDelete {
+			out.Versioned = true
+			if res.Value.Exists() {
+				out.Version = res.Value.Version
+			}
+		}
 	}
 	ret := at
 	if st == statusUnknown {

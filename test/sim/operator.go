@@ -84,6 +84,10 @@ type operator struct {
 	// burst counts immediate decisions at time burstAt.
 	burst   int
 	burstAt int64
+	// gc is the tombstone GC batch in progress (gc.go), nextGC when the
+	// next one is due.
+	gc     *gcRun
+	nextGC int64
 }
 
 func newOperator(w *world, cur membership.Config) *operator {
@@ -102,6 +106,7 @@ func (o *operator) resetVolatile() {
 	o.view = map[string]answer{}
 	o.probes = map[string]*probe{}
 	o.rescan = nil
+	o.gc = nil
 }
 
 // current is the configuration the operator installed last (or is
@@ -194,7 +199,7 @@ func (o *operator) tick() {
 // outstanding (or one that timed out) and was not heard from lately.
 func (o *operator) probe() {
 	every := int64(probeEvery)
-	if o.busy() {
+	if o.busy() || o.gc != nil {
 		every = 0
 	}
 	for _, a := range o.w.acceptors {
@@ -284,6 +289,9 @@ func (o *operator) started(name string) bool {
 // out the action. Every action is idempotent, so a restarted operator
 // simply acts again from its durable intent.
 func (o *operator) act() {
+	if o.gcAct() {
+		return
+	}
 	dec := o.m.Next(o.in, o.observation())
 	o.record(dec.Intent, dec.Events)
 	if dec.Fenced > 0 {
@@ -371,6 +379,12 @@ func (o *operator) receive(m *message) {
 		return
 	case mStatusReply:
 		o.heard(m.from, m.attempt, m.incarnation, m.epoch, m.ok)
+		if o.gc != nil {
+			o.act0()
+		}
+		return
+	case mCollectReply:
+		o.gcCollected(m)
 		return
 	}
 	t := o.rescan

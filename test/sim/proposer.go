@@ -142,6 +142,7 @@ func (f Faults) broken() keyproc.Broken {
 		RefusalAlwaysDefinite: f.RefusalAlwaysDefinite,
 		ReadFirstReply:        f.BrokenRead == ReadFirstReply,
 		ReadPrepareQuorum:     f.BrokenRead == ReadPrepareQuorum,
+		IgnoreVersionFloor:    f.VersionsFromZero,
 	}
 }
 
@@ -432,7 +433,7 @@ func (p *proposer) complete(o *clientOp, st status, res round.Applied) {
 		return
 	}
 	o.done = true
-	p.w.hist.record(o, st, res, p.w.nextStamp())
+	p.w.hist.record(o, st, res, p.w.nextStamp(), p.w.opts.Versions)
 	cl := o.cl
 	if st == statusOK {
 		cl.seen[o.key] = visible(res.Value)

@@ -34,6 +34,8 @@ type touch struct {
 	wake int64 // the Tick on the event queue, -1 for none
 	// round is the ground-truth ID of the proposal whose accepts are out.
 	round uint64
+	// gc: the tombstone GC's write of the key (keyproc.GCOp), not a touch.
+	gc bool
 }
 
 // rescanConfig is the policy of the operator's rescan machine: the
@@ -72,6 +74,9 @@ func (o *operator) startTouch(t *touch) {
 	t.wire, t.wake = map[uint64]uint64{}, -1
 	t.m = keyproc.New(t.key, o.w.rescanConfig(), o.env, t.cfg.Clone())
 	t.op = keyproc.TouchOp()
+	if t.gc {
+		t.op = keyproc.GCOp()
+	}
 	t.m.Submit(o.now(), &t.op)
 	o.pump(t)
 }
@@ -134,6 +139,10 @@ func (o *operator) armTouch(t *touch) {
 // touched acts on the touch's answer: a key done, or (a definite failure
 // after the library's retries) the next Rescan action tries it again.
 func (o *operator) touched(t *touch, a keyproc.Answer) {
+	if t.gc {
+		o.gcWritten(t, a)
+		return
+	}
 	if a.Outcome == round.Success {
 		o.w.stats.RescanWrites++
 		o.keyDone(t)

@@ -73,12 +73,22 @@ type Faults struct {
 	// RefusalAlwaysDefinite counts every accept refusal as a definite
 	// failure, whatever the acceptor's accepted ballot (control 12).
 	RefusalAlwaysDefinite bool
+	// The tombstone GC's negative controls (docs/design.md §10), each a
+	// switch of the shipping code. GCWithoutFloorEpoch collects without
+	// installing the epoch that raises the floors (gc.Controls
+	// .SkipFloorEpoch, with the acceptor core's IgnoreCollectFloors so that
+	// the acceptors go along). CollectPromised removes a tombstone while a
+	// promise above the GC's ballot is outstanding (the core's
+	// IgnoreCollectPromise). VersionsFromZero builds on what the prepare
+	// quorum reported, without the version floor (keyproc.Broken
+	// .IgnoreVersionFloor): a recreated key starts again at version 1.
+	GCWithoutFloorEpoch, CollectPromised, VersionsFromZero bool
 	// LineageMissIsFresh re-applies the changes of a pending proposal
 	// whose version the newest value's lineage does not reach back to
-	// (keyproc.Broken; control 14).
+	// (keyproc.Broken; control 17).
 	LineageMissIsFresh bool
 	// RestampIdentity gives a re-proposal a new identity in the lineage
-	// (keyproc.Broken; control 15).
+	// (keyproc.Broken; control 18).
 	RestampIdentity bool
 }
 
@@ -134,6 +144,14 @@ type Options struct {
 	StraddleChanges bool
 	Think           int64 // max pause between a client's operations
 	ChangeEvery     int64 // mean time between membership changes; 0 = none
+	// GCEvery is the mean time between the operator's tombstone GC runs
+	// (membership/gc, one batch of every key); 0 = none. GC and membership
+	// changes are serialized, as the operator does.
+	GCEvery int64
+	// Versions records the versions clients see (gets, puts, cas) in the
+	// history, so the checker sees versions go backwards (the GC runs set
+	// it).
+	Versions bool
 
 	// MaxTries is how many attempts a change gets (the library's
 	// MaxRetries + 1); CacheSize bounds the 1RTT cache, used with OneRTT.
@@ -309,6 +327,9 @@ type Stats struct {
 	// below one the operator had declared fenced: docs/design.md §3 says there
 	// are none. LateAcked counts acknowledged writes among them.
 	AcceptsAfterFence, LateAcked int
+	// GC counts the tombstone GC's batches, GCCollected the keys removed
+	// from every member, GCRemoved the records removed (per member).
+	GC, GCCollected, GCRemoved int
 	// SettleRetries counts attempts that ended Unknown (the next attempt
 	// settles them); Settled counts operations answered ok by an attempt
 	// that settled earlier ones, SettledOwn those of them finished by

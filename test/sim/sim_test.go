@@ -28,8 +28,12 @@ var (
 // KSHAKA_SIM_SEEDS.
 const defaultSeeds = 6000
 
-// scenarioSeeds is how many seeds of each scripted scenario TestSim runs.
-const scenarioSeeds = 300
+// scenarioSeeds is how many seeds of each scripted scenario TestSim runs,
+// gcSeeds how many random runs with the tombstone GC.
+const (
+	scenarioSeeds = 300
+	gcSeeds       = 600
+)
 
 func seedBudget() int {
 	if *flagSeeds > 0 {
@@ -115,6 +119,8 @@ func TestSim(t *testing.T) {
 		{"duplicate-accept", 1, scenarioSeeds, func(s uint64) Options { return DuplicateAccept(s, Faults{}) }, ""},
 		{"surviving-ballot", 1, scenarioSeeds, func(s uint64) Options { return SurvivingBallot(s, Faults{}) }, ""},
 		{"rolled-back", 1, scenarioSeeds, func(s uint64) Options { return RolledBack(s, Faults{}) }, ""},
+		{"gc", 1, gcSeeds, func(s uint64) Options { return GCOptions(s, Faults{}) }, ""},
+		{"gc-collect-promised", 1, scenarioSeeds / 3, func(s uint64) Options { return CollectPromisedScenario(s, Faults{}) }, ""},
 		{"duplicates", 1, scenarioSeeds, func(s uint64) Options {
 			o := NewOptions(s, Faults{})
 			o.Net.Duplicate = 0.3
@@ -249,4 +255,7 @@ func addStats(t *Stats, s Stats) {
 	t.Settled += s.Settled
 	t.SettledOwn += s.SettledOwn
 	t.SettleAmbiguous += s.SettleAmbiguous
+	t.GC += s.GC
+	t.GCCollected += s.GCCollected
+	t.GCRemoved += s.GCRemoved
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kshaka-io/kshaka/membership"
+	"github.com/kshaka-io/kshaka/membership/gc"
 	"github.com/kshaka-io/kshaka/register"
 )
 
@@ -44,6 +45,9 @@ type message struct {
 	next   register.Ballot
 	value  register.Value
 	cfg    *membership.Config // install request; config in a rejection or GetConfig reply
+	// items are a Collect's keys (tombstone GC); verdicts its reply.
+	items    []gc.Item
+	verdicts []gc.Verdict
 
 	// Reply fields.
 	ok          bool

@@ -45,6 +45,68 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CollectVerdict is what Collect did with one key.
+type CollectVerdict int32
+
+const (
+	CollectVerdict_COLLECT_VERDICT_UNSPECIFIED CollectVerdict = 0
+	// The record was removed.
+	CollectVerdict_COLLECT_VERDICT_REMOVED CollectVerdict = 1
+	// There was no record (already removed).
+	CollectVerdict_COLLECT_VERDICT_ABSENT CollectVerdict = 2
+	// The record is no longer the tombstone at that ballot (written or
+	// promised since, or never was): kept.
+	CollectVerdict_COLLECT_VERDICT_CHANGED CollectVerdict = 3
+	// The installed configuration's floors do not cover the ballot or the
+	// version: kept. Install the GC epoch first.
+	CollectVerdict_COLLECT_VERDICT_FLOORS_NOT_INSTALLED CollectVerdict = 4
+)
+
+// Enum value maps for CollectVerdict.
+var (
+	CollectVerdict_name = map[int32]string{
+		0: "COLLECT_VERDICT_UNSPECIFIED",
+		1: "COLLECT_VERDICT_REMOVED",
+		2: "COLLECT_VERDICT_ABSENT",
+		3: "COLLECT_VERDICT_CHANGED",
+		4: "COLLECT_VERDICT_FLOORS_NOT_INSTALLED",
+	}
+	CollectVerdict_value = map[string]int32{
+		"COLLECT_VERDICT_UNSPECIFIED":          0,
+		"COLLECT_VERDICT_REMOVED":              1,
+		"COLLECT_VERDICT_ABSENT":               2,
+		"COLLECT_VERDICT_CHANGED":              3,
+		"COLLECT_VERDICT_FLOORS_NOT_INSTALLED": 4,
+	}
+)
+
+func (x CollectVerdict) Enum() *CollectVerdict {
+	p := new(CollectVerdict)
+	*p = x
+	return p
+}
+
+func (x CollectVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CollectVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_kshaka_v1_kshaka_proto_enumTypes[0].Descriptor()
+}
+
+func (CollectVerdict) Type() protoreflect.EnumType {
+	return &file_proto_kshaka_v1_kshaka_proto_enumTypes[0]
+}
+
+func (x CollectVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CollectVerdict.Descriptor instead.
+func (CollectVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{0}
+}
+
 // Ballot orders proposals: by counter, then by proposer ID. Zero is "none".
 type Ballot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -833,6 +895,12 @@ type Config struct {
 	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
 	PrepareQuorum uint32                 `protobuf:"varint,3,opt,name=prepare_quorum,json=prepareQuorum,proto3" json:"prepare_quorum,omitempty"`
 	AcceptQuorum  uint32                 `protobuf:"varint,4,opt,name=accept_quorum,json=acceptQuorum,proto3" json:"accept_quorum,omitempty"`
+	// The tombstone GC floors (docs/design.md §10); they never decrease from
+	// one epoch to the next. removed_ballot: an acceptor treats a key it has
+	// no record of as promised at least this ballot. version_floor: a key
+	// recreated after GC gets versions above it. Absent: zero (no GC yet).
+	RemovedBallot *Ballot `protobuf:"bytes,5,opt,name=removed_ballot,json=removedBallot,proto3" json:"removed_ballot,omitempty"`
+	VersionFloor  uint64  `protobuf:"varint,6,opt,name=version_floor,json=versionFloor,proto3" json:"version_floor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -891,6 +959,20 @@ func (x *Config) GetPrepareQuorum() uint32 {
 func (x *Config) GetAcceptQuorum() uint32 {
 	if x != nil {
 		return x.AcceptQuorum
+	}
+	return 0
+}
+
+func (x *Config) GetRemovedBallot() *Ballot {
+	if x != nil {
+		return x.RemovedBallot
+	}
+	return nil
+}
+
+func (x *Config) GetVersionFloor() uint64 {
+	if x != nil {
+		return x.VersionFloor
 	}
 	return 0
 }
@@ -1287,9 +1369,14 @@ type ListKeysRequest struct {
 	// Stop after this many keys in all (0: no limit).
 	Limit uint64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Keys per streamed page (0: a default of 1000).
-	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// List only keys whose accepted value is a tombstone (the GC's
+	// candidates), and of those, when accepted_before is not 0, only those
+	// whose accepted ballot counter is below it (a wall clock in µs).
+	TombstonesOnly bool   `protobuf:"varint,4,opt,name=tombstones_only,json=tombstonesOnly,proto3" json:"tombstones_only,omitempty"`
+	AcceptedBefore uint64 `protobuf:"varint,5,opt,name=accepted_before,json=acceptedBefore,proto3" json:"accepted_before,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListKeysRequest) Reset() {
@@ -1343,11 +1430,28 @@ func (x *ListKeysRequest) GetPageSize() uint32 {
 	return 0
 }
 
+func (x *ListKeysRequest) GetTombstonesOnly() bool {
+	if x != nil {
+		return x.TombstonesOnly
+	}
+	return false
+}
+
+func (x *ListKeysRequest) GetAcceptedBefore() uint64 {
+	if x != nil {
+		return x.AcceptedBefore
+	}
+	return 0
+}
+
 type ListKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Filtered listings only: the last key the acceptor looked at, so a
+	// page may carry few keys (or none) and the listing still moves on.
+	ScannedThrough []byte `protobuf:"bytes,2,opt,name=scanned_through,json=scannedThrough,proto3" json:"scanned_through,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListKeysResponse) Reset() {
@@ -1385,6 +1489,208 @@ func (x *ListKeysResponse) GetKeys() [][]byte {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *ListKeysResponse) GetScannedThrough() []byte {
+	if x != nil {
+		return x.ScannedThrough
+	}
+	return nil
+}
+
+type CollectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*CollectItem         `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectRequest) Reset() {
+	*x = CollectRequest{}
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectRequest) ProtoMessage() {}
+
+func (x *CollectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectRequest.ProtoReflect.Descriptor instead.
+func (*CollectRequest) Descriptor() ([]byte, []int) {
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CollectRequest) GetItems() []*CollectItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type CollectItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The ballot at which the GC wrote the tombstone to every member.
+	Ballot *Ballot `protobuf:"bytes,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	// The tombstone's version.
+	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectItem) Reset() {
+	*x = CollectItem{}
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectItem) ProtoMessage() {}
+
+func (x *CollectItem) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectItem.ProtoReflect.Descriptor instead.
+func (*CollectItem) Descriptor() ([]byte, []int) {
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CollectItem) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CollectItem) GetBallot() *Ballot {
+	if x != nil {
+		return x.Ballot
+	}
+	return nil
+}
+
+func (x *CollectItem) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type CollectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per item, in request order.
+	Results       []*CollectResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectResponse) Reset() {
+	*x = CollectResponse{}
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectResponse) ProtoMessage() {}
+
+func (x *CollectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectResponse.ProtoReflect.Descriptor instead.
+func (*CollectResponse) Descriptor() ([]byte, []int) {
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CollectResponse) GetResults() []*CollectResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CollectResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdict       CollectVerdict         `protobuf:"varint,1,opt,name=verdict,proto3,enum=kshaka.v1.CollectVerdict" json:"verdict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectResult) Reset() {
+	*x = CollectResult{}
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectResult) ProtoMessage() {}
+
+func (x *CollectResult) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_kshaka_v1_kshaka_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectResult.ProtoReflect.Descriptor instead.
+func (*CollectResult) Descriptor() ([]byte, []int) {
+	return file_proto_kshaka_v1_kshaka_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CollectResult) GetVerdict() CollectVerdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return CollectVerdict_COLLECT_VERDICT_UNSPECIFIED
 }
 
 var File_proto_kshaka_v1_kshaka_proto protoreflect.FileDescriptor
@@ -1442,12 +1748,14 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\n" +
 	"ReadResult\x12-\n" +
 	"\baccepted\x18\x01 \x01(\v2\x11.kshaka.v1.BallotR\baccepted\x12&\n" +
-	"\x05value\x18\x02 \x01(\v2\x10.kshaka.v1.ValueR\x05value\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x10.kshaka.v1.ValueR\x05value\"\xf6\x01\n" +
 	"\x06Config\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12+\n" +
 	"\amembers\x18\x02 \x03(\v2\x11.kshaka.v1.MemberR\amembers\x12%\n" +
 	"\x0eprepare_quorum\x18\x03 \x01(\rR\rprepareQuorum\x12#\n" +
-	"\raccept_quorum\x18\x04 \x01(\rR\facceptQuorum\"\x80\x01\n" +
+	"\raccept_quorum\x18\x04 \x01(\rR\facceptQuorum\x128\n" +
+	"\x0eremoved_ballot\x18\x05 \x01(\v2\x11.kshaka.v1.BallotR\rremovedBallot\x12#\n" +
+	"\rversion_floor\x18\x06 \x01(\x04R\fversionFloor\"\x80\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12 \n" +
@@ -1470,23 +1778,43 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x12\x1b\n" +
 	"\tkey_count\x18\x05 \x01(\x04R\bkeyCount\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12)\n" +
-	"\x06config\x18\a \x01(\v2\x11.kshaka.v1.ConfigR\x06config\"e\n" +
+	"\x06config\x18\a \x01(\v2\x11.kshaka.v1.ConfigR\x06config\"\xb7\x01\n" +
 	"\x0fListKeysRequest\x12\x1f\n" +
 	"\vstart_after\x18\x01 \x01(\fR\n" +
 	"startAfter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x04R\x05limit\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"&\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12'\n" +
+	"\x0ftombstones_only\x18\x04 \x01(\bR\x0etombstonesOnly\x12'\n" +
+	"\x0faccepted_before\x18\x05 \x01(\x04R\x0eacceptedBefore\"O\n" +
 	"\x10ListKeysResponse\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\fR\x04keys2\xc4\x01\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x12'\n" +
+	"\x0fscanned_through\x18\x02 \x01(\fR\x0escannedThrough\">\n" +
+	"\x0eCollectRequest\x12,\n" +
+	"\x05items\x18\x01 \x03(\v2\x16.kshaka.v1.CollectItemR\x05items\"d\n" +
+	"\vCollectItem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12)\n" +
+	"\x06ballot\x18\x02 \x01(\v2\x11.kshaka.v1.BallotR\x06ballot\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"E\n" +
+	"\x0fCollectResponse\x122\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.kshaka.v1.CollectResultR\aresults\"D\n" +
+	"\rCollectResult\x123\n" +
+	"\averdict\x18\x01 \x01(\x0e2\x19.kshaka.v1.CollectVerdictR\averdict*\xb1\x01\n" +
+	"\x0eCollectVerdict\x12\x1f\n" +
+	"\x1bCOLLECT_VERDICT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17COLLECT_VERDICT_REMOVED\x10\x01\x12\x1a\n" +
+	"\x16COLLECT_VERDICT_ABSENT\x10\x02\x12\x1b\n" +
+	"\x17COLLECT_VERDICT_CHANGED\x10\x03\x12(\n" +
+	"$COLLECT_VERDICT_FLOORS_NOT_INSTALLED\x10\x042\xc4\x01\n" +
 	"\bAcceptor\x12@\n" +
 	"\aPrepare\x12\x19.kshaka.v1.PrepareRequest\x1a\x1a.kshaka.v1.PrepareResponse\x12=\n" +
 	"\x06Accept\x12\x18.kshaka.v1.AcceptRequest\x1a\x19.kshaka.v1.AcceptResponse\x127\n" +
-	"\x04Read\x12\x16.kshaka.v1.ReadRequest\x1a\x17.kshaka.v1.ReadResponse2\x9d\x02\n" +
+	"\x04Read\x12\x16.kshaka.v1.ReadRequest\x1a\x17.kshaka.v1.ReadResponse2\xdf\x02\n" +
 	"\x05Admin\x12F\n" +
 	"\tGetConfig\x12\x1b.kshaka.v1.GetConfigRequest\x1a\x1c.kshaka.v1.GetConfigResponse\x12F\n" +
 	"\tSetConfig\x12\x1b.kshaka.v1.SetConfigRequest\x1a\x1c.kshaka.v1.SetConfigResponse\x12=\n" +
 	"\x06Status\x12\x18.kshaka.v1.StatusRequest\x1a\x19.kshaka.v1.StatusResponse\x12E\n" +
-	"\bListKeys\x12\x1a.kshaka.v1.ListKeysRequest\x1a\x1b.kshaka.v1.ListKeysResponse0\x01B6Z4github.com/kshaka-io/kshaka/proto/kshaka/v1;kshakav1b\x06proto3"
+	"\bListKeys\x12\x1a.kshaka.v1.ListKeysRequest\x1a\x1b.kshaka.v1.ListKeysResponse0\x01\x12@\n" +
+	"\aCollect\x12\x19.kshaka.v1.CollectRequest\x1a\x1a.kshaka.v1.CollectResponseB6Z4github.com/kshaka-io/kshaka/proto/kshaka/v1;kshakav1b\x06proto3"
 
 var (
 	file_proto_kshaka_v1_kshaka_proto_rawDescOnce sync.Once
@@ -1500,76 +1828,89 @@ func file_proto_kshaka_v1_kshaka_proto_rawDescGZIP() []byte {
 	return file_proto_kshaka_v1_kshaka_proto_rawDescData
 }
 
-var file_proto_kshaka_v1_kshaka_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_proto_kshaka_v1_kshaka_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_kshaka_v1_kshaka_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_proto_kshaka_v1_kshaka_proto_goTypes = []any{
-	(*Ballot)(nil),            // 0: kshaka.v1.Ballot
-	(*Value)(nil),             // 1: kshaka.v1.Value
-	(*PrepareRequest)(nil),    // 2: kshaka.v1.PrepareRequest
-	(*PrepareItem)(nil),       // 3: kshaka.v1.PrepareItem
-	(*PrepareResponse)(nil),   // 4: kshaka.v1.PrepareResponse
-	(*PrepareResult)(nil),     // 5: kshaka.v1.PrepareResult
-	(*AcceptRequest)(nil),     // 6: kshaka.v1.AcceptRequest
-	(*AcceptItem)(nil),        // 7: kshaka.v1.AcceptItem
-	(*AcceptResponse)(nil),    // 8: kshaka.v1.AcceptResponse
-	(*AcceptResult)(nil),      // 9: kshaka.v1.AcceptResult
-	(*ReadRequest)(nil),       // 10: kshaka.v1.ReadRequest
-	(*ReadResponse)(nil),      // 11: kshaka.v1.ReadResponse
-	(*ReadResult)(nil),        // 12: kshaka.v1.ReadResult
-	(*Config)(nil),            // 13: kshaka.v1.Config
-	(*Member)(nil),            // 14: kshaka.v1.Member
-	(*GetConfigRequest)(nil),  // 15: kshaka.v1.GetConfigRequest
-	(*GetConfigResponse)(nil), // 16: kshaka.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),  // 17: kshaka.v1.SetConfigRequest
-	(*SetConfigResponse)(nil), // 18: kshaka.v1.SetConfigResponse
-	(*StatusRequest)(nil),     // 19: kshaka.v1.StatusRequest
-	(*StatusResponse)(nil),    // 20: kshaka.v1.StatusResponse
-	(*ListKeysRequest)(nil),   // 21: kshaka.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),  // 22: kshaka.v1.ListKeysResponse
+	(CollectVerdict)(0),       // 0: kshaka.v1.CollectVerdict
+	(*Ballot)(nil),            // 1: kshaka.v1.Ballot
+	(*Value)(nil),             // 2: kshaka.v1.Value
+	(*PrepareRequest)(nil),    // 3: kshaka.v1.PrepareRequest
+	(*PrepareItem)(nil),       // 4: kshaka.v1.PrepareItem
+	(*PrepareResponse)(nil),   // 5: kshaka.v1.PrepareResponse
+	(*PrepareResult)(nil),     // 6: kshaka.v1.PrepareResult
+	(*AcceptRequest)(nil),     // 7: kshaka.v1.AcceptRequest
+	(*AcceptItem)(nil),        // 8: kshaka.v1.AcceptItem
+	(*AcceptResponse)(nil),    // 9: kshaka.v1.AcceptResponse
+	(*AcceptResult)(nil),      // 10: kshaka.v1.AcceptResult
+	(*ReadRequest)(nil),       // 11: kshaka.v1.ReadRequest
+	(*ReadResponse)(nil),      // 12: kshaka.v1.ReadResponse
+	(*ReadResult)(nil),        // 13: kshaka.v1.ReadResult
+	(*Config)(nil),            // 14: kshaka.v1.Config
+	(*Member)(nil),            // 15: kshaka.v1.Member
+	(*GetConfigRequest)(nil),  // 16: kshaka.v1.GetConfigRequest
+	(*GetConfigResponse)(nil), // 17: kshaka.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),  // 18: kshaka.v1.SetConfigRequest
+	(*SetConfigResponse)(nil), // 19: kshaka.v1.SetConfigResponse
+	(*StatusRequest)(nil),     // 20: kshaka.v1.StatusRequest
+	(*StatusResponse)(nil),    // 21: kshaka.v1.StatusResponse
+	(*ListKeysRequest)(nil),   // 22: kshaka.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),  // 23: kshaka.v1.ListKeysResponse
+	(*CollectRequest)(nil),    // 24: kshaka.v1.CollectRequest
+	(*CollectItem)(nil),       // 25: kshaka.v1.CollectItem
+	(*CollectResponse)(nil),   // 26: kshaka.v1.CollectResponse
+	(*CollectResult)(nil),     // 27: kshaka.v1.CollectResult
 }
 var file_proto_kshaka_v1_kshaka_proto_depIdxs = []int32{
-	3,  // 0: kshaka.v1.PrepareRequest.items:type_name -> kshaka.v1.PrepareItem
-	0,  // 1: kshaka.v1.PrepareItem.ballot:type_name -> kshaka.v1.Ballot
-	5,  // 2: kshaka.v1.PrepareResponse.results:type_name -> kshaka.v1.PrepareResult
-	13, // 3: kshaka.v1.PrepareResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 4: kshaka.v1.PrepareResult.conflict:type_name -> kshaka.v1.Ballot
-	0,  // 5: kshaka.v1.PrepareResult.accepted:type_name -> kshaka.v1.Ballot
-	1,  // 6: kshaka.v1.PrepareResult.value:type_name -> kshaka.v1.Value
-	7,  // 7: kshaka.v1.AcceptRequest.items:type_name -> kshaka.v1.AcceptItem
-	0,  // 8: kshaka.v1.AcceptItem.ballot:type_name -> kshaka.v1.Ballot
-	1,  // 9: kshaka.v1.AcceptItem.value:type_name -> kshaka.v1.Value
-	0,  // 10: kshaka.v1.AcceptItem.next:type_name -> kshaka.v1.Ballot
-	9,  // 11: kshaka.v1.AcceptResponse.results:type_name -> kshaka.v1.AcceptResult
-	13, // 12: kshaka.v1.AcceptResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 13: kshaka.v1.AcceptResult.conflict:type_name -> kshaka.v1.Ballot
-	0,  // 14: kshaka.v1.AcceptResult.accepted:type_name -> kshaka.v1.Ballot
-	12, // 15: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
-	13, // 16: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
-	0,  // 17: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
-	1,  // 18: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
-	14, // 19: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
-	13, // 20: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
-	13, // 21: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
-	13, // 22: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
-	13, // 23: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
-	2,  // 24: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
-	6,  // 25: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
-	10, // 26: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
-	15, // 27: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
-	17, // 28: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
-	19, // 29: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
-	21, // 30: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
-	4,  // 31: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
-	8,  // 32: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
-	11, // 33: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
-	16, // 34: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
-	18, // 35: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
-	20, // 36: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
-	22, // 37: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	4,  // 0: kshaka.v1.PrepareRequest.items:type_name -> kshaka.v1.PrepareItem
+	1,  // 1: kshaka.v1.PrepareItem.ballot:type_name -> kshaka.v1.Ballot
+	6,  // 2: kshaka.v1.PrepareResponse.results:type_name -> kshaka.v1.PrepareResult
+	14, // 3: kshaka.v1.PrepareResponse.stale_config:type_name -> kshaka.v1.Config
+	1,  // 4: kshaka.v1.PrepareResult.conflict:type_name -> kshaka.v1.Ballot
+	1,  // 5: kshaka.v1.PrepareResult.accepted:type_name -> kshaka.v1.Ballot
+	2,  // 6: kshaka.v1.PrepareResult.value:type_name -> kshaka.v1.Value
+	8,  // 7: kshaka.v1.AcceptRequest.items:type_name -> kshaka.v1.AcceptItem
+	1,  // 8: kshaka.v1.AcceptItem.ballot:type_name -> kshaka.v1.Ballot
+	2,  // 9: kshaka.v1.AcceptItem.value:type_name -> kshaka.v1.Value
+	1,  // 10: kshaka.v1.AcceptItem.next:type_name -> kshaka.v1.Ballot
+	10, // 11: kshaka.v1.AcceptResponse.results:type_name -> kshaka.v1.AcceptResult
+	14, // 12: kshaka.v1.AcceptResponse.stale_config:type_name -> kshaka.v1.Config
+	1,  // 13: kshaka.v1.AcceptResult.conflict:type_name -> kshaka.v1.Ballot
+	1,  // 14: kshaka.v1.AcceptResult.accepted:type_name -> kshaka.v1.Ballot
+	13, // 15: kshaka.v1.ReadResponse.results:type_name -> kshaka.v1.ReadResult
+	14, // 16: kshaka.v1.ReadResponse.stale_config:type_name -> kshaka.v1.Config
+	1,  // 17: kshaka.v1.ReadResult.accepted:type_name -> kshaka.v1.Ballot
+	2,  // 18: kshaka.v1.ReadResult.value:type_name -> kshaka.v1.Value
+	15, // 19: kshaka.v1.Config.members:type_name -> kshaka.v1.Member
+	1,  // 20: kshaka.v1.Config.removed_ballot:type_name -> kshaka.v1.Ballot
+	14, // 21: kshaka.v1.GetConfigResponse.config:type_name -> kshaka.v1.Config
+	14, // 22: kshaka.v1.SetConfigRequest.config:type_name -> kshaka.v1.Config
+	14, // 23: kshaka.v1.SetConfigResponse.config:type_name -> kshaka.v1.Config
+	14, // 24: kshaka.v1.StatusResponse.config:type_name -> kshaka.v1.Config
+	25, // 25: kshaka.v1.CollectRequest.items:type_name -> kshaka.v1.CollectItem
+	1,  // 26: kshaka.v1.CollectItem.ballot:type_name -> kshaka.v1.Ballot
+	27, // 27: kshaka.v1.CollectResponse.results:type_name -> kshaka.v1.CollectResult
+	0,  // 28: kshaka.v1.CollectResult.verdict:type_name -> kshaka.v1.CollectVerdict
+	3,  // 29: kshaka.v1.Acceptor.Prepare:input_type -> kshaka.v1.PrepareRequest
+	7,  // 30: kshaka.v1.Acceptor.Accept:input_type -> kshaka.v1.AcceptRequest
+	11, // 31: kshaka.v1.Acceptor.Read:input_type -> kshaka.v1.ReadRequest
+	16, // 32: kshaka.v1.Admin.GetConfig:input_type -> kshaka.v1.GetConfigRequest
+	18, // 33: kshaka.v1.Admin.SetConfig:input_type -> kshaka.v1.SetConfigRequest
+	20, // 34: kshaka.v1.Admin.Status:input_type -> kshaka.v1.StatusRequest
+	22, // 35: kshaka.v1.Admin.ListKeys:input_type -> kshaka.v1.ListKeysRequest
+	24, // 36: kshaka.v1.Admin.Collect:input_type -> kshaka.v1.CollectRequest
+	5,  // 37: kshaka.v1.Acceptor.Prepare:output_type -> kshaka.v1.PrepareResponse
+	9,  // 38: kshaka.v1.Acceptor.Accept:output_type -> kshaka.v1.AcceptResponse
+	12, // 39: kshaka.v1.Acceptor.Read:output_type -> kshaka.v1.ReadResponse
+	17, // 40: kshaka.v1.Admin.GetConfig:output_type -> kshaka.v1.GetConfigResponse
+	19, // 41: kshaka.v1.Admin.SetConfig:output_type -> kshaka.v1.SetConfigResponse
+	21, // 42: kshaka.v1.Admin.Status:output_type -> kshaka.v1.StatusResponse
+	23, // 43: kshaka.v1.Admin.ListKeys:output_type -> kshaka.v1.ListKeysResponse
+	26, // 44: kshaka.v1.Admin.Collect:output_type -> kshaka.v1.CollectResponse
+	37, // [37:45] is the sub-list for method output_type
+	29, // [29:37] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_proto_kshaka_v1_kshaka_proto_init() }
@@ -1582,13 +1923,14 @@ func file_proto_kshaka_v1_kshaka_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_kshaka_v1_kshaka_proto_rawDesc), len(file_proto_kshaka_v1_kshaka_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   23,
+			NumEnums:      1,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
 		GoTypes:           file_proto_kshaka_v1_kshaka_proto_goTypes,
 		DependencyIndexes: file_proto_kshaka_v1_kshaka_proto_depIdxs,
+		EnumInfos:         file_proto_kshaka_v1_kshaka_proto_enumTypes,
 		MessageInfos:      file_proto_kshaka_v1_kshaka_proto_msgTypes,
 	}.Build()
 	File_proto_kshaka_v1_kshaka_proto = out.File

@@ -237,6 +237,7 @@ const (
 	Admin_SetConfig_FullMethodName = "/kshaka.v1.Admin/SetConfig"
 	Admin_Status_FullMethodName    = "/kshaka.v1.Admin/Status"
 	Admin_ListKeys_FullMethodName  = "/kshaka.v1.Admin/ListKeys"
+	Admin_Collect_FullMethodName   = "/kshaka.v1.Admin/Collect"
 )
 
 // AdminClient is the client API for Admin service.
@@ -257,6 +258,13 @@ type AdminClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// ListKeys streams the stored keys in ascending byte order, in pages.
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListKeysResponse], error)
+	// Collect removes collected tombstones (docs/design.md §10). Each item's
+	// record is removed only when the acceptor's stored state is exactly
+	// promise == accepted == ballot with a tombstone at version, and the
+	// installed configuration's floors cover it (removed_ballot >= ballot,
+	// version_floor >= version); otherwise the record is kept and the result
+	// says why. Batches are bounded like the data path's.
+	Collect(ctx context.Context, in *CollectRequest, opts ...grpc.CallOption) (*CollectResponse, error)
 }
 
 type adminClient struct {
@@ -316,6 +324,16 @@ func (c *adminClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ListKeysClient = grpc.ServerStreamingClient[ListKeysResponse]
 
+func (c *adminClient) Collect(ctx context.Context, in *CollectRequest, opts ...grpc.CallOption) (*CollectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectResponse)
+	err := c.cc.Invoke(ctx, Admin_Collect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -334,6 +352,13 @@ type AdminServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// ListKeys streams the stored keys in ascending byte order, in pages.
 	ListKeys(*ListKeysRequest, grpc.ServerStreamingServer[ListKeysResponse]) error
+	// Collect removes collected tombstones (docs/design.md §10). Each item's
+	// record is removed only when the acceptor's stored state is exactly
+	// promise == accepted == ballot with a tombstone at version, and the
+	// installed configuration's floors cover it (removed_ballot >= ballot,
+	// version_floor >= version); otherwise the record is kept and the result
+	// says why. Batches are bounded like the data path's.
+	Collect(context.Context, *CollectRequest) (*CollectResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -355,6 +380,9 @@ func (UnimplementedAdminServer) Status(context.Context, *StatusRequest) (*Status
 }
 func (UnimplementedAdminServer) ListKeys(*ListKeysRequest, grpc.ServerStreamingServer[ListKeysResponse]) error {
 	return status.Error(codes.Unimplemented, "method ListKeys not implemented")
+}
+func (UnimplementedAdminServer) Collect(context.Context, *CollectRequest) (*CollectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Collect not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -442,6 +470,24 @@ func _Admin_ListKeys_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ListKeysServer = grpc.ServerStreamingServer[ListKeysResponse]
 
+func _Admin_Collect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Collect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Collect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Collect(ctx, req.(*CollectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -460,6 +506,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Admin_Status_Handler,
+		},
+		{
+			MethodName: "Collect",
+			Handler:    _Admin_Collect_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

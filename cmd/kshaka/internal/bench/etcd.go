@@ -92,6 +92,43 @@ func (e *Etcd) Increment(ctx context.Context, key []byte) (int, error) {
 	}
 }
 
+// ReadCounter implements Contender; the version is the key's ModRevision
+// (0 when absent).
+func (e *Etcd) ReadCounter(ctx context.Context, key []byte) (int64, uint64, error) {
+	resp, err := e.client().Get(ctx, string(key))
+	if err != nil {
+		return 0, 0, etcdErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, 0, nil
+	}
+	n, err := parseCounter(key, resp.Kvs[0].Value)
+	return n, uint64(resp.Kvs[0].ModRevision), err
+}
+
+// CASCounter implements Contender with one transaction on ModRevision.
+func (e *Etcd) CASCounter(ctx context.Context, key []byte, version uint64, n int64) error {
+	k := string(key)
+	txn, err := e.client().Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", int64(version))).
+		Then(clientv3.OpPut(k, strconv.FormatInt(n+1, 10))).
+		Commit()
+	if err != nil {
+		return etcdErr(err)
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("%w: key %q is no longer at revision %d", ErrMismatch, key, version)
+	}
+	return nil
+}
+
+// ChangeCounter implements Contender: etcd has no read-modify-write, so it
+// is Increment's loop (read, then a transaction on ModRevision, retried with
+// the current value until it succeeds).
+func (e *Etcd) ChangeCounter(ctx context.Context, key []byte) (int, error) {
+	return e.Increment(ctx, key)
+}
+
 // Close implements Target.
 func (e *Etcd) Close() error {
 	var errs []error

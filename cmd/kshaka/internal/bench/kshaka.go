@@ -81,6 +81,41 @@ func (k *Kshaka) Increment(ctx context.Context, key []byte) (int, error) {
 	}
 }
 
+// ReadCounter implements Contender.
+func (k *Kshaka) ReadCounter(ctx context.Context, key []byte) (int64, uint64, error) {
+	v, err := k.client().Get(ctx, key)
+	if errors.Is(err, proposer.ErrNotFound) {
+		return 0, v.Version, nil
+	}
+	if err != nil {
+		return 0, 0, kshakaErr(err)
+	}
+	n, err := parseCounter(key, v.Data)
+	return n, v.Version, err
+}
+
+// CASCounter implements Contender with one CompareAndSwap.
+func (k *Kshaka) CASCounter(ctx context.Context, key []byte, version uint64, n int64) error {
+	_, err := k.client().CompareAndSwap(ctx, key, version, []byte(strconv.FormatInt(n+1, 10)))
+	if errors.Is(err, proposer.ErrVersionMismatch) {
+		return fmt.Errorf("%w: %w", ErrMismatch, err)
+	}
+	return kshakaErr(err)
+}
+
+// ChangeCounter implements Contender with one Change; the library retries
+// its conflicts internally, so it reports none.
+func (k *Kshaka) ChangeCounter(ctx context.Context, key []byte) (int, error) {
+	_, err := k.client().Change(ctx, key, func(cur proposer.Value, _ bool) ([]byte, error) {
+		n, err := parseCounter(key, cur.Data)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(strconv.FormatInt(n+1, 10)), nil
+	})
+	return 0, kshakaErr(err)
+}
+
 // Close implements Target.
 func (k *Kshaka) Close() error {
 	var errs []error

@@ -42,6 +42,11 @@ type Result struct {
 	// started.
 	ServerRSSPeakMiB []float64 `json:"server_rss_peak_mib,omitempty"`
 
+	// Contention holds the contention workload's counts and final check
+	// (absent for the other workloads). Its Ops and Latencies count every
+	// operation, whatever its outcome; Errors are its give-ups.
+	Contention *ContentionStats `json:"contention,omitempty"`
+
 	// Latencies of the successful operations, sorted (not in JSON).
 	Latencies []time.Duration `json:"-"`
 }
@@ -69,7 +74,8 @@ func summarize(target string, o Options, elapsed time.Duration, ws []*worker) Re
 	return r
 }
 
-func (r *Result) setRSS(m RSS) {
+// SetRSS fills r's server memory from m.
+func (r *Result) SetRSS(m RSS) {
 	r.ServerRSSMaxMiB = round1(m.MaxPeakMiB())
 	r.ServerRSSEndMiB = round1(m.MaxEndMiB())
 	r.ServerRSSPeakMiB = make([]float64, len(m.PeakMiB))
@@ -105,6 +111,32 @@ func WriteTable(w io.Writer, rs []Result) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\t\n",
 			r.Workload, r.Target, r.Clients, r.OpsPerSec, r.P50us, r.P99us, r.P999us, r.Errors, r.Unknown, rss)
+	}
+	return tw.Flush()
+}
+
+// WriteContentionTable writes the contention results of rs (the others are
+// skipped) as a table of outcomes per 10,000 operations and the final check.
+func WriteContentionTable(w io.Writer, rs []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	header := false
+	for _, r := range rs {
+		c := r.Contention
+		if c == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "target\tprocs\tgoroutines\thot keys\tops\tops/s\tincr/s\tp50 µs\tp99 µs\t"+
+				"mismatch/10k\tunknown/10k\tgive-ups/10k\tno quorum\tcheck\t")
+			header = true
+		}
+		check := "ok"
+		if !c.Verified {
+			check = "FAILED"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%s\t\n",
+			r.Target, c.Procs, c.Goroutines, c.HotKeys, r.Ops, r.OpsPerSec, c.IncrementsPerSec, r.P50us, r.P99us,
+			c.MismatchesPer10k, c.UnknownPer10k, c.GiveUpsPer10k, c.NoQuorum, check)
 	}
 	return tw.Flush()
 }

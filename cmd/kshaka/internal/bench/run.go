@@ -235,7 +235,7 @@ loop:
 	wg.Wait()
 	r := summarize(t.Name(), o, elapsed, workers)
 	if len(o.ServerPids) > 0 {
-		r.setRSS(mem)
+		r.SetRSS(mem)
 	}
 	return r, nil
 }

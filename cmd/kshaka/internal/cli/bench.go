@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +45,11 @@ type benchOptions struct {
 	acceptorArgs  []string
 	startTimeout  time.Duration
 	acceptorCount int
+	// The contention workload's.
+	goroutines int
+	hotKeys    int
+	casPercent int
+	opTimeout  time.Duration
 }
 
 type benchRun struct {
@@ -58,6 +64,10 @@ func parseRuns(s string) ([]benchRun, error) {
 		n, err := strconv.Atoi(c)
 		if !ok || err != nil || n < 1 {
 			return nil, usageErrorf("--runs: %q is not WORKLOAD:CLIENTS (e.g. put:64)", part)
+		}
+		if w == bench.WorkloadContention {
+			out = append(out, benchRun{workload: w, clients: n})
+			continue
 		}
 		if err := (bench.Options{Workload: w}).Validate(); err != nil {
 			return nil, usageErrorf("--runs: %v", err)
@@ -86,6 +96,27 @@ linearizable Get, and CAS as a transaction on ModRevision). Workloads:
   cas-hot  increments of one hot key with compare-and-swap, retried until
            they succeed (ops/s counts successful increments)
   mixed    50% get, 50% put
+  contention
+           CLIENTS separate processes, each its own proposer (its own
+           proposer.Client; etcd: its own client), each running
+           --goroutines operations at a time on --hot-keys hot keys
+           (bench/contention/0..H-1, decimal counters). --cas-percent of
+           the operations read the key and make one CompareAndSwap of
+           counter+1 from the version read (a version mismatch is a normal,
+           counted outcome); the others add one with Change (etcd: a
+           transaction on ModRevision retried until it succeeds). The
+           processes are this binary re-run as 'kshaka bench worker'; they
+           connect, then start together.
+
+For contention, every operation counts, whatever its outcome: ops/s and the
+latencies cover them all, "errors" are give-ups (ErrNoQuorum and any other
+error but an unknown outcome), and a second table gives mismatches, unknown
+outcomes and give-ups per 10,000 operations, the acknowledged increments per
+second (incr/s) and the final check: after the workers exit, bench reads each
+hot key, and its counter must have grown by at least the acknowledged
+increments and at most those plus the increments with unknown outcomes (of
+every phase, warm-up included). If any key fails the check, bench prints the
+keys and exits non-zero. The JSON line holds the same under "contention".
 
 Unless --kshaka-endpoints / --etcd-endpoints point at running clusters, bench
 starts its own on loopback under --dir: three kshaka-acceptor processes and a
@@ -126,6 +157,9 @@ the clusters restart on their data and a preload already done for the same
   # /var/tmp/kb, so running it again skips the preload
   kshaka bench --keys 1000000 --preload --dir /var/tmp/kb --runs put:64 --duration 30s
 
+  # 3 and 8 proposer processes racing on one hot key, over mutual TLS
+  kshaka bench --targets kshaka-tls --runs contention:3,contention:8 --hot-keys 1 --duration 15s
+
   # the same acceptors with a larger Pebble block cache
   kshaka bench --targets kshaka --acceptor-arg=--cache-size=67108864 --runs put:64`,
 		Args: cobra.NoArgs,
@@ -143,9 +177,17 @@ the clusters restart on their data and a preload already done for the same
 						"use --targets kshaka with --kshaka-endpoints and --cacert, --cert, --key")
 				}
 			}
+			if err := (bench.ContentionOptions{Goroutines: o.goroutines, HotKeys: o.hotKeys, CASPercent: o.casPercent,
+				Duration: o.duration, Warmup: o.warmup, OpTimeout: o.opTimeout}).Validate(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			if o.goroutines < 1 || o.hotKeys < 1 || o.opTimeout <= 0 {
+				return usageErrorf("--goroutines and --hot-keys must be at least 1, and --op-timeout positive")
+			}
 			return runBench(cmd.Context(), g, o, runs)
 		},
 	}
+	cmd.AddCommand(newBenchWorkerCmd(g))
 	fs := cmd.Flags()
 	fs.StringSliceVar(&o.targets, "targets", []string{"kshaka", "etcd"}, "targets to measure, in order")
 	fs.StringVar(&o.runs, "runs", defaultRuns, "runs as WORKLOAD:CLIENTS, comma-separated")
@@ -167,7 +209,11 @@ the clusters restart on their data and a preload already done for the same
 	fs.BoolVar(&o.preload, "preload", false, "preload the keyspace before the first run of any workload, put included")
 	fs.IntVar(&o.preloadConc, "preload-clients", 256, "concurrent writers of the preload")
 	fs.StringArrayVar(&o.acceptorArgs, "acceptor-arg", nil, "extra flag for the kshaka-acceptor processes bench starts, e.g. --acceptor-arg=--cache-size=33554432 (repeatable)")
-	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the clusters to start")
+	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the clusters, and the contention workers, to start")
+	fs.IntVar(&o.goroutines, "goroutines", 4, "contention: concurrent operations in each worker process")
+	fs.IntVar(&o.hotKeys, "hot-keys", 3, "contention: number of hot keys")
+	fs.IntVar(&o.casPercent, "cas-percent", 50, "contention: percentage of operations that are one CompareAndSwap (the others are Change increments)")
+	fs.DurationVar(&o.opTimeout, "op-timeout", 30*time.Second, "contention: deadline of each operation")
 	o.acceptorCount = 3
 	return cmd
 }
@@ -209,6 +255,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 			} else if base.TLS, err = g.client.tlsConfig(); err != nil {
 				return err
 			}
+			t.kind, t.endpoints, t.tlsDir, t.clientTLS = targetKshaka, eps, base.TLSDir, len(o.kshakaEPs) > 0
 			if t.Target, err = bench.NewKshaka(ctx, name, eps, o.connections, base); err != nil {
 				return err
 			}
@@ -226,6 +273,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 				defer ec.Stop()
 				eps, t.pids, t.started = ec.Endpoints(), ec.Pids(), true
 			}
+			t.kind, t.endpoints = "etcd", eps
 			if t.Target, err = bench.NewEtcd(ctx, eps, o.connections); err != nil {
 				return err
 			}
@@ -244,7 +292,27 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 				}
 			}
 			label := fmt.Sprintf("%s %s clients=%d", name, r.workload, r.clients)
+			if r.workload == bench.WorkloadContention {
+				label = fmt.Sprintf("%s contention procs=%d goroutines=%d hot-keys=%d", name, r.clients, o.goroutines, o.hotKeys)
+			}
 			fmt.Fprintf(progress, "bench: %s: warm-up %v, measuring %v\n", label, o.warmup, o.duration)
+			if r.workload == bench.WorkloadContention {
+				res, err := runContention(ctx, g, o, t, r.clients)
+				if err != nil {
+					return fmt.Errorf("while running %s: %w", label, err)
+				}
+				printContentionCheck(progress, label, res)
+				if res.FirstError != "" {
+					fmt.Fprintf(progress, "  %s: %d give-ups, first: %s\n", label, res.Errors, res.FirstError)
+				}
+				results = append(results, res)
+				if o.json {
+					if err := json.NewEncoder(g.out).Encode(res); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			res, err := bench.Run(ctx, t, bench.Options{
 				Workload: r.workload, Clients: r.clients, Duration: o.duration, Warmup: o.warmup,
 				ValueSize: o.valueSize, Keys: o.keys, ServerPids: t.pids,
@@ -273,6 +341,12 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 		}
 		writeRatios(g.out, results, targetKshaka, "etcd")
 		writeRatios(g.out, results, targetKshakaTLS, targetKshaka)
+		if hasContention(results) {
+			fmt.Fprintln(g.out)
+			if err := bench.WriteContentionTable(g.out, results); err != nil {
+				return err
+			}
+		}
 	}
 	if o.report != "" {
 		if err := writeReport(o.report, results); err != nil {
@@ -280,7 +354,22 @@ func runBench(ctx context.Context, g *globals, o benchOptions, runs []benchRun) 
 		}
 		fmt.Fprintf(progress, "bench: report written to %s\n", filepath.Join(o.report, "report.md"))
 	}
-	return nil
+	var failed []error
+	for _, r := range results {
+		if err := bench.CheckContention(r); err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return errors.Join(failed...)
+}
+
+func hasContention(rs []bench.Result) bool {
+	for _, r := range rs {
+		if r.Contention != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func rssNote(mib float64) string {
@@ -301,6 +390,13 @@ type benchTarget struct {
 	pids    []int
 	// preloaded is set once the keyspace is known to be written.
 	preloaded bool
+	// kind ("kshaka" or "etcd"), endpoints and tlsDir (of a Kshaka
+	// cluster bench started) are what the contention workers dial;
+	// clientTLS says they use the global TLS flags (a running cluster).
+	kind      string
+	endpoints []string
+	tlsDir    string
+	clientTLS bool
 }
 
 // preloadMarker is the file, in the data directory of a cluster bench
@@ -423,8 +519,13 @@ func writeRatios(w io.Writer, rs []bench.Result, a, b string) {
 			fmt.Fprintf(w, "\n%s/%s ratios:\n", a, b)
 			header = true
 		}
-		fmt.Fprintf(w, "  %-8s clients=%-3d  throughput %.2fx   p50 %.2fx   p99 %.2fx\n", k.workload, k.clients,
-			ks.OpsPerSec/es.OpsPerSec, ks.P50us/es.P50us, ks.P99us/es.P99us)
+		what, ratio := "throughput", ks.OpsPerSec/es.OpsPerSec
+		if ks.Contention != nil && es.Contention != nil && es.Contention.IncrementsPerSec > 0 {
+			// Of acknowledged increments: a mismatch is an operation, not work done.
+			what, ratio = "increments/s", ks.Contention.IncrementsPerSec/es.Contention.IncrementsPerSec
+		}
+		fmt.Fprintf(w, "  %-8s clients=%-3d  %s %.2fx   p50 %.2fx   p99 %.2fx\n", k.workload, k.clients,
+			what, ratio, ks.P50us/es.P50us, ks.P99us/es.P99us)
 	}
 }
 
@@ -467,6 +568,12 @@ func writeReport(dir string, rs []bench.Result) error {
 	}
 	writeRatios(&md, rs, targetKshaka, "etcd")
 	writeRatios(&md, rs, targetKshakaTLS, targetKshaka)
+	if hasContention(rs) {
+		md.WriteString("\n")
+		if err := bench.WriteContentionTable(&md, rs); err != nil {
+			return err
+		}
+	}
 	md.WriteString("```\n\n")
 	writeMemory(&md, rs)
 	var jl strings.Builder

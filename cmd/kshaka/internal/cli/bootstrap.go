@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/kshaka-io/kshaka/membership"
@@ -103,7 +102,4 @@ func planBootstrap(obs []observed, dataDir string) (bootstrapPlan, error) {
 	return plan, nil
 }
 
-func configEqual(a, b membership.Config) bool {
-	return a.Epoch == b.Epoch && a.PrepareQuorum == b.PrepareQuorum &&
-		a.AcceptQuorum == b.AcceptQuorum && slices.Equal(a.Members, b.Members)
-}
+func configEqual(a, b membership.Config) bool { return a.Equal(b) }

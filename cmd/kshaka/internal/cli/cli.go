@@ -103,6 +103,7 @@ also be set through the environment variables named in their help.
 		newStatusCmd(g),
 		newBackupCmd(g),
 		newRestoreCmd(g),
+		newGCCmd(g),
 		newLocalCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(g),

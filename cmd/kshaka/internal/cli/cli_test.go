@@ -19,6 +19,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(benchWorkerTestEnv) == "1" {
+		// This test binary was started as a contention worker (see
+		// useTestBenchWorkers).
+		os.Exit(Run(context.Background(), []string{"bench", "worker"}, StdIO()))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -53,10 +53,17 @@ type jsonConfig struct {
 	PrepareQuorum int      `json:"prepare_quorum"`
 	AcceptQuorum  int      `json:"accept_quorum"`
 	Stable        bool     `json:"stable"`
+	// The tombstone GC's floors (docs/design.md §10), when a GC ran.
+	RemovedBallot string `json:"removed_ballot,omitempty"`
+	VersionFloor  uint64 `json:"version_floor,omitempty"`
 }
 
 func newJSONConfig(c membership.Config) *jsonConfig {
-	j := &jsonConfig{Epoch: c.Epoch, PrepareQuorum: c.PrepareQuorum, AcceptQuorum: c.AcceptQuorum, Stable: c.IsStable()}
+	j := &jsonConfig{Epoch: c.Epoch, PrepareQuorum: c.PrepareQuorum, AcceptQuorum: c.AcceptQuorum, Stable: c.IsStable(),
+		VersionFloor: c.VersionFloor}
+	if !c.RemovedBallot.IsZero() {
+		j.RemovedBallot = c.RemovedBallot.String()
+	}
 	for _, m := range c.PrepareSet() {
 		j.Prepare = append(j.Prepare, m.ID)
 	}
@@ -238,7 +245,11 @@ func printStatus(w io.Writer, st *clusterStatus) {
 		}
 		fmt.Fprintf(w, "Configuration: epoch %d, %s\n", c.Epoch, kind)
 		fmt.Fprintf(w, "  prepare set P: %s, quorum %d of %d\n", strings.Join(c.Prepare, ","), c.PrepareQuorum, len(c.Prepare))
-		fmt.Fprintf(w, "  accept set S:  %s, quorum %d of %d\n\n", strings.Join(c.Accept, ","), c.AcceptQuorum, len(c.Accept))
+		fmt.Fprintf(w, "  accept set S:  %s, quorum %d of %d\n", strings.Join(c.Accept, ","), c.AcceptQuorum, len(c.Accept))
+		if c.RemovedBallot != "" || c.VersionFloor > 0 {
+			fmt.Fprintf(w, "  GC floors:     removed ballot %s, version floor %d\n", c.RemovedBallot, c.VersionFloor)
+		}
+		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tINCARNATION\tEPOCH\tADMITTED\tHEALTHY\tKEYS\tNOTE")
