@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,5 +117,5 @@ func TestBadInput(t *testing.T) {
 }
 
 func statesEqual(a, b register.State) bool {
-	return a.Promise == b.Promise && a.Accepted == b.Accepted && a.Value.Equal(b.Value)
+	return a.Promise == b.Promise && a.Accepted == b.Accepted && a.Value.Equal(b.Value) && slices.Equal(a.Value.Lineage, b.Value.Lineage)
 }

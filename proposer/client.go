@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.env = env{c}
 	c.kcfg = keyproc.Config{
 		MaxRetries:      cfg.MaxRetries,
+		MaxConflicts:    maxConflicts,
 		RequestTimeout:  cfg.RequestTimeout,
 		BackoffBase:     backoffBase,
 		BackoffMax:      backoffMax,

@@ -36,6 +36,10 @@ const (
 const (
 	backoffBase = 2 * time.Millisecond
 	backoffMax  = 500 * time.Millisecond
+	// maxConflicts bounds the attempts a change may lose to other
+	// proposers (keyproc.Config.MaxConflicts): at the backoff limit that
+	// is minutes, so the caller's context ends first (ErrContention).
+	maxConflicts = 1000
 )
 
 // maxBatchBytes bounds the keys and values of one batched request. A single

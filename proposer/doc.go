@@ -17,17 +17,23 @@
 // # Outcomes
 //
 // An operation either succeeds, fails definitely (it did not take effect
-// and never will: ErrNoQuorum, ErrVersionMismatch, a change function's
-// error, a context error returned before anything was sent), or ends with
-// an unknown outcome: an *UnknownOutcomeError (errors.Is ErrUnknownOutcome)
-// says the change may or may not have taken effect, possibly later. The
-// client retries only definite failures (with jittered exponential backoff,
-// MaxRetries times). After an unknown outcome it first tries to settle it
-// itself: its next attempt's prepare shows whether the earlier proposal is
-// the newest value (it is then completed) or certainly not part of it (the
-// change is then applied afresh, exactly once). Only when other writers
-// changed the key in a way that hides the answer is the error returned;
-// Client.Resolve and the guidance on UnknownOutcomeError settle it.
+// and never will: ErrNoQuorum, ErrContention, ErrVersionMismatch, a change
+// function's error, a context error returned before anything was sent), or
+// ends with an unknown outcome: an *UnknownOutcomeError (errors.Is
+// ErrUnknownOutcome) says the change may or may not have taken effect. The
+// client retries definite failures (with jittered exponential backoff,
+// MaxRetries times; attempts lost to other proposers do not count, the
+// backoff just grows). After an unknown outcome it settles it itself: every
+// value carries its lineage, the proposals that made its recent versions
+// (docs/design.md §11), so the next attempt's prepare shows whether the
+// earlier proposal is part of the newest value (it is then completed) or
+// certainly not (the change is then applied afresh, exactly once). Only
+// when more writers than the lineage records changed the key in between,
+// or acceptors stop answering, or the caller's context ends, is the error
+// returned; before that the client freezes the key when it can, and the
+// error's Sealed field then promises the change either took effect already
+// or never will. Client.Resolve and the guidance on UnknownOutcomeError
+// settle it.
 //
 // A failed compare-and-swap is answered only after the unchanged value was
 // accepted by a quorum, so the mismatch, and the current value it reports,

@@ -112,7 +112,7 @@ func (c *Client) result(q *keyQueue, a keyproc.Answer) opResult {
 	case round.Success:
 		return opResult{value: a.Value, ballot: a.Ballot, err: a.Err, resolution: resolution(a.Resolution)}
 	case round.Unknown:
-		u := &UnknownOutcomeError{Key: q.key, Cause: a.Err, pending: a.Pending}
+		u := &UnknownOutcomeError{Key: q.key, Cause: a.Err, Sealed: a.Sealed, pending: a.Pending}
 		if a.HasIntended {
 			u.Intended = userValue(a.Intended)
 		}
@@ -120,6 +120,9 @@ func (c *Client) result(q *keyQueue, a keyproc.Answer) opResult {
 	}
 	if a.NoQuorum {
 		return opResult{err: c.noQuorum(a.Attempts, a.Err)}
+	}
+	if a.Contention {
+		return opResult{err: fmt.Errorf("%w: %d attempts lost to other proposers: %w", ErrContention, a.Attempts, a.Err)}
 	}
 	return opResult{err: a.Err}
 }

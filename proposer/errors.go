@@ -17,10 +17,18 @@ var (
 	// ErrUnknownOutcome: the change may or may not have taken effect. The
 	// error is an *UnknownOutcomeError; see Client.Resolve.
 	ErrUnknownOutcome = errors.New("kshaka: outcome unknown")
-	// ErrNoQuorum: the operation definitely did not take effect, after
-	// MaxRetries retries, because no quorum of acceptors agreed (they were
-	// unreachable, or other proposers kept winning).
+	// ErrNoQuorum: the operation definitely did not take effect: after
+	// MaxRetries retries no quorum of acceptors could be reached (they
+	// did not answer, answered too late, or refused the configuration).
+	// Attempts lost to other proposers are not counted here: the client
+	// backs off and tries again (docs/design.md §11).
 	ErrNoQuorum = errors.New("kshaka: no quorum")
+	// ErrContention: the operation definitely did not take effect because
+	// other proposers of the key kept winning for longer than the client
+	// retries contention (thousands of attempts; usually the caller's
+	// context ends first). The acceptors are healthy: retry later, or
+	// spread the writes over more keys.
+	ErrContention = errors.New("kshaka: contention")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("kshaka: client closed")
 	// ErrInvalidArgument: the input was refused before anything was sent
@@ -57,8 +65,17 @@ func (e *VersionMismatchError) Is(target error) bool { return target == ErrVersi
 //
 // To settle it, call Client.Resolve with the error: it runs a round with a
 // fresh ballot, after which the change can no longer take effect later, and
-// reports Applied, NotApplied or, when other writers changed the key in a
-// way that hides it, Undecided with the current value. Applications that
+// reports Applied, NotApplied or, when more writers than the value's
+// lineage records (docs/design.md §11) changed the key in between,
+// Undecided with the current value.
+//
+// Contention alone rarely causes it: values record which proposals made
+// them, so the client settles contention exactly (docs/design.md §11). It
+// remains for a caller's context that ends while a proposal is out,
+// acceptors that stop answering, and more proposals by others between the
+// proposal and its settling than the value's lineage (register.MaxLineage,
+// 16) and the values seen meanwhile reach; Sealed then tells the last case
+// apart. Applications that
 // must always know can make their changes recognisable in the value (a
 // writer tag, or per-writer counters) and inspect the value Resolve returns.
 // The idiomatic alternative is a CAS loop: re-read, and CompareAndSwap from
@@ -71,6 +88,14 @@ type UnknownOutcomeError struct {
 	Intended Value
 	// Cause is what ended the attempt (a timeout, cancellation, lost replies).
 	Cause error
+	// Sealed: before giving up the client froze the key (an identity
+	// round above every proposal of the change was chosen). The change
+	// either has taken effect already or never will; nothing that happens
+	// later changes that, so Resolve's answer is final and a retry after
+	// a NotApplied cannot apply the change twice. When false, a proposal
+	// may still land later, until a Resolve (or any successful write of
+	// the key by this or another client) seals it.
+	Sealed bool
 
 	// pending are the proposals that may still land (Resolve settles them).
 	pending []round.Proposal
@@ -80,6 +105,9 @@ func (e *UnknownOutcomeError) Error() string {
 	msg := fmt.Sprintf("kshaka: outcome unknown for key %q", e.Key)
 	if e.Intended.Version != 0 {
 		msg += fmt.Sprintf(" (intended version %d)", e.Intended.Version)
+	}
+	if e.Sealed {
+		msg += " (sealed: it took effect already or never will)"
 	}
 	if e.Cause != nil {
 		msg += ": " + e.Cause.Error()

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 	"testing/quick"
 )
@@ -34,7 +36,43 @@ func randomState(r *rand.Rand) State {
 			s.Value.Data[i] = byte(r.Uint32())
 		}
 	}
+	s.Value.Lineage = randomLineage(r, s.Value.Version)
 	return s
+}
+
+// randomLineage returns a valid lineage for a value of version v (none for
+// version 0 and, at random, none at all), with extreme counters.
+func randomLineage(r *rand.Rand, v uint64) []Link {
+	if v == 0 || r.IntN(3) == 0 {
+		return nil
+	}
+	n := 1 + r.IntN(MaxLineage)
+	l := make([]Link, 0, n)
+	b := Ballot{Counter: 1 + r.Uint64N(math.MaxUint64), Proposer: 1 + r.Uint64N(math.MaxUint64)}
+	if r.IntN(4) == 0 {
+		b = Ballot{Counter: math.MaxUint64, Proposer: math.MaxUint64}
+	}
+	for len(l) < n && v > 0 {
+		l = append(l, Link{Ballot: b, Version: v})
+		dv := 1 + r.Uint64N(3)
+		if r.IntN(5) == 0 {
+			dv = 1 + r.Uint64N(v)
+		}
+		if dv >= v {
+			break
+		}
+		v -= dv
+		switch {
+		case r.IntN(3) == 0 && b.Proposer > 1: // same counter, lower proposer
+			b.Proposer = 1 + r.Uint64N(b.Proposer-1)
+		case b.Counter > 1:
+			b.Counter -= 1 + r.Uint64N(min(b.Counter-1, 1<<20))
+			b.Proposer = 1 + r.Uint64N(math.MaxUint64)
+		default:
+			return l
+		}
+	}
+	return l
 }
 
 // TestEncodingRoundTrip: DecodeState(AppendState(s)) == s for random states
@@ -90,13 +128,13 @@ func TestDecodeGarbage(t *testing.T) {
 	good := AppendState(nil, State{Promise: bal(300, 2), Accepted: bal(299, 1), Value: Value{Version: 7, Data: []byte("hello")}})
 	cases := map[string][]byte{
 		"empty":          nil,
-		"unknown format": append([]byte{2}, good[1:]...),
+		"unknown format": append([]byte{3}, good[1:]...),
 		"format zero":    {0},
 		"trailing byte":  append(append([]byte(nil), good...), 0),
-		"unknown flag":   {recordFormat, 0, 0, 0, 0, 0, 0x82, 0},
-		"overlong varint": append([]byte{recordFormat},
+		"unknown flag":   {recordFormat1, 0, 0, 0, 0, 0, 0x82, 0},
+		"overlong varint": append([]byte{recordFormat1},
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
-		"length beyond data": {recordFormat, 0, 0, 0, 0, 0, 0, 5, 'a'},
+		"length beyond data": {recordFormat1, 0, 0, 0, 0, 0, 0, 5, 'a'},
 	}
 	for n := 0; n < len(good); n++ {
 		cases[fmt.Sprintf("truncated to %d bytes", n)] = good[:n]
@@ -110,7 +148,7 @@ func TestDecodeGarbage(t *testing.T) {
 		}
 	}
 	// The layout documented on AppendState, spelled out.
-	want := []byte{recordFormat}
+	want := []byte{recordFormat1}
 	for _, v := range []uint64{300, 2, 299, 1, 7} {
 		want = binary.AppendUvarint(want, v)
 	}
@@ -130,7 +168,7 @@ func FuzzDecodeState(f *testing.F) {
 		f.Add(AppendState(nil, randomState(r)))
 	}
 	f.Add([]byte{})
-	f.Add([]byte{recordFormat})
+	f.Add([]byte{recordFormat1})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		s, err := DecodeState(buf)
 		if err != nil {
@@ -150,4 +188,71 @@ func FuzzDecodeState(f *testing.F) {
 			t.Fatalf("canonical encoding %x longer than input %x", again, buf)
 		}
 	})
+}
+
+// TestFormat1StillDecodes: a record written before lineages existed
+// (testdata/format1.bin, made by the format-1 AppendState) decodes, with no
+// lineage, and a value without lineage is still written in format 1.
+func TestFormat1StillDecodes(t *testing.T) {
+	buf, err := os.ReadFile("testdata/format1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := DecodeState(buf)
+	want := State{Promise: bal(300, 2), Accepted: bal(299, 1), Value: Value{Version: 7, Data: []byte("hello")}}
+	if err != nil || !sameState(s, want) || s.Value.Lineage != nil {
+		t.Fatalf("DecodeState(format 1) = %+v, %v; want %+v", s, err, want)
+	}
+	if again := AppendState(nil, s); !bytes.Equal(again, buf) {
+		t.Fatalf("a value without lineage re-encodes as %x, not as the format-1 record %x", again, buf)
+	}
+}
+
+// TestLineageEncoding spells out format 2 and refuses every malformed
+// lineage with ErrCorrupt.
+func TestLineageEncoding(t *testing.T) {
+	v := Value{Version: 7, Data: []byte("x"), Lineage: []Link{{bal(50, 9), 7}, {bal(50, 3), 5}, {bal(40, 8), 4}}}
+	good := AppendState(nil, State{Promise: bal(60, 1), Accepted: bal(55, 9), Value: v})
+	want := []byte{recordFormat2}
+	for _, u := range []uint64{60, 1, 55, 9, 7} {
+		want = binary.AppendUvarint(want, u)
+	}
+	want = append(want, 0, 1, 'x', 3)
+	for _, u := range []uint64{50, 9, 7, 0, 3, 2, 10, 8, 1} {
+		want = binary.AppendUvarint(want, u)
+	}
+	if !bytes.Equal(good, want) {
+		t.Fatalf("layout:\n got %x\nwant %x", good, want)
+	}
+	if s, err := DecodeState(good); err != nil || !slices.Equal(s.Value.Lineage, v.Lineage) {
+		t.Fatalf("DecodeState = %+v, %v", s, err)
+	}
+	head := func(links ...uint64) []byte {
+		b := []byte{recordFormat2, 60, 1, 55, 9, 7, 0, 1, 'x'}
+		for _, u := range links {
+			b = binary.AppendUvarint(b, u)
+		}
+		return b
+	}
+	for name, buf := range map[string][]byte{
+		"too many links":        head(MaxLineage+1, 50, 9, 7),
+		"top is not the value":  head(1, 50, 9, 6),
+		"version does not fall": head(2, 50, 9, 7, 1, 9, 0),
+		"ballot does not fall":  head(2, 50, 9, 7, 0, 9, 1),
+		"ballot rises":          head(2, 50, 3, 7, 0, 9, 1),
+		"counter wraps":         head(2, 50, 9, 7, 51, 9, 1),
+		"version wraps":         head(2, 50, 9, 7, 1, 9, 8),
+		"version zero":          head(2, 50, 9, 7, 1, 9, 7),
+		"invalid ballot":        head(1, 50, 0, 7),
+		"truncated link":        head(2, 50, 9, 7, 1),
+		"trailing bytes":        append(head(1, 50, 9, 7), 0),
+		"data beyond the end":   {recordFormat2, 0, 0, 0, 0, 0, 0, 5, 'a'},
+	} {
+		if _, err := DecodeState(buf); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: DecodeState(%x) = %v, want ErrCorrupt", name, buf, err)
+		}
+		if _, err := DecodeStateHeader(buf); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: DecodeStateHeader(%x) = %v, want ErrCorrupt", name, buf, err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package register
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -96,7 +97,7 @@ func TestAcceptTable(t *testing.T) {
 }
 
 func sameState(a, b State) bool {
-	return a.Promise == b.Promise && a.Accepted == b.Accepted && a.Value.Equal(b.Value)
+	return a.Promise == b.Promise && a.Accepted == b.Accepted && a.Value.Equal(b.Value) && slices.Equal(a.Value.Lineage, b.Value.Lineage)
 }
 
 // TestRulesInvariants runs random sequences of prepares and accepts from the

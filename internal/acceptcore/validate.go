@@ -12,7 +12,7 @@ import (
 // ErrInvalidRequest is wrapped by every refusal of malformed input: empty
 // or oversized keys and values, invalid ballots or ballots more than
 // Options.MaxBallotLead ahead of the clock, oversized batches, duplicate
-// keys, missing values, and a floor raise that would saturate. Nothing may
+// keys, missing values, malformed lineages (register.CheckLineage), and a floor raise that would saturate. Nothing may
 // be written for a refused request. Package acceptor's ErrInvalidRequest
 // is this error.
 var ErrInvalidRequest = errors.New("invalid request")
@@ -137,6 +137,11 @@ func (c *Core) CheckAccept(items []AcceptItem, now time.Time) error {
 			p.add("item %d: value is %d bytes, more than the limit of %d", i, len(it.Value.Data), c.opts.MaxValueSize)
 		case it.Value.Tombstone && len(it.Value.Data) > 0:
 			p.add("item %d: a tombstone carries no data (got %d bytes)", i, len(it.Value.Data))
+		}
+		if it.HasValue {
+			if err := register.CheckLineage(it.Value); err != nil {
+				p.add("item %d: %v", i, err)
+			}
 		}
 	}
 	return p.err()

@@ -15,6 +15,11 @@ type Config struct {
 	// attempt (a definite failure, or an unknown outcome that the next
 	// attempt settles). 0: no retries.
 	MaxRetries int
+	// MaxConflicts is how many attempts a group may lose to other
+	// proposers (a quorum answered, and refused because of another ballot)
+	// before it gives up; such attempts do not count against MaxRetries.
+	// 0: contention counts like any failed attempt.
+	MaxConflicts int
 	// RequestTimeout bounds each phase of an attempt (prepare, accept).
 	RequestTimeout time.Duration
 	// BackoffBase and BackoffMax bound the jittered wait before a retry:
@@ -28,6 +33,11 @@ type Config struct {
 	// OneRTT makes accepts carry a 1RTT promise (docs/design.md §2.4); a successful
 	// one that is Cacheable is put in the Env's cache.
 	OneRTT bool
+	// Lineage is how many links a value's lineage keeps (register.Stamp,
+	// docs/design.md §11); 0 (or more than register.MaxLineage):
+	// register.MaxLineage. The simulation keeps fewer, so that more
+	// intervening proposals than the lineage holds are common.
+	Lineage int
 	// Broken is for negative controls only; see Broken.
 	Broken Broken
 }
@@ -47,6 +57,16 @@ type Broken struct {
 	// IgnoreAmbiguous uses round.Settle but applies the changes again when
 	// it reports the outcome ambiguous, instead of giving up.
 	IgnoreAmbiguous bool
+	// LineageMissIsFresh takes a lineage that does not reach back to a
+	// pending proposal's version as proof that the value was not built on
+	// it (round.Judge says ambiguous), and applies the changes again.
+	LineageMissIsFresh bool
+	// RestampIdentity gives an identity proposal (a re-proposal, a read's
+	// fallback, a touch) its own ballot as the creator of the value's
+	// version, instead of keeping the original proposal's identity: a
+	// proposal re-accepted by someone else then looks dead to its own
+	// proposer, which applies the changes again.
+	RestampIdentity bool
 	// StaleRefusalDefinite counts an accept refused as a whole (a stale
 	// epoch, another incarnation) as a definite failure, as the batcher did
 	// before round.ClassifyAccept (defect F4).

@@ -24,10 +24,21 @@
 //     builds on round.Write.Current, which applies the configuration's GC
 //     floors (round.Floored; Broken.IgnoreVersionFloor is its negative
 //     control).
-//   - Unknown outcomes are settled, never re-applied blindly (round.Settle):
-//     the next attempt prepares with a fresh ballot and finishes its own
-//     proposal, applies the changes afresh, or gives up with an unknown
-//     outcome when someone may have built on the proposal.
+//   - Unknown outcomes are settled, never re-applied blindly (round.Settle,
+//     with the lineage values carry, docs/design.md §11): the next attempt
+//     prepares at once with a fresh ballot and finishes the proposal its
+//     newest value contains, applies the changes afresh when it contains
+//     none, or, when the lineage and the witnesses gathered from replies
+//     (round.Proposal.Observe) cannot tell, freezes the key and answers
+//     with an unknown outcome. The machine stamps every proposal's lineage
+//     (register.Stamp) in one place, OnApplied.
+//   - Freeze: a group that gives up while a proposal may land first
+//     accepts the newest value unchanged above every pending proposal;
+//     once that is chosen the unknown outcome is sealed (Answer.Sealed).
+//   - Contention: an attempt refused for other proposers' ballots by
+//     members that answered does not count against MaxRetries (up to
+//     MaxConflicts), and a round that saw another proposer caches no 1RTT
+//     promise.
 //   - Retries: an op is answered with a definite failure (or, if one of its
 //     proposals may land, an unknown outcome) after MaxRetries failed
 //     attempts. Retries back off with full jitter over a window that starts

@@ -13,7 +13,15 @@ import (
 
 // errGaveUp is why the machine answers a group with an unknown outcome when
 // round.Settle finds it ambiguous.
-var errGaveUp = errors.New("other writers changed the key before the outcome could be settled")
+var errGaveUp = errors.New("other writers changed the key more often than its lineage records before the outcome could be settled")
+
+// errContention is why the machine gives up on a group whose attempts kept
+// losing to other proposers (Config.MaxConflicts).
+var errContention = errors.New("other proposers kept winning the key")
+
+// maxFreezeTries is how many attempts a freeze gets when other proposers
+// outrun it.
+const maxFreezeTries = 3
 
 // errLeftOut answers an op that is in its group but not in the proposal
 // that succeeded; the group's rules never let that happen.
@@ -48,6 +56,17 @@ type group struct {
 	// backoff: waiting until retryAt before the next attempt.
 	backoff bool
 	retryAt time.Duration
+	// conflicts counts the attempts lost to other proposers (contention);
+	// they do not use up MaxRetries.
+	conflicts int
+	// freeze: the group gave up; its attempts are identity rounds that seal
+	// the fate of its pending proposals before it answers (docs/design.md
+	// §11). freezeErr and freezeContention say why it gave up; freezeTries
+	// counts the freeze's attempts.
+	freeze           bool
+	freezeErr        error
+	freezeContention bool
+	freezeTries      int
 }
 
 // attempt is one try of a group under one configuration.
@@ -65,6 +84,17 @@ type attempt struct {
 	settle    Settle
 	applying  []*Op     // handed to the driver in Ready.Apply
 	p         *Proposal // sent
+	// sealing: the proposal is an identity that, once chosen, seals the
+	// fate of the group's pending proposals (an ambiguous settle, or the
+	// group's freeze).
+	sealing bool
+	// heard counts the replies of the current phase that came from an
+	// acceptor that looked at the key (an ack, or a refusal because of
+	// another ballot); contended is set by such a refusal. A failed
+	// attempt that heard a quorum and was refused for a ballot lost to
+	// contention, not to unreachable acceptors.
+	heard     int
+	contended bool
 }
 
 // New returns the machine of key under the configuration conf.
@@ -165,10 +195,23 @@ func (m *Machine) Abandon(o *Op, cause error) (a Answer, ok bool) {
 // OnPrepare feeds one member's reply to the prepare of attempt r.Attempt;
 // replies to other attempts or phases are ignored.
 func (m *Machine) OnPrepare(now time.Duration, r PrepareReply) {
+	if m.g != nil && r.Err == nil && !r.Accepted.IsZero() {
+		// Whatever attempt it answers, and whether it promised or not
+		// (a refusal carries the accepted value too), a value is a fact:
+		// it may witness the fate of a pending proposal
+		// (round.Proposal.Observe).
+		for _, p := range m.g.pending {
+			p.Observe(r.Accepted, r.Value)
+		}
+	}
 	if id, kind, ok := m.Awaiting(); !ok || kind != Prepare || id != r.Attempt {
 		return
 	}
 	m.noteErr(r.Err, r.Reply, r.Conflict)
+	if a := m.g.a; r.Err == nil && (r.Reply == round.Ack || !r.Conflict.IsZero()) {
+		a.heard++
+		a.contended = a.contended || r.Reply != round.Ack
+	}
 	m.g.a.w.OnPrepare(r.Incarnation, r.Reply, r.Accepted, r.Value, r.Conflict)
 	m.afterPrepare(now)
 	m.advance(now)
@@ -183,6 +226,10 @@ func (m *Machine) OnAccept(now time.Duration, r AcceptReply) {
 	a := m.g.a
 	reply := m.classifyAccept(a.w.Ballot(), r)
 	m.noteErr(r.Err, reply, r.Conflict)
+	if r.Err == nil && !r.Refused && (r.Answer.OK || r.Answer.Conflict) {
+		a.heard++
+		a.contended = a.contended || r.Answer.Conflict
+	}
 	a.w.OnAccept(r.Incarnation, reply, r.Conflict)
 	if a.w.Phase() == round.Done {
 		m.acceptDone(now)
@@ -207,7 +254,8 @@ func (m *Machine) OnApplied(now time.Duration, r ApplyResult) {
 		o.state = opProposed
 	}
 	a.applying = nil
-	p := &Proposal{Ballot: a.w.Ballot(), Value: r.Value, Ops: r.Ops, Results: r.Results}
+	v := m.stamp(r.Value, a.cur, a.w.Ballot())
+	p := &Proposal{Proposal: round.Proposal{Ballot: a.w.Ballot(), Value: v}, Ops: r.Ops, Results: r.Results}
 	g.inflight = p
 	m.propose(now, p)
 	m.advance(now)
@@ -308,7 +356,8 @@ func (m *Machine) startGroup() {
 	if r := g.ops[0].Resolve; r != nil {
 		g.resolve = true
 		for _, p := range r {
-			g.pending = append(g.pending, &Proposal{Ballot: p.Ballot, Value: p.Value})
+			p.Seen = slices.Clone(p.Seen)
+			g.pending = append(g.pending, &Proposal{Proposal: p})
 		}
 	}
 	m.g = g
@@ -350,7 +399,7 @@ func (m *Machine) startAttempt(now time.Duration) {
 	a := &attempt{id: m.seq, conf: m.conf, start: now, own: -1}
 	g.a, g.lastErr = a, nil
 	e, cached := m.env.CacheTake(m.key)
-	fresh := g.resolve || len(g.pending) > 0 || slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Fresh || o.All })
+	fresh := g.resolve || g.freeze || len(g.pending) > 0 || slices.ContainsFunc(g.ops, func(o *Op) bool { return o.Fresh || o.All })
 	if cached && !fresh && e.Epoch == a.conf.Epoch {
 		a.fast, a.entry = true, e
 		a.w = round.NewFastWrite(&a.conf, e.Ballot, e.Value)
@@ -417,15 +466,19 @@ func (m *Machine) decide(now time.Duration) {
 	}
 	switch {
 	case g.resolve:
-		m.propose(now, &Proposal{Ballot: a.w.Ballot(), Value: a.cur})
-	case a.ambiguous:
-		a.w.Expire()
-		m.roundEnded(now, round.Failed, len(g.ops))
-		m.giveUp(errGaveUp)
+		m.propose(now, &Proposal{Proposal: round.Proposal{Ballot: a.w.Ballot(), Value: m.stamp(a.cur, a.cur, a.w.Ballot())}})
+	case a.own < 0 && (a.ambiguous || g.freeze):
+		// Freeze (docs/design.md §11): accept the newest value unchanged
+		// at this ballot, above every pending proposal. Once chosen, each
+		// pending proposal has taken effect already or never will.
+		a.sealing = true
+		m.propose(now, &Proposal{Proposal: round.Proposal{Ballot: a.w.Ballot(), Value: m.stamp(a.cur, a.cur, a.w.Ballot())}})
 	case a.own >= 0:
-		// The newest value is one of the group's proposals: accept it again.
+		// The newest value contains one of the group's proposals: accept
+		// it again, unchanged (it keeps its lineage), and answer with that
+		// proposal's results.
 		own := g.pending[a.own]
-		p := &Proposal{Ballot: a.w.Ballot(), Value: a.cur, Ops: own.Ops, Results: own.Results}
+		p := &Proposal{Proposal: round.Proposal{Ballot: a.w.Ballot(), Value: m.stamp(a.cur, a.cur, a.w.Ballot())}, Ops: own.Ops, Results: own.Results}
 		g.inflight = p
 		m.propose(now, p)
 	default:
@@ -433,17 +486,37 @@ func (m *Machine) decide(now time.Duration) {
 	}
 }
 
-// settle is round.Settle, or a broken rule of a negative control.
-func (m *Machine) settle(pending []*Proposal, best register.Ballot, cur register.Value) (own int, ambiguous bool) {
-	if m.cfg.Broken.BlindRetry {
+// settle is round.Settle (each pending proposal judged by round.Judge), or
+// a broken rule of a negative control.
+func (m *Machine) settle(pending []*Proposal, best register.Ballot, cur register.Value) (derived int, ambiguous bool) {
+	b := m.cfg.Broken
+	if b.BlindRetry {
 		return -1, false
 	}
-	ps := make([]round.Proposal, len(pending))
 	for i, p := range pending {
-		ps[i] = round.Proposal{Ballot: p.Ballot, Value: p.Value}
+		f := round.Judge(p.Proposal, best, cur)
+		if f == round.Ambiguous && b.LineageMissIsFresh && len(cur.Lineage) > 0 && len(p.Value.Lineage) > 0 {
+			f = round.Dead // broken: a lineage that does not reach back taken as proof
+		}
+		switch f {
+		case round.Derived:
+			return i, false
+		case round.Ambiguous:
+			ambiguous = true
+		}
 	}
-	own, ambiguous = round.Settle(ps, best, cur)
-	return own, ambiguous && !m.cfg.Broken.IgnoreAmbiguous
+	return -1, ambiguous && !b.IgnoreAmbiguous
+}
+
+// stamp gives the value a proposal at ballot b made from cur its lineage
+// (register.Stamp, the one place lineages are written), or a broken rule
+// of a negative control.
+func (m *Machine) stamp(v, cur register.Value, b register.Ballot) register.Value {
+	v = register.Stamp(v, cur, b, m.cfg.Lineage)
+	if m.cfg.Broken.RestampIdentity && v.Version == cur.Version && len(v.Lineage) > 0 && v.Lineage[0].Ballot.Less(b) {
+		v.Lineage[0].Ballot = b // broken: the re-proposal takes a new identity
+	}
+	return v
 }
 
 // apply asks the driver to run the live ops' changes on the current value.
@@ -473,6 +546,7 @@ func (m *Machine) propose(now time.Duration, p *Proposal) {
 		next, _ = m.env.NextBallot() // none left: no promise, the next prepare says why
 	}
 	a.w.Propose(p.Value, next)
+	a.heard, a.contended = 0, false
 	m.send(Send{Kind: Accept, Attempt: a.id, Epoch: a.conf.Epoch, Ballot: p.Ballot, Next: next, Value: p.Value, To: a.w.AcceptTargets()}, p)
 	a.deadline = now + m.cfg.RequestTimeout
 }
@@ -506,8 +580,12 @@ func (m *Machine) acceptDone(now time.Duration) {
 	switch outcome {
 	case round.Success:
 		m.env.NoteRoundTime(now - a.start)
-		if a.w.Cacheable() {
+		if a.w.Cacheable() && !m.sawRival(a) {
 			m.env.CachePut(m.key, round.CacheEntry{Epoch: a.conf.Epoch, Ballot: a.w.Next(), Value: p.Value})
+		}
+		if a.sealing && !g.resolve {
+			m.sealed()
+			return
 		}
 		m.succeed(p)
 		return
@@ -535,24 +613,58 @@ func (m *Machine) acceptDone(now time.Duration) {
 func (m *Machine) attemptFailed(now time.Duration) {
 	g := m.g
 	epoch := g.a.conf.Epoch
+	contended := m.contention(g.a)
+	unknown := g.a.p != nil && g.a.w.Outcome() == round.Unknown && len(g.pending) > 0 && g.pending[len(g.pending)-1] == g.a.p
 	g.a = nil
 	if m.closed != nil {
 		m.endGroup(m.closed)
 		return
 	}
-	if m.exhausted() {
-		m.g = nil
-		return
+	switch {
+	case g.freeze:
+		g.freezeTries++
+		if !contended || g.freezeTries >= maxFreezeTries {
+			m.unsealed()
+			return
+		}
+	case contended && !g.resolve && m.cfg.MaxConflicts > 0:
+		// Lost to other proposers: not a failure to reach a quorum
+		// (docs/design.md §11), so it does not use up MaxRetries.
+		g.conflicts++
+		if g.conflicts > m.cfg.MaxConflicts && !m.giveUpFreezing(errContention, true) {
+			return // answered; a group that freezes goes on below
+		}
+	default:
+		if m.exhausted() {
+			m.g = nil
+			return
+		}
 	}
 	if m.conf.Epoch != epoch {
 		m.startAttempt(now) // refreshed: retry under the new configuration at once
 		return
 	}
 	n := g.maxFailures()
-	if m.cfg.RediscoverAfter > 0 && n >= m.cfg.RediscoverAfter {
+	if m.cfg.RediscoverAfter > 0 && n >= m.cfg.RediscoverAfter && !contended {
 		m.out.Rediscover = true
 	}
-	d := Backoff(n, max(m.cfg.BackoffBase, m.env.RoundTime()), m.cfg.BackoffMax, m.env.Jitter())
+	// The window grows with every failure, conflicts included: proposers
+	// that keep colliding spread out until one round fits between them.
+	d := Backoff(n+g.conflicts+g.freezeTries, max(m.cfg.BackoffBase, m.env.RoundTime()), m.cfg.BackoffMax, m.env.Jitter())
+	switch {
+	case !contended:
+		// Unreachable members: back off as usual, whatever is pending.
+	case unknown:
+		// Settle at once: the sooner the next prepare looks, the fewer
+		// proposals stand between the pending one and what it finds, and
+		// the more likely the lineage still reaches back to it.
+		d = 0
+	case len(g.pending) > 0 && !g.freeze:
+		// Settling while other proposers write: every prepare carries
+		// the evidence forward (round.Proposal.Observe), so look again
+		// within about a round.
+		d = Backoff(1, max(m.cfg.BackoffBase, m.env.RoundTime()), m.cfg.BackoffMax, m.env.Jitter())
+	}
 	if d <= 0 {
 		m.startAttempt(now)
 		return
@@ -574,11 +686,21 @@ func (m *Machine) exhausted() bool {
 		return false
 	}
 	out := g.ops[:0]
+	spent := false
 	for _, o := range g.ops {
 		if !o.live() {
 			continue
 		}
 		o.failures++
+		spent = spent || o.failures > m.cfg.MaxRetries
+		out = append(out, o)
+	}
+	g.ops = out
+	if spent && m.giveUpFreezing(g.lastErr, false) {
+		return false
+	}
+	out = g.ops[:0]
+	for _, o := range g.ops {
 		if o.failures <= m.cfg.MaxRetries {
 			out = append(out, o)
 			continue
@@ -587,6 +709,106 @@ func (m *Machine) exhausted() bool {
 	}
 	g.ops = out
 	return len(out) == 0
+}
+
+// giveUpFreezing starts the group's freeze when it gives up with pending
+// proposals that may land (docs/design.md §11): its next attempts are
+// identity rounds above them, and it answers once one succeeds or the
+// freeze fails. Without pending proposals, a group giving up for
+// contention answers with definite failures. It reports whether the group
+// goes on (freezing).
+func (m *Machine) giveUpFreezing(cause error, contention bool) bool {
+	g := m.g
+	if len(g.pending) > 0 {
+		g.freeze, g.freezeErr, g.freezeContention = true, cause, contention
+		return true
+	}
+	if contention {
+		for _, o := range g.ops {
+			m.fail(o, Answer{Outcome: round.Failed, Contention: true, Attempts: o.failures + g.conflicts, Err: cause})
+		}
+		m.g = nil
+	}
+	return false
+}
+
+// sealed answers a group whose sealing identity proposal succeeded: its
+// pending proposals have taken effect or never will. One that the newest
+// value derived from was finished by the normal path (succeed); so here
+// they are dead (a definite failure with the reason the group gave up) or
+// the newest value hides their fate (an unknown outcome that says so).
+func (m *Machine) sealed() {
+	g, a := m.g, m.g.a
+	cause := g.freezeErr
+	if cause == nil {
+		cause = errGaveUp
+	}
+	for _, o := range g.ops {
+		if !o.live() {
+			continue
+		}
+		if a.ambiguous && !o.Identity {
+			if u, ok := m.unknown(o, cause); ok {
+				u.Sealed = true
+				m.answer(o, u)
+				continue
+			}
+		}
+		def := Answer{Outcome: round.Failed, Attempts: o.failures + g.conflicts, Err: cause}
+		if g.freezeContention {
+			def.Contention = true
+		} else {
+			def.NoQuorum = true
+		}
+		m.answer(o, def)
+	}
+	m.g = nil
+}
+
+// unsealed answers a group whose freeze failed: unknown outcomes where a
+// proposal may land, else definite failures.
+func (m *Machine) unsealed() {
+	g := m.g
+	for _, o := range g.ops {
+		def := Answer{Outcome: round.Failed, Attempts: o.failures + g.conflicts, Err: g.freezeErr}
+		if g.freezeContention {
+			def.Contention = true
+		} else {
+			def.NoQuorum = true
+		}
+		m.fail(o, def)
+	}
+	m.g = nil
+}
+
+// contention reports whether a failed attempt lost to other proposers: at
+// least one refused because of another ballot, and enough members of its
+// phase answered after looking at the key to decide it (a quorum, or
+// enough to rule one out), so it did not fail for want of replies.
+func (m *Machine) contention(a *attempt) bool {
+	if !a.contended {
+		return false
+	}
+	q, n := a.conf.PrepareQuorum, len(a.conf.PrepareSet())
+	if a.p != nil {
+		q, n = a.conf.AcceptQuorum, len(a.conf.AcceptSet())
+	}
+	return a.heard >= min(q, n-q+1)
+}
+
+// sawRival reports whether a successful attempt saw another proposer at
+// the key: a refusal showed another proposer's ballot above its own, or
+// its prepare found the newest value accepted at another proposer's ballot.
+// Its 1RTT promise is then not cached (docs/design.md §2.4): the rival
+// would most likely outrun it, and a 1RTT accept that loses to it ends
+// unknown.
+func (m *Machine) sawRival(a *attempt) bool {
+	own := a.w.Ballot().Proposer
+	if c := a.w.Conflict(); !c.IsZero() && c.Proposer != own && a.w.Ballot().Less(c) {
+		return true
+	}
+	cb := a.w.CurrentBallot()
+	return !a.fast && !cb.IsZero() && cb.Proposer != own
 }
 
 func (g *group) maxFailures() int {
@@ -619,15 +841,6 @@ func (m *Machine) succeed(p *Proposal) {
 	for _, o := range g.ops {
 		m.answer(o, Answer{Outcome: round.Failed, Err: errLeftOut})
 	}
-}
-
-// giveUp answers every op of the group: an unknown outcome when one of its
-// proposals may land, else a definite failure. It ends the group.
-func (m *Machine) giveUp(cause error) {
-	for _, o := range m.g.ops {
-		m.fail(o, Answer{Outcome: round.Failed, NoQuorum: true, Err: cause})
-	}
-	m.g = nil
 }
 
 // endGroup answers every op of the group with cause (unknown outcomes where
@@ -683,7 +896,8 @@ func (m *Machine) unknown(o *Op, cause error) (u Answer, ok bool) {
 	}
 	u.Pending = make([]round.Proposal, len(ps))
 	for i, p := range ps {
-		u.Pending[i] = round.Proposal{Ballot: p.Ballot, Value: p.Value}
+		u.Pending[i] = p.Proposal
+		u.Pending[i].Seen = slices.Clone(p.Seen)
 	}
 	return u, true
 }
@@ -715,6 +929,10 @@ func (m *Machine) observe(b register.Ballot) {
 		return
 	}
 	if err := m.env.Observe(b); err != nil {
+		if m.g.a != nil {
+			// Not contention: the attempts would fail the same way again.
+			m.g.a.contended = false
+		}
 		m.g.lastErr = fmt.Errorf("key %q holds a ballot this client will not follow (check the clocks of the acceptors and proposers): %w", m.key, err)
 	}
 }

@@ -26,7 +26,7 @@ import (
 // machine asks for, and runs the changes it asks to apply unless it has
 // the argument hold, when run does it later):
 //
-//	init [members=3] [retries=2] [1rtt] [timeout=100] [base=10] [limit=80]
+//	init [members=3] [retries=2] [conflicts=0] [1rtt] [timeout=100] [base=10] [limit=80]
 //	submit name=N (put=DATA | cas=(FROM,TO) | delete | get | touch | resolve=N)
 //	prepare   with lines "MEMBER ok [BALLOT VALUE]", "MEMBER nack BALLOT", "MEMBER lost"
 //	accept    with lines "MEMBER ok", "MEMBER lost", "MEMBER stale",
@@ -39,7 +39,8 @@ import (
 //	cache
 //
 // A ballot is COUNTER.PROPOSER (5.2), a value vVERSION:DATA, vVERSION:-
-// for a tombstone, or v0 for the empty register.
+// for a tombstone, or v0 for the empty register, optionally followed by
+// its lineage @BALLOT/VERSION,BALLOT/VERSION… (newest first).
 func TestMachine(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		h := &harness{}
@@ -193,7 +194,7 @@ func (h *harness) ready(b *strings.Builder, hold bool) {
 			}
 			fmt.Fprintf(b, "send %v #%d epoch %d ballot %v", m.Kind, m.Attempt, m.Epoch, m.Ballot)
 			if m.Kind == keyproc.Accept {
-				fmt.Fprintf(b, " value %v", m.Value)
+				fmt.Fprintf(b, " value %s", fmtValue(m.Value))
 				if !m.Next.IsZero() {
 					fmt.Fprintf(b, " next %v", m.Next)
 				}
@@ -236,6 +237,9 @@ func (h *harness) describe(a keyproc.Answer) string {
 		if a.NoQuorum {
 			s += fmt.Sprintf(" no quorum after %d attempts", a.Attempts)
 		}
+		if a.Contention {
+			s += fmt.Sprintf(" contention after %d attempts", a.Attempts)
+		}
 		if a.Err != nil {
 			s += ": " + a.Err.Error()
 		}
@@ -245,6 +249,9 @@ func (h *harness) describe(a keyproc.Answer) string {
 			ps = append(ps, fmt.Sprintf("%v %v", p.Ballot, p.Value))
 		}
 		s += fmt.Sprintf(" pending [%s]", strings.Join(ps, ", "))
+		if a.Sealed {
+			s += " sealed"
+		}
 		if a.HasIntended {
 			s += " intended " + a.Intended.String()
 		}
@@ -254,12 +261,13 @@ func (h *harness) describe(a keyproc.Answer) string {
 }
 
 func (h *harness) init(t *testing.T, d *datadriven.TestData) {
-	n, retries, timeout, base, limit := 3, 2, 100, 10, 80
+	n, retries, timeout, base, limit, conflicts := 3, 2, 100, 10, 80, 0
 	d.MaybeScanArgs(t, "members", &n)
 	d.MaybeScanArgs(t, "retries", &retries)
 	d.MaybeScanArgs(t, "timeout", &timeout)
 	d.MaybeScanArgs(t, "base", &base)
 	d.MaybeScanArgs(t, "limit", &limit)
+	d.MaybeScanArgs(t, "conflicts", &conflicts)
 	h.members = map[string]membership.Member{}
 	var ms []membership.Member
 	for i := 1; i <= n; i++ {
@@ -268,6 +276,7 @@ func (h *harness) init(t *testing.T, d *datadriven.TestData) {
 	h.env = &keyproc.Shared{Clock: round.NewClock(1), Cache: round.NewCache(16), Rand: func() float64 { return 0.5 }}
 	cfg := keyproc.Config{
 		MaxRetries:      retries,
+		MaxConflicts:    conflicts,
 		RequestTimeout:  time.Duration(timeout),
 		BackoffBase:     time.Duration(base),
 		BackoffMax:      time.Duration(limit),
@@ -378,7 +387,41 @@ func ballot(t *testing.T, d *datadriven.TestData, s string) register.Ballot {
 	return register.Ballot{Counter: counter, Proposer: proposer}
 }
 
+// value parses vVERSION:DATA, optionally followed by @BALLOT/VERSION,…, the
+// value's lineage, newest first.
 func value(t *testing.T, d *datadriven.TestData, s string) register.Value {
+	s, lin, _ := strings.Cut(s, "@")
+	v := plainValue(t, d, s)
+	if lin != "" {
+		for _, l := range strings.Split(lin, ",") {
+			b, ver, _ := strings.Cut(l, "/")
+			n, err := strconv.ParseUint(ver, 10, 64)
+			if err != nil {
+				d.Fatalf(t, "lineage %q", lin)
+			}
+			v.Lineage = append(v.Lineage, register.Link{Ballot: ballot(t, d, b), Version: n})
+		}
+		if err := register.CheckLineage(v); err != nil {
+			d.Fatalf(t, "value %q: %v", s, err)
+		}
+	}
+	return v
+}
+
+// fmtValue prints a value with its lineage in value's syntax.
+func fmtValue(v register.Value) string {
+	s := v.String()
+	for i, l := range v.Lineage {
+		sep := ","
+		if i == 0 {
+			sep = "@"
+		}
+		s += fmt.Sprintf("%s%v/%d", sep, l.Ballot, l.Version)
+	}
+	return s
+}
+
+func plainValue(t *testing.T, d *datadriven.TestData, s string) register.Value {
 	ver, data, _ := strings.Cut(strings.TrimPrefix(s, "v"), ":")
 	n, err := strconv.ParseUint(ver, 10, 64)
 	if err != nil {

@@ -117,6 +117,14 @@ type Answer struct {
 	// Otherwise Err is the cause the driver passed (Abandon, Close).
 	NoQuorum bool
 	Attempts int
+	// Contention: a Failed answer because other proposers kept winning
+	// the key (Config.MaxConflicts), not for want of a quorum.
+	Contention bool
+	// Sealed: an Unknown answer after the group froze the key (an identity
+	// proposal above every pending proposal was chosen): the change either
+	// has taken effect already or never will, and a Resolve's answer is
+	// final.
+	Sealed bool
 	// Resolution is a Resolve's answer (Success).
 	Resolution Resolution
 	// Pending are the proposals that may still land (Unknown), and
@@ -216,11 +224,11 @@ type ApplyResult struct {
 	Results []round.Applied
 }
 
-// Proposal is an accept the machine sent: its ballot and value, and the
-// ops whose changes it carries with their results.
+// Proposal is an accept the machine sent: its ballot and value (and, while
+// its outcome is unknown, the witnesses gathered about it, round.Witness),
+// and the ops whose changes it carries with their results.
 type Proposal struct {
-	Ballot  register.Ballot
-	Value   register.Value
+	round.Proposal
 	Ops     []*Op
 	Results []round.Applied
 }
@@ -232,14 +240,15 @@ type Settle uint8
 const (
 	// SettleNone: there were none.
 	SettleNone Settle = iota
-	// SettleOwn: the newest value was one of them; the attempt proposes it
-	// again.
+	// SettleOwn: the newest value contains one of them (round.Judge:
+	// derived); the attempt proposes it again, unchanged.
 	SettleOwn
 	// SettleFresh: the newest value derives from none of them; the attempt
 	// applies the changes afresh.
 	SettleFresh
-	// SettleAmbiguous: the newest value may derive from one; the machine
-	// gave up with an unknown outcome.
+	// SettleAmbiguous: the newest value may derive from one; the attempt
+	// freezes the key (an identity proposal) and the machine answers with
+	// an unknown outcome, sealed if the freeze succeeded.
 	SettleAmbiguous
 )
 

@@ -45,8 +45,9 @@ func NewClockAt(id, start uint64) *Clock {
 	return &Clock{id: id, counter: start}
 }
 
-// NewWallClock returns a proposer's clock: its counter starts at now() in
-// microseconds, and Observe does not fast-forward to a ballot more than lead
+// NewWallClock returns a proposer's clock: its counter is at least now() in
+// microseconds (it starts there, and Next never issues a counter below the
+// time), and Observe does not fast-forward to a ballot more than lead
 // ahead of now() (docs/design.md §2.1: acceptors refuse such ballots, and one
 // counter serves every key, so following one would make every key fail).
 func NewWallClock(id uint64, now func() time.Time, lead time.Duration) *Clock {
@@ -66,6 +67,13 @@ func (c *Clock) Next() (register.Ballot, error) {
 		return register.Ballot{}, fmt.Errorf("%w: proposer %x is at counter 2^64-1 and cannot issue a higher ballot", ErrClockExhausted, c.id)
 	}
 	c.counter++
+	if c.now != nil {
+		// A wall clock follows the time: a proposer that waited (a backoff
+		// after losing to another one) comes back above every ballot the
+		// other issued meanwhile, instead of just above the stale conflict
+		// it saw, which the other had long passed (docs/design.md §2.1).
+		c.counter = max(c.counter, register.ClockCounter(c.now()))
+	}
 	return register.Ballot{Counter: c.counter, Proposer: c.id}, nil
 }
 

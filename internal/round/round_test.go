@@ -683,4 +683,9 @@ func TestWallClock(t *testing.T) {
 	// Time passes: the same ballot is within the lead now.
 	now = now.Add(time.Hour)
 	observe(t, c, bl(clock+uint64(time.Minute.Microseconds())+2, 3))
+	// And the counter follows the time: a proposer that waited comes back
+	// above the ballots others issued meanwhile.
+	if next, want := mustNext(t, c), uint64(now.UnixMicro()); next.Counter != want {
+		t.Fatalf("an hour later Next() = %v, want counter %d", next, want)
+	}
 }

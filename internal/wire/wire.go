@@ -19,12 +19,33 @@ func BallotFromProto(b *kshakav1.Ballot) register.Ballot {
 
 // ValueToProto converts a value to its wire form.
 func ValueToProto(v register.Value) *kshakav1.Value {
-	return &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
+	pv := &kshakav1.Value{Version: v.Version, Data: v.Data, Tombstone: v.Tombstone}
+	if len(v.Lineage) > 0 {
+		pv.Lineage = make([]uint64, 0, 3*len(v.Lineage))
+		for _, l := range v.Lineage {
+			pv.Lineage = append(pv.Lineage, l.Ballot.Counter, l.Ballot.Proposer, l.Version)
+		}
+	}
+	return pv
 }
 
-// ValueFromProto converts a value from its wire form; nil is the empty value.
+// ValueFromProto converts a value from its wire form, as it is; nil is the
+// empty value. Callers that did not produce it check its lineage
+// (register.CheckLineage: the acceptor core refuses a malformed one). A
+// lineage that is not whole links ends with a zero link, which the check
+// refuses.
 func ValueFromProto(v *kshakav1.Value) register.Value {
-	return register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
+	rv := register.Value{Version: v.GetVersion(), Data: v.GetData(), Tombstone: v.GetTombstone()}
+	if pl := v.GetLineage(); len(pl) > 0 {
+		rv.Lineage = make([]register.Link, 0, (len(pl)+2)/3)
+		for ; len(pl) >= 3; pl = pl[3:] {
+			rv.Lineage = append(rv.Lineage, register.Link{Ballot: register.Ballot{Counter: pl[0], Proposer: pl[1]}, Version: pl[2]})
+		}
+		if len(pl) > 0 {
+			rv.Lineage = append(rv.Lineage, register.Link{})
+		}
+	}
+	return rv
 }
 
 // ConfigToProto converts a configuration to its wire form.

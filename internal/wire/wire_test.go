@@ -28,8 +28,9 @@ func TestConversionsRoundTrip(t *testing.T) {
 	if !BallotFromProto(nil).IsZero() {
 		t.Fatal("nil ballot is not zero")
 	}
-	for _, v := range []register.Value{{}, {Version: 3, Data: []byte("x")}, {Version: 4, Tombstone: true}} {
-		if got := ValueFromProto(ValueToProto(v)); !got.Equal(v) {
+	lineage := []register.Link{{Ballot: register.Ballot{Counter: 9, Proposer: 2}, Version: 4}, {Ballot: register.Ballot{Counter: 8, Proposer: 5}, Version: 2}}
+	for _, v := range []register.Value{{}, {Version: 3, Data: []byte("x")}, {Version: 4, Tombstone: true, Lineage: lineage}} {
+		if got := ValueFromProto(ValueToProto(v)); !got.Equal(v) || !slices.Equal(got.Lineage, v.Lineage) {
 			t.Fatalf("value round trip: %v, want %v", got, v)
 		}
 	}

@@ -219,10 +219,8 @@ func (a *acceptor) serve(m, r *message) {
 		out, ready := a.core.Prepare(a.floors(), items, states)
 		a.commit(m.key, ready)
 		o := out[0]
-		r.ok, r.accepted, r.conflict = o.OK, o.Accepted, o.Conflict
-		if o.OK {
-			r.value = o.Value.Clone()
-		}
+		// Like package acceptor, a refusal carries the accepted value too.
+		r.ok, r.accepted, r.conflict, r.value = o.OK, o.Accepted, o.Conflict, o.Value.Clone()
 	case mAccept:
 		items := []acceptcore.AcceptItem{{Key: key, Ballot: m.ballot, Value: m.value.Clone(), HasValue: true, Next: m.next}}
 		if !a.admit(m, r, a.core.CheckAccept(items, time.Time{})) {

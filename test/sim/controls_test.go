@@ -100,6 +100,14 @@ var negativeControls = []struct {
 	// tombstone was collected reuses versions it had (the history records
 	// versions in GC runs).
 	{"VersionsFromZero", func(s uint64) Options { return GCOptions(s, Faults{VersionsFromZero: true}) }},
+	// (17) A lineage that does not reach back to a pending proposal taken
+	// as proof that nobody built on it: the changes are applied again
+	// (docs/design.md §11). Seeds keep 1 to 3 links or 16 (Options.Lineage).
+	{"LineageMissIsFresh", func(s uint64) Options { return NewOptions(s, Faults{LineageMissIsFresh: true}) }},
+	// (18) A re-proposal that takes a new identity in the lineage instead
+	// of keeping the original proposal's: another proposer's re-accept of
+	// a pending proposal makes it look dead to its own proposer.
+	{"RestampIdentity", func(s uint64) Options { return NewOptions(s, Faults{RestampIdentity: true}) }},
 }
 
 func controlFaults(name string) Faults {

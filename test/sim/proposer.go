@@ -136,6 +136,8 @@ func (f Faults) broken() keyproc.Broken {
 		KeepCacheOnUnknown:    f.KeepCacheOnUnknown,
 		BlindRetry:            f.BlindRetry,
 		IgnoreAmbiguous:       f.IgnoreAmbiguous,
+		LineageMissIsFresh:    f.LineageMissIsFresh,
+		RestampIdentity:       f.RestampIdentity,
 		StaleRefusalDefinite:  f.StaleRefusalDefinite,
 		RefusalAlwaysDefinite: f.RefusalAlwaysDefinite,
 		ReadFirstReply:        f.BrokenRead == ReadFirstReply,
@@ -280,6 +282,9 @@ func (p *proposer) noteRound(k *keyState, r keyproc.Round) {
 	if r.Fast {
 		s.FastWrites++
 	}
+	if r.Settle == keyproc.SettleAmbiguous {
+		s.SettleAmbiguous++
+	}
 	switch r.Outcome {
 	case round.Success:
 		if r.Ballot == k.ballot && p.w.lateRounds[k.round] {
@@ -293,11 +298,7 @@ func (p *proposer) noteRound(k *keyState, r keyproc.Round) {
 			}
 		}
 	case round.Failed:
-		if r.Settle == keyproc.SettleAmbiguous {
-			s.SettleAmbiguous += r.Changes
-		} else {
-			s.Retries++
-		}
+		s.Retries++
 	case round.Unknown:
 		s.SettleRetries++
 	}
@@ -311,6 +312,9 @@ func (p *proposer) answer(a keyproc.Answer) {
 		st = statusFail
 	case round.Unknown:
 		st = statusUnknown
+		if a.Sealed {
+			p.w.stats.Sealed++
+		}
 	}
 	p.complete(a.Op.Ref.(*clientOp), st, round.Applied{Value: a.Value, Err: a.Err})
 }

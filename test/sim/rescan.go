@@ -55,11 +55,13 @@ func (w *world) rescanConfig() keyproc.Config {
 func (w *world) libraryConfig() keyproc.Config {
 	return keyproc.Config{
 		MaxRetries:      max(w.opts.MaxTries-1, 0),
+		MaxConflicts:    w.opts.MaxConflicts,
 		RequestTimeout:  time.Duration(w.opts.Timeout),
 		BackoffBase:     1,
 		BackoffMax:      time.Duration(w.opts.Backoff),
 		RediscoverAfter: 2,
 		OneRTT:          w.opts.OneRTT,
+		Lineage:         w.opts.Lineage,
 		Broken:          w.opts.Faults.broken(),
 	}
 }

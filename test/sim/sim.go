@@ -83,6 +83,13 @@ type Faults struct {
 	// quorum reported, without the version floor (keyproc.Broken
 	// .IgnoreVersionFloor): a recreated key starts again at version 1.
 	GCWithoutFloorEpoch, CollectPromised, VersionsFromZero bool
+	// LineageMissIsFresh re-applies the changes of a pending proposal
+	// whose version the newest value's lineage does not reach back to
+	// (keyproc.Broken; control 17).
+	LineageMissIsFresh bool
+	// RestampIdentity gives a re-proposal a new identity in the lineage
+	// (keyproc.Broken; control 18).
+	RestampIdentity bool
 }
 
 // NetFaults are the network's misbehaviours; probabilities per message.
@@ -149,7 +156,14 @@ type Options struct {
 	// MaxTries is how many attempts a change gets (the library's
 	// MaxRetries + 1); CacheSize bounds the 1RTT cache, used with OneRTT.
 	MaxTries, CacheSize int
+	// MaxConflicts is how many attempts lost to other proposers a change
+	// may have besides its MaxTries (keyproc.Config.MaxConflicts).
+	MaxConflicts        int
 	OneRTT, QuorumReads bool
+	// Lineage is how many links a value's lineage keeps (keyproc.Config;
+	// 0: register.MaxLineage). Short lineages make more intervening
+	// proposals than the lineage holds common.
+	Lineage int
 	// HotKeys, when set, sends four operations in five to the first
 	// HotKeys keys; the other keys stay mostly idle.
 	HotKeys int
@@ -196,6 +210,7 @@ func NewOptions(seed uint64, f Faults) Options {
 		Think:        int64(5 + r.IntN(60)),
 		ChangeEvery:  int64(pick(0, 150, 300, 600)),
 		MaxTries:     5,
+		MaxConflicts: 50,
 		CacheSize:    16,
 	}
 	// Drawn and unused, so that every seed keeps its shape: it bounded how
@@ -246,6 +261,8 @@ func NewOptions(seed uint64, f Faults) Options {
 	_ = r.IntN(4)
 	o.PromiseFloorStep = uint64(pick(0, 1, 2, 5, 20))
 	o.LoseUnsynced = pick(0.5, 1)
+	// From the seed, not the stream, so that every seed keeps its shape.
+	o.Lineage = []int{1, 2, 3, 0}[seed%4]
 	if f.QuorumOfOne {
 		o.Acceptors = 3
 		o.ChangeEvery = 0
@@ -316,9 +333,12 @@ type Stats struct {
 	// SettleRetries counts attempts that ended Unknown (the next attempt
 	// settles them); Settled counts operations answered ok by an attempt
 	// that settled earlier ones, SettledOwn those of them finished by
-	// re-proposing their own proposal; SettleAmbiguous counts operations
-	// given up as unknown.
+	// re-proposing their own proposal; SettleAmbiguous counts the
+	// attempts whose settling was ambiguous (they freeze the key).
 	SettleRetries, Settled, SettledOwn, SettleAmbiguous int
+	// Sealed counts unknown outcomes answered after a freeze
+	// (keyproc.Answer.Sealed).
+	Sealed int
 }
 
 // Result is one run's history and trace.

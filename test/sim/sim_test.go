@@ -234,6 +234,7 @@ func TestSeedTrace(t *testing.T) {
 func addStats(t *Stats, s Stats) {
 	t.Ops += s.Ops
 	t.Unknown += s.Unknown
+	t.Sealed += s.Sealed
 	t.Failed += s.Failed
 	t.Pruned += s.Pruned
 	t.Lost += s.Lost

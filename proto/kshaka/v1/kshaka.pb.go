@@ -163,10 +163,19 @@ func (x *Ballot) GetProposer() uint64 {
 // Value is a register's content. version counts changes (0 = never written);
 // a tombstone is a deleted value.
 type Value struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	Tombstone     bool                   `protobuf:"varint,3,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Data      []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Tombstone bool                   `protobuf:"varint,3,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	// The proposals that created the recent versions, newest first, at most
+	// 16 links (docs/design.md §11), each three numbers: ballot counter,
+	// ballot proposer, version. The proposal at that ballot created the
+	// versions above the next-older link's version, up to and including its
+	// own. Empty for a value written before lineages existed. When not empty,
+	// the first link's version is version, and versions and ballots strictly
+	// decrease; an accept whose lineage is malformed (or not whole links) is
+	// refused with INVALID_ARGUMENT.
+	Lineage       []uint64 `protobuf:"varint,4,rep,packed,name=lineage,proto3" json:"lineage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,6 +229,13 @@ func (x *Value) GetTombstone() bool {
 		return x.Tombstone
 	}
 	return false
+}
+
+func (x *Value) GetLineage() []uint64 {
+	if x != nil {
+		return x.Lineage
+	}
+	return nil
 }
 
 type PrepareRequest struct {
@@ -1684,11 +1700,12 @@ const file_proto_kshaka_v1_kshaka_proto_rawDesc = "" +
 	"\x1cproto/kshaka/v1/kshaka.proto\x12\tkshaka.v1\">\n" +
 	"\x06Ballot\x12\x18\n" +
 	"\acounter\x18\x01 \x01(\x04R\acounter\x12\x1a\n" +
-	"\bproposer\x18\x02 \x01(\x04R\bproposer\"S\n" +
+	"\bproposer\x18\x02 \x01(\x04R\bproposer\"m\n" +
 	"\x05Value\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1c\n" +
-	"\ttombstone\x18\x03 \x01(\bR\ttombstone\"v\n" +
+	"\ttombstone\x18\x03 \x01(\bR\ttombstone\x12\x18\n" +
+	"\alineage\x18\x04 \x03(\x04R\alineage\"v\n" +
 	"\x0ePrepareRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12,\n" +
 	"\x05items\x18\x02 \x03(\v2\x16.kshaka.v1.PrepareItemR\x05items\x12 \n" +
